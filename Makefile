@@ -1,0 +1,37 @@
+# lockmgr - see README.md.
+PREFIX ?= $(CURDIR)/_install
+SWIFT ?= swift
+PLUGINS := $(patsubst Sources/Plugins/%/Driver,%,$(wildcard Sources/Plugins/*/Driver))
+
+.PHONY: all deps build test demo install release bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+# Plugins are dlopen()ed by the tests, so build every product first.
+test: build
+	$(SWIFT) test
+
+release: deps
+	$(SWIFT) build -c release
+
+install: release
+	@bin=$$($(SWIFT) build -c release --show-bin-path); \
+	install -d $(PREFIX)/bin $(PREFIX)/lib/lock_manager $(PREFIX)/etc/lockmgr; \
+	install -m 0755 $$bin/lockmgr $(PREFIX)/bin/lockmgr; \
+	for p in $(PLUGINS); do install -m 0755 $$bin/liblockmgr_$$p.so $(PREFIX)/lib/lock_manager/$$p.so; done; \
+	for f in etc/*.conf; do \
+	    [ -e $(PREFIX)/etc/lockmgr/$$(basename $$f) ] || install -m 0644 $$f $(PREFIX)/etc/lockmgr/; \
+	done; \
+	echo "installed lockmgr and plugins ($(PLUGINS)) under $(PREFIX)"
+
+demo: install
+	scripts/demo.sh $(PREFIX)
+
+clean:
+	rm -rf .build _install

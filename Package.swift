@@ -1,0 +1,62 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Plugins are loaded into C hosts (libvirtd) as well as ours: they carry
+// their own Swift runtime and export nothing but virLockDriverImpl.
+let pluginLinkerSettings: [LinkerSetting] = [
+    .unsafeFlags([
+        "-static-stdlib",
+        "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/Plugins/exports.map",
+    ]),
+]
+
+// Hosts export the sink our plugins report their errors to (error_channel.h).
+let hostLinkerSettings: [LinkerSetting] = [
+    .unsafeFlags(["-Xlinker", "--export-dynamic-symbol=lockmgr_host_report_error"]),
+]
+
+/// A plugin: a Swift driver, a one-line C export table, and a dynamic
+/// library product `liblockmgr_<name>.so`, installed as `lock_manager/<name>.so`.
+func plugin(_ name: String, module: String, dependencies: [Target.Dependency] = []) -> (Product, [Target]) {
+    let product = Product.library(name: "lockmgr_\(name)", type: .dynamic,
+                                  targets: ["\(module)Plugin", "\(module)PluginExport"])
+    let targets: [Target] = [
+        .target(name: "\(module)Plugin",
+                dependencies: ["LockDriver", "CLockDriver"] + dependencies,
+                path: "Sources/Plugins/\(name)/Driver",
+                linkerSettings: pluginLinkerSettings),
+        .target(name: "\(module)PluginExport",
+                dependencies: ["CLockDriver"],
+                path: "Sources/Plugins/\(name)/Export"),
+    ]
+    return (product, targets)
+}
+
+let nop = plugin("nop", module: "Nop")
+
+let package = Package(
+    name: "lockmgr",
+    products: [
+        .executable(name: "lockmgr", targets: ["lockmgr"]),
+        .library(name: "LockDriver", targets: ["LockDriver"]),
+        nop.0,
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // The C ABI: virLockDriver and friends, the export macro, the error channel.
+        .target(name: "CLockDriver", path: "Sources/CLockDriver", linkerSettings: [.linkedLibrary("dl")]),
+        // The host library and the plugin-side bridge (no Foundation: plugins link it).
+        .target(name: "LockDriver", dependencies: ["CLockDriver"], path: "Sources/LockDriver"),
+        .executableTarget(
+            name: "lockmgr",
+            dependencies: ["LockDriver", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/lockmgr",
+            linkerSettings: hostLinkerSettings),
+        // Helpers shared by the test targets: build products, temp dirs, commands, daemons.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
+                    linkerSettings: hostLinkerSettings),
+    ] + nop.1
+)

@@ -1,0 +1,96 @@
+import Glibc
+
+/// Where the host finds its plugins and their configuration, and which
+/// plugin it uses. Each value comes from, in order of precedence: a
+/// command-line flag, the environment, the host config file, the default.
+public struct HostSettings: Sendable, Equatable {
+    public var lockManager: String
+    public var pluginDir: String
+    public var configDir: String
+    /// libvirt's driver name, the first half of `<driver>-<plugin>.conf`.
+    public var driver: String
+
+    /// The plugin's own config file, named as libvirt names it.
+    public var pluginConfigFile: String { "\(configDir)/\(driver)-\(lockManager).conf" }
+
+    /// Keys the host config file may set. `lockManager` is the design
+    /// document's spelling; `lock_manager` is qemu.conf's.
+    public static let knownKeys: Set<String> = ["lockManager", "lock_manager", "plugin_dir", "config_dir", "driver"]
+
+    public struct Overrides: Sendable {
+        public var lockManager: String?
+        public var pluginDir: String?
+        public var configDir: String?
+        public var driver: String?
+        public init(lockManager: String? = nil, pluginDir: String? = nil, configDir: String? = nil, driver: String? = nil) {
+            self.lockManager = lockManager
+            self.pluginDir = pluginDir
+            self.configDir = configDir
+            self.driver = driver
+        }
+    }
+
+    /// Environment variables that override the config file.
+    public enum Environment {
+        public static let config = "LOCKMGR_CONFIG"
+        public static let pluginDir = "LOCKMGR_PLUGIN_DIR"
+        public static let configDir = "LOCKMGR_CONFIG_DIR"
+    }
+
+    /// Resolves the settings. `configPath` nil means the default host
+    /// config, which may be absent; an explicit path must exist.
+    public static func resolve(configPath: String?, overrides: Overrides = Overrides(),
+                               layout: InstallLayout = .current(),
+                               environment: (String) -> String? = { getenv($0).map { String(cString: $0) } })
+        throws(LockError) -> HostSettings
+    {
+        let explicit = configPath ?? environment(Environment.config)
+        let conf = try ConfFile.load(path: explicit ?? layout.hostConfigFile, missingIsEmpty: explicit == nil)
+        try conf.rejectUnknown(knownKeys)
+
+        // Read every key first: `??` takes autoclosures, which lose typed throws.
+        let spelledLikeSeed = try conf.string("lockManager")
+        let spelledLikeLibvirt = try conf.string("lock_manager")
+        let configuredManager = spelledLikeSeed ?? spelledLikeLibvirt
+        let configuredPluginDir = try conf.string("plugin_dir")
+        let configuredConfigDir = try conf.string("config_dir")
+        let configuredDriver = try conf.string("driver")
+        let settings = HostSettings(
+            lockManager: overrides.lockManager ?? configuredManager ?? "nop",
+            pluginDir: overrides.pluginDir ?? environment(Environment.pluginDir) ?? configuredPluginDir ?? layout.pluginDir,
+            configDir: overrides.configDir ?? environment(Environment.configDir) ?? configuredConfigDir ?? layout.configDir,
+            driver: overrides.driver ?? configuredDriver ?? "qemu")
+        try PluginName.validate(settings.lockManager)
+        try PluginName.validate(settings.driver)
+        return settings
+    }
+
+    /// Loads the selected plugin with its config file.
+    public func loadPlugin() throws(LockError) -> LockPlugin {
+        try LockPlugin.load(name: lockManager, pluginDir: pluginDir, configFile: pluginConfigFile)
+    }
+}
+
+/// The install prefix and the paths under it, derived from where the
+/// running executable lives (`<prefix>/bin/lockmgr`), so an installed tree
+/// can be moved without rebuilding.
+public struct InstallLayout: Sendable, Equatable {
+    public var prefix: String
+
+    public init(prefix: String) { self.prefix = prefix }
+
+    public var pluginDir: String { "\(prefix)/lib/lock_manager" }
+    public var configDir: String { "\(prefix)/etc/lockmgr" }
+    public var hostConfigFile: String { "\(configDir)/lockmgr.conf" }
+
+    public static func current() -> InstallLayout {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return InstallLayout(prefix: "/usr/local") }
+        let exe = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        var parts = exe.split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(min(2, parts.count))          // drop "bin/lockmgr"
+        let prefix = parts.joined(separator: "/")
+        return InstallLayout(prefix: prefix.isEmpty ? "/" : prefix)
+    }
+}

@@ -1,0 +1,146 @@
+import CLockDriver
+import Glibc
+
+/// A loaded lock driver plugin: ours or libvirt's, any `.so` exporting a
+/// `virLockDriverImpl` table of ABI 1.x.
+public final class LockPlugin: @unchecked Sendable {
+    /// The name the plugin was loaded under (file name without `.so`).
+    public let name: String
+    public let path: String
+    public let version: ABIVersion
+    public let flags: DriverFlags
+    public let configFile: String?
+
+    let table: UnsafeMutablePointer<virLockDriver>
+    private var handle: UnsafeMutableRawPointer?
+
+    /// Loads `<pluginDir>/<name>.so` and initialises it with `configFile`.
+    public static func load(name: String, pluginDir: String, configFile: String?) throws(LockError) -> LockPlugin {
+        try PluginName.validate(name)
+        return try LockPlugin(path: "\(pluginDir)/\(name).so", name: name, configFile: configFile)
+    }
+
+    /// Loads a plugin file by path (for `lockmgr info` on any .so).
+    public convenience init(path: String, configFile: String?) throws(LockError) {
+        let file = path.split(separator: "/").last.map(String.init) ?? path
+        let name = file.hasSuffix(".so") ? String(file.dropLast(3)) : file
+        try self.init(path: path, name: name, configFile: configFile)
+    }
+
+    private init(path: String, name: String, configFile: String?) throws(LockError) {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw .config("lock plugin '\(name)' not found: \(path): \(String(cString: strerror(errno)))")
+        }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw .config("lock plugin '\(name)': \(path) is not a regular file")
+        }
+        // RTLD_NODELETE: a plugin carrying a Swift runtime must never be unmapped.
+        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
+            throw .config("lock plugin '\(name)': cannot load \(path): \(Self.dlerrorText())")
+        }
+        guard let symbol = dlsym(handle, "virLockDriverImpl") else {
+            dlclose(handle)
+            throw .config("lock plugin '\(name)': \(path) does not export virLockDriverImpl (not a lock driver plugin)")
+        }
+        let table = symbol.assumingMemoryBound(to: virLockDriver.self)
+        let version = ABIVersion(rawValue: table.pointee.version)
+        guard version.major == ABIVersion.current.major else {
+            dlclose(handle)
+            throw .config("lock plugin '\(name)': ABI version \(version) is not supported (this host speaks \(ABIVersion.current))")
+        }
+        if let missing = Self.missingCallback(table.pointee) {
+            dlclose(handle)
+            throw .config("lock plugin '\(name)': callback '\(missing)' is NULL")
+        }
+
+        self.name = name
+        self.path = path
+        self.version = version
+        self.flags = DriverFlags(rawValue: table.pointee.flags)
+        self.configFile = configFile
+        self.table = table
+        self.handle = handle
+
+        // libvirt's own plugins run on libvirt.so.0, which must be initialised first.
+        _ = LibvirtRuntime.shared
+        PluginErrors.reset()
+        let rc = configFile.withOptionalCString { cfg in
+            table.pointee.drvInit(UInt32(VIR_LOCK_MANAGER_VERSION), cfg, 0)
+        }
+        if rc < 0 {
+            let error = PluginErrors.take(operation: "drvInit", plugin: name)
+            dlclose(handle)
+            self.handle = nil
+            throw LockError(error.kind, "lock plugin '\(name)' failed to initialise: \(error.message)")
+        }
+    }
+
+    /// Calls `drvDeinit` and closes the library, unless the plugin refused.
+    public func unload() throws(LockError) {
+        guard let handle else { return }
+        self.handle = nil
+        PluginErrors.reset()
+        if table.pointee.drvDeinit() < 0 {
+            // libvirt's rule: a plugin returning -1 asks to stay loaded.
+            throw PluginErrors.take(operation: "drvDeinit", plugin: name)
+        }
+        dlclose(handle)
+    }
+
+    public var isLoaded: Bool { handle != nil }
+
+    /// A manager for one object: libvirt's drvNew.
+    public func makeManager(for object: LockObject, flags: NewFlags = []) throws(LockError) -> LockManager {
+        guard isLoaded else { throw .internalError("lock plugin '\(name)' is unloaded") }
+        return try LockManager(plugin: self, object: object, flags: flags)
+    }
+
+    /// Translates the last failure of an entry point into a LockError.
+    func failure(_ operation: String) -> LockError {
+        PluginErrors.take(operation: operation, plugin: name)
+    }
+
+    private static func missingCallback(_ t: virLockDriver) -> String? {
+        let callbacks: [(String, Bool)] = [
+            ("drvInit", t.drvInit != nil), ("drvDeinit", t.drvDeinit != nil),
+            ("drvNew", t.drvNew != nil), ("drvFree", t.drvFree != nil),
+            ("drvAddResource", t.drvAddResource != nil), ("drvAcquire", t.drvAcquire != nil),
+            ("drvRelease", t.drvRelease != nil), ("drvInquire", t.drvInquire != nil),
+        ]
+        return callbacks.first { !$0.1 }?.0
+    }
+
+    private static func dlerrorText() -> String {
+        dlerror().map { String(cString: $0) } ?? "unknown dlopen error"
+    }
+}
+
+/// Plugin names become file names: anything that could leave the plugin
+/// directory is refused before a path is built.
+public enum PluginName {
+    public static func validate(_ name: String) throws(LockError) {
+        guard !name.isEmpty else { throw .config("lock plugin name is empty") }
+        guard name.utf8.count <= 64 else { throw .config("lock plugin name '\(name)' is too long") }
+        guard name != ".", name != "..", !name.hasPrefix(".") else {
+            throw .config("lock plugin name '\(name)' may not start with '.'")
+        }
+        for c in name.utf8 {
+            let ok = (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
+                || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || c == UInt8(ascii: "_")
+                || c == UInt8(ascii: "-") || c == UInt8(ascii: ".")
+            guard ok else {
+                throw .config("lock plugin name '\(name)' contains '\(Character(Unicode.Scalar(c)))': names may use letters, digits, '_', '-' and '.' only")
+            }
+        }
+    }
+}
+
+extension Optional where Wrapped == String {
+    func withOptionalCString<R>(_ body: (UnsafePointer<CChar>?) -> R) -> R {
+        switch self {
+        case .some(let s): return s.withCString(body)
+        case .none: return body(nil)
+        }
+    }
+}

@@ -1,0 +1,38 @@
+import LockDriver
+import Testing
+import TestSupport
+
+/// The nop plugin driven through our host library: every operation
+/// succeeds and no state is ever produced, like libvirt's built-in nop.
+@Suite struct NopPluginTests {
+    let object = LockObject(uuid: UUIDBytes("c7a5fdbd-cdaf-9455-926a-d65c16db1809")!, name: "vm1", id: 3, pid: 4242)
+
+    @Test func loadsWithVersionAndNoFlags() throws {
+        let plugin = try LockPlugin.load(name: "nop", pluginDir: BuildProducts.pluginDir, configFile: "/nonexistent/qemu-nop.conf")
+        #expect(plugin.version == ABIVersion.current)
+        #expect(plugin.flags == [])
+        try plugin.unload()
+        #expect(!plugin.isLoaded)
+    }
+
+    @Test func everyOperationSucceedsWithoutState() throws {
+        let plugin = try LockPlugin.load(name: "nop", pluginDir: BuildProducts.pluginDir, configFile: nil)
+        let manager = try plugin.makeManager(for: object, flags: .started)
+        try manager.addResource(.disk("/var/lib/images/a.img"))
+        try manager.addResource(.disk("/var/lib/images/b.img", mode: .shared))
+        try manager.addResource(.lease(key: "k", lockspace: "ls", path: "/leases/k", offset: 1_048_576, mode: .readOnly))
+        #expect(try manager.acquire(state: "ignored", flags: [.registerOnly, .restrict], action: .poweroff) == nil)
+        #expect(try manager.inquire() == nil)
+        #expect(try manager.release() == nil)
+    }
+
+    @Test func rejectsUnknownFlagsWithTheBridgeMessage() throws {
+        let plugin = try LockPlugin.load(name: "nop", pluginDir: BuildProducts.pluginDir, configFile: nil)
+        let manager = try plugin.makeManager(for: object)
+        let error = #expect(throws: LockError.self) {
+            try manager.acquire(flags: AcquireFlags(rawValue: 0x80))
+        }
+        #expect(error?.kind == .invalid)
+        #expect(error?.message == "nop: drvAcquire: unsupported flags 0x80")
+    }
+}
