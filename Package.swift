@@ -56,6 +56,8 @@ let package = Package(
             linkerSettings: hostLinkerSettings),
         // Helpers shared by the test targets: build products, temp dirs, commands, daemons.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // The pr plugin's testable core: SCSI transports, PR commands, keys, state.
+        .target(name: "PRCore", dependencies: ["LockDriver"], path: "Sources/Plugins/pr/Core"),
         .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
                     linkerSettings: hostLinkerSettings),
     ] + nop.1
