@@ -34,12 +34,31 @@ func plugin(_ name: String, module: String, dependencies: [Target.Dependency] = 
 
 let nop = plugin("nop", module: "Nop")
 
+// ---- sanlock plugin (issue 4) --------------------------------------------
+// CSanlock: libsanlock_client's headers plus a small C helper for
+// `struct sanlk_resource` (its flexible disks[] array is not usable from Swift).
+// SanlockCore: the pure logic (config, MD5 lease names, state strings, error
+// texts, failure helper command), unit-tested without a daemon.
+let sanlock = plugin("sanlock", module: "Sanlock", dependencies: ["SanlockCore", "CSanlock"])
+let sanlockTargets: [Target] = [
+    .target(name: "CSanlock", path: "Sources/Plugins/sanlock/CSanlock",
+            linkerSettings: [.linkedLibrary("sanlock_client")]),
+    .target(name: "SanlockCore", dependencies: ["LockDriver"], path: "Sources/Plugins/sanlock/Core"),
+    .testTarget(name: "SanlockTests", dependencies: ["SanlockCore", "LockDriver", "TestSupport"],
+                linkerSettings: hostLinkerSettings),
+    // Not a test: acquire+release latency of our plugin, libvirt's and the raw API.
+    .executableTarget(name: "sanlock-bench", dependencies: ["LockDriver", "CSanlock", "TestSupport"],
+                      path: "Benchmarks/sanlock-bench", linkerSettings: hostLinkerSettings),
+]
+// ---- end sanlock plugin ---------------------------------------------------
+
 let package = Package(
     name: "lockmgr",
     products: [
         .executable(name: "lockmgr", targets: ["lockmgr"]),
         .library(name: "LockDriver", targets: ["LockDriver"]),
         nop.0,
+        sanlock.0,
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -60,5 +79,5 @@ let package = Package(
         .target(name: "PRCore", dependencies: ["LockDriver"], path: "Sources/Plugins/pr/Core"),
         .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
                     linkerSettings: hostLinkerSettings),
-    ] + nop.1
+    ] + nop.1 + sanlock.1 + sanlockTargets
 )
