@@ -60,5 +60,6 @@ let package = Package(
         .target(name: "PRCore", dependencies: ["LockDriver"], path: "Sources/Plugins/pr/Core"),
         .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
                     linkerSettings: hostLinkerSettings),
+        .testTarget(name: "LockmgrToolTests", dependencies: ["TestSupport"]),
     ] + nop.1
 )
