@@ -8,6 +8,11 @@ public struct FailureHelper: Sendable, Equatable {
     /// One string; sanlock splits it at unescaped spaces.
     public var args: String
 
+    public init(path: String, args: String) {
+        self.path = path
+        self.args = args
+    }
+
     /// sanlock's field sizes (SANLK_HELPER_PATH_LEN, SANLK_HELPER_ARGS_LEN).
     public static let maxLength = 128
 

@@ -22,6 +22,14 @@ public struct LeaseState: Sendable, Equatable {
         /// nil for shared leases, which carry no version.
         public var version: UInt64?
         public var shared: Bool
+
+        public init(lockspace: String, name: String, disks: [Disk], version: UInt64?, shared: Bool) {
+            self.lockspace = lockspace
+            self.name = name
+            self.disks = disks
+            self.version = version
+            self.shared = shared
+        }
     }
 
     public var entries: [Entry]

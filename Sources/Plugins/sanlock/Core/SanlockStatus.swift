@@ -9,7 +9,7 @@ public enum SanlockStatus {
     /// The call that returned the code: the same errno means different
     /// things to different calls.
     public enum Call: Sendable {
-        case connect, register, acquire, release, inquire, restrict, killpath
+        case register, acquire, release, inquire, restrict, killpath
         case addLockspace, writeLockspace, initLease, align
     }
 
@@ -30,6 +30,10 @@ public enum SanlockStatus {
     }
 
     public static func reason(_ rv: Int32, _ call: Call) -> String {
+        // Every call connects first; without a daemon they all fail the same way.
+        if rv == -ENOENT || rv == -ECONNREFUSED, !daemonSocketExists {
+            return "the sanlock daemon is not running (no socket \(runDir)/sanlock.sock)"
+        }
         if let text = callSpecific(rv, call) { return text }
         if let text = sanlockCodes[rv] { return text }
         if rv > -200 && rv < 0 { return String(cString: strerror(-rv)) }
@@ -38,9 +42,9 @@ public enum SanlockStatus {
 
     private static func callSpecific(_ rv: Int32, _ call: Call) -> String? {
         switch (-rv, call) {
-        case (ENOENT, .connect), (ENOENT, .register), (ECONNREFUSED, _):
-            return "the sanlock daemon is not running (no socket in \(runDir))"
-        case (EACCES, .connect), (EACCES, .register):
+        case (ECONNREFUSED, _):
+            return "the sanlock daemon is not running (stale socket in \(runDir))"
+        case (EACCES, _):
             return "permission denied on the sanlock daemon's socket in \(runDir)"
         case (EEXIST, .acquire):
             return "already held by another process on this host"
@@ -65,6 +69,12 @@ public enum SanlockStatus {
         }
     }
 
+    private static var daemonSocketExists: Bool {
+        var st = stat()
+        return stat("\(runDir)/sanlock.sock", &st) == 0
+    }
+
+    /// Where the client library looks for the daemon, as it decides it.
     private static var runDir: String {
         getenv("SANLOCK_RUN_DIR").map { String(cString: $0) } ?? "/run/sanlock"
     }
