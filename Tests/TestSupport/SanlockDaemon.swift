@@ -15,6 +15,7 @@ public final class SanlockDaemon: @unchecked Sendable {
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     /// The environment that points clients at this daemon.
