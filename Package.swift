@@ -47,7 +47,7 @@ let sanlockTargets: [Target] = [
     .testTarget(name: "SanlockTests", dependencies: ["SanlockCore", "LockDriver", "TestSupport"],
                 linkerSettings: hostLinkerSettings),
     // Not a test: acquire+release latency of our plugin, libvirt's and the raw API.
-    .executableTarget(name: "sanlock-bench", dependencies: ["LockDriver", "CSanlock", "TestSupport"],
+    .executableTarget(name: "sanlock-bench", dependencies: ["LockDriver", "SanlockCore", "CSanlock", "TestSupport"],
                       path: "Benchmarks/sanlock-bench", linkerSettings: hostLinkerSettings),
 ]
 // ---- end sanlock plugin ---------------------------------------------------
