@@ -251,6 +251,13 @@ struct SanlockPluginTests {
         let typo = c.lockmgr(.a, "acquire", ["--disk", c.disk("t8")], configDir: dir)
         #expect(typo.status == 78)
         #expect(typo.stderr.contains("\(dir)/qemu-sanlock.conf:3: unknown setting 'lease_dir'"), "\(typo)")
+
+        // Lockspace setup fails initialisation (libvirt's plugin swallows this).
+        TempDir.write("auto_disk_leases = 1\nhost_id = 1\ndisk_lease_dir = \"\(dir)/missing\"\n", to: "\(dir)/qemu-sanlock.conf")
+        let noDir = c.lockmgr(.a, "acquire", ["--disk", c.disk("t8")], configDir: dir)
+        #expect(noDir.status == 78)
+        #expect(noDir.stderr.contains("failed to initialise"), "\(noDir)")
+        #expect(noDir.stderr.contains("cannot create lockspace __LIBVIRT__DISKS__: disk_lease_dir \(dir)/missing does not exist"), "\(noDir)")
     }
 
     @Test func diskWithoutLeaseIsRefusedWhenLeasesAreRequired() throws {
