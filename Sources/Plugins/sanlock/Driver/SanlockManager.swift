@@ -87,16 +87,22 @@ final class SanlockManager: LockPluginManager {
         if flags.contains(.restrict) {
             throw .unsupported("RESTRICT can only be applied by the process itself (pid \(pid) is not this process)")
         }
-        guard try SanlockClient.isRegistered(pid: pid) else {
-            throw SanlockStatus.error(-ESRCH, .acquire, "cannot acquire for '\(object.name)' (pid \(pid))")
+        if flags.contains(.registerOnly) || wanted.isEmpty {
+            // Nothing to take; still refuse a process that never registered.
+            guard try SanlockClient.isRegistered(pid: pid) else {
+                throw SanlockStatus.error(-ESRCH, .acquire, "cannot acquire for '\(object.name)' (pid \(pid))")
+            }
+            return
         }
-        if flags.contains(.registerOnly) { return }
+        // sanlock itself refuses an unregistered pid (ESRCH).
         try SanlockClient.acquire(fd: -1, pid: pid, wanted, owner: object.name)
     }
 
+    /// Returns the state of everything the process held, taken just before
+    /// releasing (it carries the versions a migration destination needs).
     func release() throws(LockError) -> String? {
-        guard try SanlockClient.isRegistered(pid: pid) else { return nil }
-        let state = try SanlockClient.inquire(pid: pid)
+        // Unregistered, or registered holding nothing: nothing to release.
+        guard let state = try SanlockClient.inquire(pid: pid) else { return nil }
         try SanlockClient.release(pid: pid, leases)
         return state
     }
