@@ -43,6 +43,22 @@ struct SanlockPluginTests {
         next.stop()
     }
 
+    @Test func userAndGroupOwnTheLeaseFilesAsInLibvirt() throws {
+        let c = try cluster()
+        let dir = TempDir.make("sanlock-owner")
+        let conf = try String(contentsOfFile: "\(c.configDirA)/qemu-sanlock.conf", encoding: .utf8)
+        TempDir.write(conf + "user = \"+65534\"\ngroup = \"+65534\"\n", to: "\(dir)/qemu-sanlock.conf")
+        let disk = c.disk("owned")
+        let r = c.lockmgr(.a, "acquire", ["--disk", disk], configDir: dir)
+        #expect(r.status == 0, "\(r)")
+        let attributes = try FileManager.default.attributesOfItem(atPath: c.leaseFile(forDisk: disk))
+        #expect(attributes[.ownerAccountID] as? Int == 65534 && attributes[.groupOwnerAccountID] as? Int == 65534)
+        #expect(attributes[.posixPermissions] as? Int == 0o600)
+        // The existing lockspace is handed to them too, with group access.
+        let lockspace = try FileManager.default.attributesOfItem(atPath: SanlockLease.autoLockspacePath(leaseDir: c.leaseDir))
+        #expect(lockspace[.groupOwnerAccountID] as? Int == 65534 && lockspace[.posixPermissions] as? Int == 0o660)
+    }
+
     @Test func sharedDisksTakeSharedLeases() throws {
         let c = try cluster()
         let disk = c.disk("shared")
