@@ -6,11 +6,15 @@
  *   -DDEFECT_WRONG_MAJOR    table claims ABI 2.0.0
  *   -DDEFECT_NULL_CALLBACK  table has drvAcquire = NULL
  *   -DDEFECT_INIT_FAILS     drvInit reports an error and returns -1
+ *   -DDEFECT_NEW_FAILS      drvNew reports an error and returns -1 for
+ *                           objects named "refused"; drvFree calls are
+ *                           counted in the exported bad_free_calls
  *
  * Every callback that is present succeeds, so the only reason the loader
  * can refuse the file is the one defect it was built with.
  */
 #include <stddef.h>
+#include <string.h>
 
 #include "error_channel.h"
 #include "lock_driver.h"
@@ -32,14 +36,33 @@ static int bad_init(unsigned int version, const char *configFile, unsigned int f
 
 static int bad_deinit(void) { return 0; }
 
+__attribute__((visibility("default"))) int bad_free_calls;
+
 static int bad_new(virLockManager *m, unsigned int type, size_t n,
                    virLockManagerParam *p, unsigned int flags)
 {
-    (void)m; (void)type; (void)n; (void)p; (void)flags;
+    (void)m; (void)type; (void)flags;
+#ifdef DEFECT_NEW_FAILS
+    for (size_t i = 0; i < n; i++) {
+        if (p[i].type == VIR_LOCK_MANAGER_PARAM_TYPE_STRING && p[i].value.str &&
+            strcmp(p[i].key, "name") == 0 && strcmp(p[i].value.str, "refused") == 0) {
+            lockmgr_plugin_report_error(LOCKMGR_ERROR_INVALID, "bad-new: object 'refused' is refused");
+            return -1;
+        }
+    }
+    /* A real plugin would allocate here; drvFree must see it exactly once. */
+    m->privateData = m;
+#else
+    (void)m; (void)n; (void)p;
+#endif
     return 0;
 }
 
-static void bad_free(virLockManager *m) { (void)m; }
+static void bad_free(virLockManager *m)
+{
+    bad_free_calls++;
+    m->privateData = NULL;
+}
 
 static int bad_add(virLockManager *m, unsigned int type, const char *name,
                    size_t n, virLockManagerParam *p, unsigned int flags)
