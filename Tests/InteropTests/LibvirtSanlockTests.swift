@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import LockDriver
 import Testing
 import TestSupport
@@ -16,23 +17,34 @@ import TestSupport
         return path
     }
 
+    /// Run where /run is an empty private directory (PrivateRunDir), so no
+    /// sanlock daemon is reachable at its default /run/sanlock: init must
+    /// not need one.
     @Test func initialisesWithoutADaemonAndUsesState() throws {
         try #require(FileManager.default.fileExists(atPath: Self.sanlockPlugin),
                      "\(Self.sanlockPlugin) is missing: install the Debian package libvirt-sanlock")
-        let plugin = try LockPlugin(path: Self.sanlockPlugin, configFile: config("auto_disk_leases = 0\nrequire_lease_for_disks = 1\n"))
-        defer { try? plugin.unload() }
-        #expect(plugin.version == ABIVersion.current)
-        #expect(plugin.flags == .usesState)
-
-        // A read/write disk without a lease is refused before any daemon is
-        // contacted, with libvirt's message and error class.
+        try #require(getenv("SANLOCK_RUN_DIR") == nil, "SANLOCK_RUN_DIR is set: this test needs sanlock's default run dir")
+        let conf = config("auto_disk_leases = 0\nrequire_lease_for_disks = 1\n")
+        let emptyRun = TempDir.make("sanlock-run")
         let object = LockObject(uuid: try #require(UUIDBytes("0b8c2f4e-6a1d-4c3b-9e5f-7a8b9c0d1e2f")), name: "vm-s", id: 5,
                                 pid: UInt32(getpid()))
-        let manager = try plugin.makeManager(for: object, flags: .started)
-        try manager.addResource(.disk("/var/lib/images/s.img"))
-        let error = #expect(throws: LockError.self) { try manager.acquire() }
+
+        let (version, flags, acquired) = try PrivateRunDir.run(emptyRun) { () throws -> (ABIVersion, DriverFlags, Result<Int32?, LockError>) in
+            let plugin = try LockPlugin(path: Self.sanlockPlugin, configFile: conf)
+            defer { try? plugin.unload() }
+            let manager = try plugin.makeManager(for: object, flags: .started)
+            try manager.addResource(.disk("/var/lib/images/s.img"))
+            return (plugin.version, plugin.flags, Result { () throws(LockError) in try manager.acquire() })
+        }
+        #expect(version == ABIVersion.current)
+        #expect(flags == .usesState)
+
+        // A read/write disk without a lease is refused before any daemon is
+        // contacted, with libvirt's message and error class
+        // (VIR_ERR_CONFIG_UNSUPPORTED).
+        let error = #expect(throws: LockError.self) { try acquired.get() }
         #expect(error?.kind == .config)
-        #expect(error?.message.contains("Read/write, exclusive access, disks were present, but no leases specified") == true,
+        #expect(error?.message == "unsupported configuration: Read/write, exclusive access, disks were present, but no leases specified",
                 "\(String(describing: error))")
     }
 
