@@ -8,17 +8,17 @@ import Glibc
 /// blocked-signal mask (measured here: SigBlk fffffffe3bfbea27, SIGTERM
 /// included), so a daemon started with it ignores SIGTERM and a `sleep`
 /// outlives terminate(). Spawning from the calling thread also keeps the
-/// child in that thread's mount namespace (PrivateRunDir).
-final class SpawnedProcess {
-    let pid: pid_t
-    private(set) var exitStatus: Int32?
+/// child in that thread's mount namespace (see InteropTests' PrivateRunDir).
+public final class SpawnedProcess {
+    public let pid: pid_t
+    public private(set) var exitStatus: Int32?
 
-    struct SpawnError: Error, CustomStringConvertible {
-        var description: String
+    public struct SpawnError: Error, CustomStringConvertible {
+        public var description: String
     }
 
     /// Starts `argv` with stdin from /dev/null and stdout+stderr appended to `output`.
-    init(_ argv: [String], output: String = "/dev/null") throws {
+    public init(_ argv: [String], output: String = "/dev/null") throws {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -44,7 +44,7 @@ final class SpawnedProcess {
         pid = child
     }
 
-    var isRunning: Bool {
+    public var isRunning: Bool {
         guard exitStatus == nil else { return false }
         var status: Int32 = 0
         let rc = waitpid(pid, &status, WNOHANG)
@@ -58,7 +58,7 @@ final class SpawnedProcess {
     /// Returns the exit status (128 + signal when killed by one), or nil if
     /// the process had to be SIGKILLed.
     @discardableResult
-    func stop(_ signal: Int32 = SIGTERM, timeout: TimeInterval = 10) -> Int32? {
+    public func stop(_ signal: Int32 = SIGTERM, timeout: TimeInterval = 10) -> Int32? {
         guard isRunning else { return exitStatus }
         kill(pid, signal)
         let deadline = Date().addingTimeInterval(timeout)
