@@ -34,6 +34,14 @@ func plugin(_ name: String, module: String, dependencies: [Target.Dependency] = 
 
 let nop = plugin("nop", module: "Nop")
 
+// ---- interop: binary compatibility and loader tests (branch interop) ----
+// C fixtures in Tests/InteropTests/C are compiled by the tests with gcc.
+let interopTargets: [Target] = [
+    .testTarget(name: "InteropTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
+                exclude: ["C"], linkerSettings: hostLinkerSettings),
+]
+// ---- end interop ----
+
 let package = Package(
     name: "lockmgr",
     products: [
@@ -61,5 +69,5 @@ let package = Package(
         .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
                     linkerSettings: hostLinkerSettings),
         .testTarget(name: "LockmgrToolTests", dependencies: ["TestSupport"]),
-    ] + nop.1
+    ] + nop.1 + interopTargets
 )
