@@ -52,6 +52,14 @@ let sanlockTargets: [Target] = [
 ]
 // ---- end sanlock plugin ---------------------------------------------------
 
+// ---- interop: binary compatibility and loader tests (branch interop) ----
+// C fixtures in Tests/InteropTests/C are compiled by the tests with gcc.
+let interopTargets: [Target] = [
+    .testTarget(name: "InteropTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
+                exclude: ["C"], linkerSettings: hostLinkerSettings),
+]
+// ---- end interop ----
+
 let package = Package(
     name: "lockmgr",
     products: [
@@ -80,5 +88,5 @@ let package = Package(
         .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
                     linkerSettings: hostLinkerSettings),
         .testTarget(name: "LockmgrToolTests", dependencies: ["TestSupport"]),
-    ] + nop.1 + sanlock.1 + sanlockTargets
+    ] + nop.1 + sanlock.1 + sanlockTargets + interopTargets
 )
