@@ -20,24 +20,23 @@ struct SanlockPluginTests {
     @Test func acquireInquireReleaseAutoAndExplicitLeases() throws {
         let c = try cluster()
         let disk = c.disk("t1"), readOnly = c.disk("t1-ro")
-        let explicit = LockResource.lease(key: "explicit-1", lockspace: SanlockCluster.lockspace, path: c.explicitLease)
-        let vm = try c.startVM(.a, name: "vm-t1", ["--disk", disk, "--readonly-disk", readOnly,
-                                                   "--lease", "key=explicit-1,lockspace=\(SanlockCluster.lockspace),path=\(c.explicitLease)"])
+        let resources = ["--disk", disk, "--readonly-disk", readOnly,
+                         "--lease", "key=explicit-1,lockspace=\(SanlockCluster.lockspace),path=\(c.explicitLease)"]
+        let vm = try c.startVM(.a, name: "vm-t1", resources)
         // The automatic lease file, laid out as libvirt lays it out.
         let attributes = try FileManager.default.attributesOfItem(atPath: c.leaseFile(forDisk: disk))
         #expect(attributes[.size] as? Int == 1 << 20)
         #expect(attributes[.posixPermissions] as? Int == 0o600)
         #expect(!FileManager.default.fileExists(atPath: c.leaseFile(forDisk: readOnly)), "read-only disks take no lease")
 
-        let m = try c.manager(pid: vm.pid, name: "vm-t1", [.disk(disk), .disk(readOnly, mode: .readOnly), explicit])
-        let state = try #require(try m.inquire())
+        let state = try #require(c.state(.a, "inquire", pid: vm.pid, resources))
         let entries = state.split(separator: " ")
         #expect(entries.count == 2, "\(state)")
         #expect(entries.contains { isEntry($0, lockspace: SanlockCluster.lockspace, name: MD5.hex(disk), path: c.leaseFile(forDisk: disk)) })
         #expect(entries.contains { isEntry($0, lockspace: SanlockCluster.lockspace, name: "explicit-1", path: c.explicitLease) })
 
-        #expect(try m.release() == state)
-        #expect(try m.inquire() == nil, "everything released")
+        #expect(c.state(.a, "release", pid: vm.pid, resources) == state)
+        #expect(c.state(.a, "inquire", pid: vm.pid, resources) == nil, "everything released")
         // Free again: another VM takes both.
         let next = try c.startVM(.a, name: "vm-t1b", ["--disk", disk, "--lease", "key=explicit-1,lockspace=\(SanlockCluster.lockspace),path=\(c.explicitLease)"])
         next.stop()
@@ -64,7 +63,7 @@ struct SanlockPluginTests {
         let disk = c.disk("shared")
         let first = try c.startVM(.a, name: "vm-sh1", ["--shared-disk", disk])
         let second = try c.startVM(.a, name: "vm-sh2", ["--shared-disk", disk])
-        let state = try #require(try c.manager(pid: second.pid, name: "vm-sh2", [.disk(disk, mode: .shared)]).inquire())
+        let state = try #require(c.state(.a, "inquire", pid: second.pid, ["--shared-disk", disk]))
         #expect(state == "\(SanlockCluster.lockspace):\(MD5.hex(disk)):\(c.leaseFile(forDisk: disk)):0:SH")
         let writer = c.lockmgr(.a, "acquire", ["--disk", disk])
         #expect(writer.status == 75, "an exclusive user must wait for the shared holders: \(writer)")
@@ -110,9 +109,8 @@ struct SanlockPluginTests {
         let c = try cluster()
         let disk = c.disk("t4")
         let source = try c.startVM(.a, name: "vm-t4", ["--disk", disk])
-        let sourceManager = try c.manager(pid: source.pid, name: "vm-t4", [.disk(disk)])
-        let inquired = try #require(try sourceManager.inquire())
-        let state = try #require(try sourceManager.release())
+        let inquired = try #require(c.state(.a, "inquire", pid: source.pid, ["--disk", disk]))
+        let state = try #require(c.state(.a, "release", pid: source.pid, ["--disk", disk]))
         #expect(state == inquired)
 
         let destination = try c.startVM(.b, name: "vm-t4", ["--disk", disk, "--state", state])
@@ -134,36 +132,39 @@ struct SanlockPluginTests {
         source.stop()
     }
 
-    // 5. libvirt's own sanlock.so against the same daemon and lease directory.
+    // 5. libvirt's own sanlock.so against the same daemon and lease directory,
+    // loaded by our host (lockmgr) like ours.
     @Test func interoperatesWithLibvirtsPlugin() throws {
         let c = try cluster()
-        let libvirt = try LockPlugin.load(name: "sanlock", pluginDir: BuildProducts.libvirtPluginDir,
-                                          configFile: "\(c.configDirA)/qemu-sanlock.conf")
-        #expect(libvirt.flags == .usesState)
+        let libvirt = BuildProducts.libvirtPluginDir
         let disk = c.disk("t5")
         let vm1 = try c.startVM(.a, name: "vm-t5a", ["--register-only"])
         let vm2 = try c.startVM(.a, name: "vm-t5b", ["--register-only"])
+        func acquire(_ vm: VM, pluginDir: String, _ extra: [String] = []) -> CommandResult {
+            c.lockmgr(.a, "acquire", ["--pid", "\(vm.pid)", "--disk", disk] + extra, name: "vm-t5", pluginDir: pluginDir)
+        }
 
         // libvirt's plugin creates the lease file and takes the lease for vm1.
-        try c.manager(pid: vm1.pid, name: "vm-t5a", [.disk(disk)], plugin: libvirt).acquire()
+        let byLibvirt = acquire(vm1, pluginDir: libvirt)
+        #expect(byLibvirt.status == 0, "\(byLibvirt)")
         let attributes = try FileManager.default.attributesOfItem(atPath: c.leaseFile(forDisk: disk))
         #expect(attributes[.size] as? Int == 1 << 20 && attributes[.posixPermissions] as? Int == 0o600)
 
         // Ours refuses it for vm2.
-        let ours = try c.manager(pid: vm2.pid, name: "vm-t5b", [.disk(disk)])
-        let refused = #expect(throws: LockError.self) { try ours.acquire() }
-        #expect(refused?.kind == .conflict)
-        #expect(refused?.message.contains("already held by another process") == true, "\(refused?.message ?? "")")
+        let refused = acquire(vm2, pluginDir: BuildProducts.pluginDir)
+        #expect(refused.status == 75)
+        #expect(refused.stderr.contains("already held by another process on this host"), "\(refused)")
 
         // libvirt's plugin releases; ours acquires with the state it produced.
-        let state = try #require(try c.manager(pid: vm1.pid, name: "vm-t5a", [.disk(disk)], plugin: libvirt).release())
-        try c.manager(pid: vm2.pid, name: "vm-t5b", [.disk(disk)]).acquire(state: state)
-        #expect(try ours.inquire()?.contains(MD5.hex(disk)) == true)
+        let state = try #require(c.state(.a, "release", pid: vm1.pid, ["--disk", disk], pluginDir: libvirt))
+        let taken = acquire(vm2, pluginDir: BuildProducts.pluginDir, ["--state", state])
+        #expect(taken.status == 0, "\(taken)")
+        #expect(c.state(.a, "inquire", pid: vm2.pid, ["--disk", disk])?.contains(MD5.hex(disk)) == true)
 
         // Now libvirt's plugin is refused the lease ours holds.
-        #expect(throws: LockError.self) {
-            try c.manager(pid: vm1.pid, name: "vm-t5a", [.disk(disk)], plugin: libvirt).acquire()
-        }
+        let refusedByLibvirt = acquire(vm1, pluginDir: libvirt)
+        #expect(refusedByLibvirt.status != 0)
+        #expect(refusedByLibvirt.stderr.contains("Failed to acquire lock"), "\(refusedByLibvirt)")
         vm1.stop()
         vm2.stop()
     }
@@ -174,7 +175,7 @@ struct SanlockPluginTests {
         let disk = c.disk("t6")
         let vm = try c.startVM(.a, name: "vm-t6", ["--disk", disk], payload: ["sh", "-c", "read line"])
         #expect(vm.reportedPid == vm.pid, "the command runs as lockmgr's own pid")
-        let state = try c.manager(pid: vm.pid, name: "vm-t6", [.disk(disk)]).inquire()
+        let state = c.state(.a, "inquire", pid: vm.pid, ["--disk", disk])
         #expect(state?.contains(MD5.hex(disk)) == true, "the command's pid holds the lease")
         #expect(c.lockmgr(.b, "acquire", ["--disk", disk]).status == 75)
 
@@ -189,19 +190,23 @@ struct SanlockPluginTests {
         let c = try cluster()
         let disk = c.disk("t7")
         let vm = try c.startVM(.a, name: "vm-t7", ["--register-only", "--restrict", "--action", "poweroff", "--disk", disk])
-        let m = try c.manager(pid: vm.pid, name: "vm-t7", [.disk(disk)])
-        #expect(try m.inquire() == nil, "registered, holding nothing")
+        #expect(c.state(.a, "inquire", pid: vm.pid, ["--disk", disk]) == nil, "registered, holding nothing")
         #expect(c.clientStatus(.a, pid: vm.pid).contains("restricted=1"), "RESTRICT applied to the VM's registration")
 
-        // libvirt's resume passes the domain's failure action again.
-        try m.acquire(action: .poweroff)
-        #expect(try m.inquire()?.contains(MD5.hex(disk)) == true)
+        // libvirt's resume: on behalf of the pid, passing the domain's failure action again.
+        func acquire(_ extra: [String], pid: Int32 = vm.pid, disk: String = disk) -> CommandResult {
+            c.lockmgr(.a, "acquire", ["--pid", "\(pid)", "--disk", disk] + extra, name: "vm-t7")
+        }
+        let resumed = acquire(["--action", "poweroff"])
+        #expect(resumed.status == 0, "\(resumed)")
+        #expect(c.state(.a, "inquire", pid: vm.pid, ["--disk", disk])?.contains(MD5.hex(disk)) == true)
         #expect(c.lockmgr(.b, "acquire", ["--disk", disk]).status == 75)
-        let unsupported = #expect(throws: LockError.self) { try m.acquire(action: .restart) }
-        #expect(unsupported?.kind == .unsupported)
 
-        let restrictOther = #expect(throws: LockError.self) { try m.acquire(flags: .restrict) }
-        #expect(restrictOther?.kind == .unsupported)
+        let restrictOther = acquire(["--restrict"])
+        #expect(restrictOther.status == 64 && restrictOther.stderr.contains("RESTRICT can only be applied by the process itself"),
+                "\(restrictOther)")
+        let restart = acquire(["--action", "restart"])
+        #expect(restart.status == 64, "\(restart)")
 
         // A process that never registered cannot have leases taken for it.
         let stranger = Process()
@@ -209,10 +214,9 @@ struct SanlockPluginTests {
         stranger.arguments = ["30"]
         try stranger.run()
         defer { kill(stranger.processIdentifier, SIGKILL); stranger.waitUntilExit() }
-        let unregistered = #expect(throws: LockError.self) {
-            try c.manager(pid: stranger.processIdentifier, name: "stranger", [.disk(c.disk("t7b"))]).acquire()
-        }
-        #expect(unregistered?.message.contains("not registered with sanlock") == true, "\(unregistered?.message ?? "")")
+        let unregistered = acquire([], pid: stranger.processIdentifier, disk: c.disk("t7b"))
+        #expect(unregistered.status != 0)
+        #expect(unregistered.stderr.contains("not registered with sanlock"), "\(unregistered)")
         vm.stop()
     }
 
@@ -223,7 +227,7 @@ struct SanlockPluginTests {
         let disk = c.disk("fa-\(action)")
         let vm = try c.startVM(.a, name: "vm-fa", ["--action", action, "--disk", disk])
         defer { vm.stop() }
-        let state = try #require(try c.manager(pid: vm.pid, name: "vm-fa", [.disk(disk)]).inquire())
+        let state = try #require(c.state(.a, "inquire", pid: vm.pid, ["--disk", disk]))
         // Another owner requests the lease, gracefully (force mode 2): the
         // holder's daemon runs the holder's killpath instead of SIGKILL.
         let version = try #require(state.split(separator: ":").last.flatMap { UInt64($0) })
