@@ -292,6 +292,15 @@ struct SanlockPluginTests {
         #expect(r.stderr.contains("read/write disk /images/unleased.img has no lease"), "\(r)")
     }
 
+    @Test func moreLeasesThanSanlockTakesAreRefusedBeforeAnyIsTaken() throws {
+        let c = try cluster()
+        let disks = (0..<9).map { c.disk("many-\($0)") }
+        let r = c.lockmgr(.a, "acquire", disks.flatMap { ["--disk", $0] })
+        #expect(r.status == 64)
+        #expect(r.stderr.contains("disk '\(disks[8])': sanlock takes at most 8 leases per object"), "\(r)")
+        #expect(!FileManager.default.fileExists(atPath: c.leaseFile(forDisk: disks[8])))
+    }
+
     @Test func leaseProblemsNameTheLeaseAndTheCause() throws {
         let c = try cluster()
         func acquire(_ lease: String) -> CommandResult { c.lockmgr(.a, "acquire", ["--lease", lease]) }

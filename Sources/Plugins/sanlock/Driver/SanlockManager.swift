@@ -26,22 +26,21 @@ final class SanlockManager: LockPluginManager {
         // Read-only use needs no lease: it must not block the writer.
         if resource.mode == .readOnly { return }
         let shared = resource.mode == .shared
-        let lease: SanlockLease
-        switch resource.kind {
-        case .disk(let path):
-            guard config.autoDiskLeases else {
-                if !shared { unleasedDisks.append(path) }
-                return
-            }
-            lease = try SanlockLease.automatic(disk: path, leaseDir: config.diskLeaseDir, shared: shared)
-            try LeaseFiles(config: config).ensure(lease)
-        case .lease(let key, let lockspace, let path, let offset):
-            lease = try SanlockLease(lockspace: lockspace, name: key, path: path, offset: offset, shared: shared)
+        if case .disk(let path) = resource.kind, !config.autoDiskLeases {
+            if !shared { unleasedDisks.append(path) }
+            return
         }
         guard leases.count < SanlockLease.maxPerProcess else {
             throw .unsupported("\(resource): sanlock takes at most \(SanlockLease.maxPerProcess) leases per object")
         }
-        leases.append(lease)
+        switch resource.kind {
+        case .disk(let path):
+            let lease = try SanlockLease.automatic(disk: path, leaseDir: config.diskLeaseDir, shared: shared)
+            try LeaseFiles(config: config).ensure(lease)
+            leases.append(lease)
+        case .lease(let key, let lockspace, let path, let offset):
+            leases.append(try SanlockLease(lockspace: lockspace, name: key, path: path, offset: offset, shared: shared))
+        }
     }
 
     func acquire(state: String?, flags: AcquireFlags, action: FailureAction) throws(LockError) -> Int32? {
