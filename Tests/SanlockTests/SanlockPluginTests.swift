@@ -169,6 +169,36 @@ struct SanlockPluginTests {
         vm2.stop()
     }
 
+    /// The other direction: libvirt's own loader (lock_manager.c in
+    /// libvirt.so.0, what libvirtd runs) loads our sanlock.so from
+    /// LIBVIRT_LOCK_MANAGER_PLUGIN_DIR and drives a real cycle in its own
+    /// process, as in a domain's start. Host: the interop tests' C program.
+    @Test func libvirtsLoaderDrivesOurPlugin() throws {
+        let c = try cluster()
+        let dir = TempDir.make("sanlock-libvirt-loader")
+        let source = try String(contentsOfFile: "\(CProgram.repoRoot)/Tests/InteropTests/C/libvirt_loader_host.c", encoding: .utf8)
+        let host = try CProgram.build(source, name: "libvirt_loader_host", in: dir,
+                                      flags: ["-I", "\(CProgram.repoRoot)/Tests/InteropTests/C",
+                                              "/usr/lib/x86_64-linux-gnu/libvirt.so.0"])
+        let pluginDir = "\(dir)/lock-driver"
+        try FileManager.default.createDirectory(atPath: pluginDir, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: "\(pluginDir)/sanlock.so", withDestinationPath: BuildProducts.library("sanlock"))
+        let disk = c.disk("libvirt-loader")
+        var env = c.a.environment
+        env["LIBVIRT_LOCK_MANAGER_PLUGIN_DIR"] = pluginDir
+        let run = Command.run([host, "sanlock", c.configDirA, disk], environment: env, timeout: 60)
+        #expect(run.status == 0, "\(run)")
+        let lines = run.stdout.split(separator: "\n").map(String.init)
+        #expect(Array(lines.prefix(6)) == ["plugin sanlock usesState 1", "file loaded", "table ours", "version 1000000",
+                                          "new 0", "add disk 0"], "\(run)")
+        #expect(lines.contains { $0.hasPrefix("acquire 0 fd ") && !$0.hasSuffix("fd -1") }, "registered in its own process: \(run)")
+        let lease = "\(SanlockCluster.lockspace):\(MD5.hex(disk)):\(c.leaseFile(forDisk: disk)):0:"
+        #expect(lines.contains { $0.hasPrefix("inquire 0 state \(lease)") }, "\(run)")
+        #expect(lines.contains { $0.hasPrefix("release 0 state \(lease)") }, "\(run)")
+        #expect(lines.contains { $0.contains("error code=8 domain=42 message=invalid argument: sanlock: drvAcquire: unsupported flags 0x80") },
+                "our errors become libvirt's: \(run)")
+    }
+
     // 6. lockmgr run: the command is the lease owner; its exit frees the lease.
     @Test func runMakesTheCommandTheLeaseOwner() throws {
         let c = try cluster()
