@@ -60,6 +60,9 @@ CONF
     until SANLOCK_RUN_DIR=$work/run-$host sanlock client status >/dev/null 2>&1; do sleep 0.1; done
 done
 show cat "$work/etc-a/qemu-sanlock.conf"
+echo
+echo "Below, 'on a CMD ...' is: SANLOCK_RUN_DIR=$work/run-a $lockmgr CMD --plugin sanlock \\"
+echo "    --plugin-dir $prefix/lib/lock_manager --config-dir $work/etc-a ...   (and likewise for b)"
 
 section "Each host's plugin creates (libvirt's layout) and joins __LIBVIRT__DISKS__"
 show on a info sanlock
