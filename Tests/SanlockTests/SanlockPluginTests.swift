@@ -42,6 +42,24 @@ struct SanlockPluginTests {
         next.stop()
     }
 
+    @Test func explicitLeaseAtAnOffset() throws {
+        let c = try cluster()
+        let file = "\(c.dir)/two-leases"
+        try SanlockDaemon.makeLeaseFile(file)
+        for (name, offset) in [("first", 0), ("second", 1 << 20)] {
+            let r = c.a.client(["init", "-r", "\(SanlockCluster.lockspace):\(name):\(file):\(offset)"])
+            try #require(r.status == 0 && !r.stdout.contains("done -"), "\(r)")
+        }
+        let second = "key=second,lockspace=\(SanlockCluster.lockspace),path=\(file),offset=\(1 << 20)"
+        let vm = try c.startVM(.a, name: "vm-offset", ["--lease", second])
+        #expect(c.state(.a, "inquire", pid: vm.pid, ["--lease", second])
+                == "\(SanlockCluster.lockspace):second:\(file):1048576:1")
+        // The lease at offset 0 in the same file is a different lease: free.
+        #expect(c.lockmgr(.b, "acquire", ["--lease", "key=first,lockspace=\(SanlockCluster.lockspace),path=\(file)"]).status == 0)
+        #expect(c.lockmgr(.b, "acquire", ["--lease", second]).status == 75)
+        vm.stop()
+    }
+
     @Test func userAndGroupOwnTheLeaseFilesAsInLibvirt() throws {
         let c = try cluster()
         let dir = TempDir.make("sanlock-owner")
