@@ -40,7 +40,14 @@ final class SanlockCluster: @unchecked Sendable {
         }
         helperLog = "\(dir)/failure-helper.log"
         let helper = "\(dir)/failure-helper"
-        TempDir.write("#!/bin/sh\necho \"$@\" >> \(helperLog)\nexec \(BuildProducts.lockmgr) \"$@\"\n", to: helper)
+        // The daemon runs it with its own environment; LOCKMGR_PLUGIN_DIR
+        // stands for an installed layout (lockmgr beside lib/lock_manager).
+        TempDir.write("""
+            #!/bin/sh
+            echo "$@" >> \(helperLog)
+            LOCKMGR_PLUGIN_DIR=\(BuildProducts.pluginDir) exec \(BuildProducts.lockmgr) "$@"
+
+            """, to: helper)
         chmod(helper, 0o755)
         for (configDir, hostID) in [(configDirA, 1), (configDirB, 2)] {
             TempDir.write("""

@@ -126,8 +126,17 @@ import Testing
     @Test func failureHelperWithoutLibvirtIsLockmgr() throws {
         let helper = try FailureHelper.make(action: .poweroff, object: object, lockmgr: "/opt/lm/bin/lockmgr")
         #expect(helper == FailureHelper(path: "/opt/lm/bin/lockmgr",
-                                        args: "failure-action --action poweroff --pid 4242 --name my\\ vm"))
+                                        args: "failure-action --action=poweroff --pid=4242 --name=my\\ vm"))
         #expect(try FailureHelper.make(action: .default, object: object, lockmgr: nil) == nil)
+    }
+
+    /// A pause names the plugin: the helper releases the stopped process's leases through it.
+    @Test func pauseHelperNamesThePluginThatReleases() throws {
+        let helper = try FailureHelper.make(action: .pause, object: object, lockmgr: "/opt/lm/bin/lockmgr", plugin: "sanlock")
+        #expect(helper?.args == "failure-action --action=pause --pid=4242 --plugin=sanlock --name=my\\ vm")
+        #expect(FailureHelper.pluginName(path: "/opt/lm/lib/lock_manager/sanlock.so") == "sanlock")
+        #expect(FailureHelper.pluginName(path: "/opt/lm/lib/lock_manager/.so") == nil)
+        #expect(FailureHelper.pluginName(path: "/opt/lm/lib/lock_manager/sanlock") == nil)
     }
 
     @Test func failureHelperUnderLibvirtIsLibvirts() throws {

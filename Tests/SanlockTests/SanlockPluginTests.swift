@@ -102,7 +102,7 @@ struct SanlockPluginTests {
 
         let otherHost = c.lockmgr(.b, "acquire", ["--disk", disk], name: "vm-t2-elsewhere")
         #expect(otherHost.status == 75)
-        #expect(otherHost.stderr.contains("held by another host that is alive"), "\(otherHost)")
+        #expect(otherHost.stderr.contains("held by another host"), "\(otherHost)")
         vm.stop()
     }
 
@@ -288,9 +288,20 @@ struct SanlockPluginTests {
             #expect(vm.process.terminationReason == .uncaughtSignal && vm.process.terminationStatus == SIGKILL)
         } else {
             #expect(eventually(timeout: 15) { processState(vm.pid) == "T" }, "paused (stopped)")
+            // As libvirt releases a domain's leases when it pauses it, the
+            // pause gives the lease up: another host can take over.
+            var takeover: CommandResult?
+            let taken = eventually(timeout: 15) {
+                takeover = c.lockmgr(.b, "acquire", ["--disk", disk], name: "vm-fa-b")
+                return takeover?.status == 0
+            }
+            #expect(taken, "host B could not take the paused VM's lease: \(String(describing: takeover))")
+            #expect(c.state(.a, "inquire", pid: vm.pid, ["--disk", disk]) == nil, "the paused process holds nothing")
+            #expect(processState(vm.pid) == "T", "still paused, not killed")
         }
         let log = (try? String(contentsOfFile: c.helperLog, encoding: .utf8)) ?? ""
-        #expect(log.contains("failure-action --action \(action) --pid \(vm.pid) --name vm-fa"), "helper log: \(log)")
+        let plugin = action == "pause" ? " --plugin=sanlock" : ""
+        #expect(log.contains("failure-action --action=\(action) --pid=\(vm.pid)\(plugin) --name=vm-fa"), "helper log: \(log)")
     }
 
     @Test func unsupportedFailureActionsAreRefusedAtAcquire() throws {

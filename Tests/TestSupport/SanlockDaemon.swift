@@ -10,7 +10,7 @@ import Foundation
 public final class SanlockDaemon: @unchecked Sendable {
     public let name: String
     public let runDir: String
-    private let process: Process
+    private var process: Process
     private var stopped = false
 
     public struct Failure: Error, CustomStringConvertible {
@@ -23,13 +23,17 @@ public final class SanlockDaemon: @unchecked Sendable {
 
     /// Starts `sanlock daemon` and waits until `sanlock client status` answers.
     public init(name: String) throws {
-        guard let sanlock = SanlockDaemon.executable else {
+        guard SanlockDaemon.executable != nil else {
             throw Failure(description: "sanlock is not installed (apt-get install sanlock): the sanlock tests need a real daemon")
         }
         self.name = name
         runDir = TempDir.make("sanlock-\(name)")
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: sanlock)
+        process = try Self.launch(name: name, runDir: runDir)
+    }
+
+    private static func launch(name: String, runDir: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable ?? "sanlock")
         // -w 0: no watchdog; -l 0: no mlockall; -U/-G root: no sanlock user;
         // -L/-S -1: no log file or syslog noise from test daemons.
         process.arguments = ["daemon", "-D", "-w", "0", "-U", "root", "-G", "root", "-l", "0",
@@ -40,19 +44,41 @@ public final class SanlockDaemon: @unchecked Sendable {
         process.environment = env
         process.standardOutput = FileHandle.nullDevice
         // -D keeps it in the foreground (so it is our child) and logs there.
-        FileManager.default.createFile(atPath: "\(runDir)/daemon.log", contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: "\(runDir)/daemon.log") ?? FileHandle.nullDevice
+        let log = "\(runDir)/daemon.log"
+        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+        let handle = FileHandle(forWritingAtPath: log)
+        handle?.seekToEndOfFile()
+        process.standardError = handle ?? FileHandle.nullDevice
         try process.run()
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             if !process.isRunning {
-                throw Failure(description: "sanlock daemon \(name) exited with \(process.terminationStatus); see \(runDir)/daemon.log")
+                throw Failure(description: "sanlock daemon \(name) exited with \(process.terminationStatus); see \(log)")
             }
-            if client(["status"], timeout: 5).status == 0 { return }
+            let status = Command.run([executable ?? "sanlock", "client", "status"], environment: ["SANLOCK_RUN_DIR": runDir], timeout: 5)
+            if status.status == 0 { return process }
             usleep(50_000)
         }
         kill(process.processIdentifier, SIGKILL)
         throw Failure(description: "sanlock daemon \(name) did not answer within 10 s (run dir \(runDir))")
+    }
+
+    /// A host crash: the daemon is SIGKILLed and writes nothing more. Its
+    /// lockspace membership and leases stay on disk, alive in the other
+    /// hosts' eyes until they time out; processes it served keep running.
+    public func crash() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// The crashed host comes back: a new daemon with the same host name
+    /// (`-e`) and run directory. Rejoining a lockspace with that name tells
+    /// the other hosts that the leases of its previous life are dead.
+    public func restart() throws {
+        crash()
+        process = try Self.launch(name: name, runDir: runDir)
+        stopped = false
     }
 
     deinit { stop() }

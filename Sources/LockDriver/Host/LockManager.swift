@@ -60,9 +60,10 @@ public final class LockManager {
         return fd >= 0 ? fd : nil
     }
 
-    /// Releases every added resource; returns the state string describing them.
-    public func release() throws(LockError) -> String? {
-        try stateCall("drvRelease") { plugin.table.pointee.drvRelease(raw, $0, 0) }
+    /// Releases every added resource (with `.allHeld`, everything the
+    /// object's process holds); returns the state string describing them.
+    public func release(flags: ReleaseFlags = []) throws(LockError) -> String? {
+        try stateCall("drvRelease") { plugin.table.pointee.drvRelease(raw, $0, flags.rawValue) }
     }
 
     /// The state string describing the locks currently held.

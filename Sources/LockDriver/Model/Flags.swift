@@ -23,6 +23,20 @@ public struct NewFlags: OptionSet, Sendable {
     public static let all: NewFlags = [.started]
 }
 
+/// Flags of `drvRelease`. libvirt defines none and always passes 0.
+public struct ReleaseFlags: OptionSet, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// lockmgr's extension: release everything the object's process holds,
+    /// whatever resources were added. A failure action that pauses a process
+    /// uses it, having no domain definition to list the resources from
+    /// (libvirt lists them). Never the meaning of "no resources added":
+    /// libvirt releases with none when it unplugs a network disk.
+    public static let allHeld = ReleaseFlags(rawValue: 1 << 16)
+    public static let all: ReleaseFlags = [.allHeld]
+}
+
 /// Flags of the driver table itself.
 public struct DriverFlags: OptionSet, Sendable {
     public let rawValue: UInt32

@@ -28,4 +28,14 @@ public protocol LockPluginManager: AnyObject {
 
     /// `drvInquire`: the state describing the locks currently held.
     func inquire() throws(LockError) -> String?
+
+    /// `drvRelease` with `ReleaseFlags.allHeld`: give up everything the
+    /// object's process holds; returns the state describing it.
+    func releaseAllHeld() throws(LockError) -> String?
+}
+
+extension LockPluginManager {
+    public func releaseAllHeld() throws(LockError) -> String? {
+        throw .unsupported("drvRelease: this plugin cannot release everything a process holds (flag allHeld)")
+    }
 }

@@ -97,8 +97,11 @@ public final class PluginBridge<Driver: LockPluginDriver>: @unchecked Sendable {
                         state: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, flags: UInt32) -> Int32 {
         report {
             let m = try self.manager(manager)
-            guard flags == 0 else { throw LockError.invalid("drvRelease: unsupported flags 0x\(String(flags, radix: 16))") }
-            try Self.store(m.release(), in: state)
+            let releaseFlags = ReleaseFlags(rawValue: flags)
+            guard ReleaseFlags.all.isSuperset(of: releaseFlags) else {
+                throw LockError.invalid("drvRelease: unsupported flags 0x\(String(flags, radix: 16))")
+            }
+            try Self.store(releaseFlags.contains(.allHeld) ? m.releaseAllHeld() : m.release(), in: state)
         }
     }
 

@@ -8,7 +8,13 @@ import LockDriver
 struct FailureActionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "failure-action",
-        abstract: "Apply a lock failure action (poweroff or pause) to a process that lost its locks.")
+        abstract: "Apply a lock failure action (poweroff or pause) to a process that lost its locks.",
+        discussion: """
+            poweroff kills the process (SIGKILL); its locks go with it. pause stops it
+            (SIGSTOP) and, with --plugin, then gives up everything it still holds through
+            that plugin, as libvirt releases a domain's locks when it pauses it: another
+            host can take over, and the paused process resumes only by acquiring again.
+            """)
 
     @Option(help: ArgumentHelp("poweroff (SIGKILL) or pause (SIGSTOP).", valueName: "action"))
     var action: String
@@ -21,6 +27,13 @@ struct FailureActionCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("What was lost, for the log message.", valueName: "text"))
     var reason: String?
+
+    /// --plugin names the plugin that holds the process's locks (pause releases through it).
+    @OptionGroup var host: HostOptions
+
+    /// How long a pause waits for the process to be seen stopped before
+    /// giving anything up: a process still running must keep its locks.
+    static let stopTimeout: Double = 5
 
     func validate() throws {
         guard action == "poweroff" || action == "pause" else {
@@ -39,5 +52,46 @@ struct FailureActionCommand: ParsableCommand {
             writeStderr("lockmgr: cannot \(action) pid \(pid): \(error)")
             throw ExitCode(error.code == ESRCH ? 0 : 69)
         }
+        guard action == "pause", host.plugin != nil else { return }
+        guard waitUntilStopped() else {
+            writeStderr("lockmgr: pid \(pid) was not seen stopped within \(Int(Self.stopTimeout)) s; it keeps its locks")
+            throw ExitCode(69)
+        }
+        try reportingErrors(json: host.json) { () throws(LockError) in
+            // Only the pid matters to a release of everything it holds.
+            guard let noUUID = UUIDBytes(bytes: [UInt8](repeating: 0, count: 16)) else {
+                throw .internalError("cannot build an all-zero UUID")
+            }
+            let plugin = try host.settings().loadPlugin()
+            let object = LockObject(uuid: noUUID, name: name ?? "pid \(pid)", pid: UInt32(pid))
+            let state = try plugin.makeManager(for: object, flags: []).release(flags: .allHeld)
+            writeStderr("lockmgr: \(who) paused; released through \(plugin.name): \(state ?? "nothing was held")")
+        }
+    }
+
+    /// SIGSTOP takes effect asynchronously (a process in uninterruptible
+    /// I/O stops when the I/O ends): poll /proc until it shows stopped.
+    private func waitUntilStopped() -> Bool {
+        var waited = 0.0
+        while waited < Self.stopTimeout {
+            if let state = ProcessState.of(pid), state == "T" || state == "t" { return true }
+            usleep(10_000)
+            waited += 0.01
+        }
+        return false
+    }
+}
+
+/// The state letter of /proc/PID/stat (R, S, D, T, Z...).
+enum ProcessState {
+    static func of(_ pid: Int32) -> String? {
+        guard let file = fopen("/proc/\(pid)/stat", "r") else { return nil }
+        defer { fclose(file) }
+        var buffer = [CChar](repeating: 0, count: 1024)
+        guard fgets(&buffer, Int32(buffer.count), file) != nil else { return nil }
+        let text = String(cString: buffer)
+        // The command name (in parentheses) may contain spaces: the state follows the last ')'.
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        return text[text.index(after: close)...].split(separator: " ").first.map(String.init)
     }
 }

@@ -21,8 +21,11 @@ public struct FailureHelper: Sendable, Equatable {
 
     /// The helper for `action` on `object`, nil when sanlock's default
     /// (terminate the process) applies. `lockmgr` is the tool to use
-    /// without libvirt, nil when unknown.
-    public static func make(action: FailureAction, object: LockObject, lockmgr: String?) throws(LockError) -> FailureHelper? {
+    /// without libvirt, nil when unknown; `plugin` is the name it loads
+    /// this plugin by: a pause releases the stopped process's leases
+    /// through it, as libvirt does when it pauses a domain.
+    public static func make(action: FailureAction, object: LockObject, lockmgr: String?,
+                            plugin: String = "sanlock") throws(LockError) -> FailureHelper? {
         try checkSupported(action)
         guard action != .default else { return nil }
         let helper: FailureHelper
@@ -34,8 +37,11 @@ public struct FailureHelper: Sendable, Equatable {
             guard let lockmgr else {
                 throw .config("failure action '\(action)' needs the lockmgr tool: set failure_helper in the plugin config")
             }
-            let args = "failure-action --action \(action) --pid \(object.pid)"
-            let named = "\(args) --name \(escape(object.name))"
+            // `--option=value`: sanlock's helper passes at most 7 words
+            // (MAX_AV_COUNT 8 with the path) and silently drops the rest.
+            var args = "failure-action --action=\(action) --pid=\(object.pid)"
+            if action == .pause { args += " --plugin=\(escape(plugin))" }
+            let named = "\(args) --name=\(escape(object.name))"
             // The name only decorates the helper's message: drop it rather than fail.
             helper = FailureHelper(path: lockmgr, args: named.utf8.count < maxLength ? named : args)
         }
@@ -68,6 +74,12 @@ public struct FailureHelper: Sendable, Equatable {
         }
         parts.removeLast(3)
         return (parts + ["bin", "lockmgr"]).joined(separator: "/")
+    }
+
+    /// The name lockmgr loads a plugin file by: `<dir>/NAME.so` → NAME.
+    public static func pluginName(path: String) -> String? {
+        guard let file = path.split(separator: "/").last, file.hasSuffix(".so"), file.count > 3 else { return nil }
+        return String(file.dropLast(3))
     }
 
     /// sanlock unescapes backslash-escaped characters in the args.

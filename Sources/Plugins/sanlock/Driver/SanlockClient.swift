@@ -36,7 +36,10 @@ enum SanlockClient {
         try withResources(leases) { resources, count throws(LockError) in
             var options = sanlk_options()
             csanlock_options_set_owner(&options, owner)
-            let rv = sanlock_acquire(fd, fd >= 0 ? -1 : pid, 0, count, resources, &options)
+            // OWNER_NOWAIT: a lease whose holder's host stopped renewing
+            // is refused at once (-247) instead of blocking the caller (a
+            // VM start) until that host's lease expires, about a minute.
+            let rv = sanlock_acquire(fd, fd >= 0 ? -1 : pid, UInt32(SANLK_ACQUIRE_OWNER_NOWAIT), count, resources, &options)
             guard rv >= 0 else { throw SanlockStatus.error(rv, .acquire, "cannot acquire \(describe(leases))") }
         }
     }
@@ -48,6 +51,12 @@ enum SanlockClient {
             let rv = sanlock_release(-1, pid, 0, count, resources)
             guard rv >= 0 else { throw SanlockStatus.error(rv, .release, "cannot release \(describe(leases))") }
         }
+    }
+
+    /// Releases every lease `pid` holds.
+    static func releaseAll(pid: Int32) throws(LockError) {
+        let rv = sanlock_release(-1, pid, UInt32(SANLK_REL_ALL), 0, nil)
+        guard rv >= 0 else { throw SanlockStatus.error(rv, .release, "cannot release the leases of pid \(pid)") }
     }
 
     /// sanlock's state string for everything `pid` holds; nil when it

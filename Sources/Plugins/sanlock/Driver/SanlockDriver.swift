@@ -11,12 +11,15 @@ final class SanlockDriver: LockPluginDriver {
     let configOrigin: String
     /// `lockmgr` for failure actions outside libvirt, if known.
     let failureTool: String?
+    /// The name lockmgr loads this plugin by (its file is `<name>.so`).
+    let pluginName: String
 
     init(configFile: String?) throws(LockError) {
         config = try SanlockConfig.load(path: configFile)
         configOrigin = configFile ?? "(no config file)"
-        failureTool = config.failureHelper
-            ?? csanlock_loaded_from().flatMap { FailureHelper.lockmgr(besidePlugin: String(cString: $0)) }
+        let loadedFrom = csanlock_loaded_from().map { String(cString: $0) }
+        failureTool = config.failureHelper ?? loadedFrom.flatMap(FailureHelper.lockmgr(besidePlugin:))
+        pluginName = loadedFrom.flatMap(FailureHelper.pluginName(path:)) ?? "sanlock"
         if config.autoDiskLeases {
             try LeaseFiles(config: config).setUpAutoLockspace()
         }

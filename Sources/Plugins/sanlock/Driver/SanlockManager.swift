@@ -54,7 +54,8 @@ final class SanlockManager: LockPluginManager {
             try acquireOnBehalf(wanted, flags: flags)
             return nil
         }
-        let helper = try FailureHelper.make(action: action, object: object, lockmgr: driver.failureTool)
+        let helper = try FailureHelper.make(action: action, object: object, lockmgr: driver.failureTool,
+                                            plugin: driver.pluginName)
         if let helper { try checkExecutable(helper.path) }
 
         let fd = try SanlockClient.register()
@@ -103,6 +104,14 @@ final class SanlockManager: LockPluginManager {
         // Unregistered, or registered holding nothing: nothing to release.
         guard let state = try SanlockClient.inquire(pid: pid) else { return nil }
         try SanlockClient.release(pid: pid, leases)
+        return state
+    }
+
+    /// A paused process gives up everything it holds (lockmgr
+    /// failure-action's pause), whatever resources this manager was given.
+    func releaseAllHeld() throws(LockError) -> String? {
+        guard let state = try SanlockClient.inquire(pid: pid) else { return nil }
+        try SanlockClient.releaseAll(pid: pid)
         return state
     }
 
