@@ -35,4 +35,16 @@ import TestSupport
         #expect(error?.kind == .invalid)
         #expect(error?.message == "nop: drvAcquire: unsupported flags 0x80")
     }
+
+    /// lockmgr's release-everything-held flag: a plugin that does not
+    /// implement it says so instead of releasing only what was added.
+    @Test func releaseOfEverythingHeldIsRefusedUnlessImplemented() throws {
+        let plugin = try LockPlugin.load(name: "nop", pluginDir: BuildProducts.pluginDir, configFile: nil)
+        let manager = try plugin.makeManager(for: object)
+        let error = #expect(throws: LockError.self) { try manager.release(flags: .allHeld) }
+        #expect(error?.kind == .unsupported)
+        #expect(error?.message.contains("cannot release everything a process holds") == true, "\(String(describing: error))")
+        let unknown = #expect(throws: LockError.self) { try manager.release(flags: ReleaseFlags(rawValue: 0x4)) }
+        #expect(unknown?.message == "nop: drvRelease: unsupported flags 0x4")
+    }
 }

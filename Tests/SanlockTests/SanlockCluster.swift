@@ -156,6 +156,15 @@ final class SanlockCluster: @unchecked Sendable {
         return line
     }
 
+    /// Revokes the lease a one-lease `state` describes, as another owner
+    /// would: a graceful request (force mode 2) for the next version makes
+    /// the holder's daemon run the holder's failure helper instead of SIGKILL.
+    func revoke(_ host: Host, state: String) {
+        let resource = state.split(separator: ":").dropLast().joined(separator: ":")
+        daemon(host).client(["request", "-r", "\(resource):\((leaseVersion(state) ?? 0) + 1)", "-f", "2"])
+        daemon(host).client(["examine", "-r", resource])
+    }
+
     /// The client block of `pid` in `sanlock client status -D`.
     func clientStatus(_ host: Host, pid: Int32) -> String {
         let text = daemon(host).status()
@@ -197,6 +206,11 @@ final class VM: @unchecked Sendable {
     }
 
     deinit { stop() }
+}
+
+/// The lease version at the end of a one-lease state string.
+func leaseVersion(_ state: String?) -> UInt64? {
+    state?.split(separator: ":").last.flatMap { UInt64($0) }
 }
 
 /// Polls `condition` until it holds or `timeout` passes.

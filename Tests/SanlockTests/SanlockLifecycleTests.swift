@@ -14,11 +14,6 @@ import TestSupport
 struct SanlockLifecycleTests {
     func cluster() throws -> SanlockCluster { try #require(SanlockCluster.current) }
 
-    /// The lease version at the end of a one-lease state string.
-    func version(_ state: String?) -> UInt64? {
-        state?.split(separator: ":").last.flatMap { UInt64($0) }
-    }
-
     @Test func aVMsLifeOnTwoHosts() throws {
         let c = try cluster()
         let name = "vm-life"
@@ -50,7 +45,7 @@ struct SanlockLifecycleTests {
         #expect(c.state(.a, "inquire", pid: first.pid, disk) == nil, "a paused VM holds nothing")
         let resumed = c.state(.a, "acquire", pid: first.pid, disk + pause + ["--state", paused])
         first.signal(SIGCONT)
-        #expect(version(resumed) == version(paused).map { $0 + 1 }, "resumed: \(String(describing: resumed))")
+        #expect(leaseVersion(resumed) == leaseVersion(paused).map { $0 + 1 }, "resumed: \(String(describing: resumed))")
 
         // Migration A → B in libvirt's order: the source releases (its
         // vCPUs stopped), the destination starts with the state it was sent.
@@ -58,7 +53,7 @@ struct SanlockLifecycleTests {
         let sent = try #require(c.state(.a, "release", pid: first.pid, disk))
         let second = try c.startVM(.b, name: name, pause + disk + ["--state", sent])
         let onB = try #require(c.state(.b, "inquire", pid: second.pid, disk))
-        #expect(version(onB) == version(sent).map { $0 + 1 })
+        #expect(leaseVersion(onB) == leaseVersion(sent).map { $0 + 1 })
         #expect(c.lockmgr(.a, "acquire", disk).status == 75, "the source host cannot take it back behind B's back")
         first.stop()   // libvirt kills the source QEMU once the destination runs
 
@@ -88,7 +83,7 @@ struct SanlockLifecycleTests {
         incoming.stop()
         let rolledBack = c.state(.a, "acquire", pid: third.pid, disk + pause + ["--state", beforeFailure])
         third.signal(SIGCONT)
-        #expect(version(rolledBack) == version(beforeFailure).map { $0 + 1 }, "\(String(describing: rolledBack))")
+        #expect(leaseVersion(rolledBack) == leaseVersion(beforeFailure).map { $0 + 1 }, "\(String(describing: rolledBack))")
 
         // Rollback after the destination acquired (resumed) and then died:
         // the guest ran on B and may have written the disk, so the source's

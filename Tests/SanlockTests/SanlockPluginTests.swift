@@ -276,12 +276,7 @@ struct SanlockPluginTests {
         let vm = try c.startVM(.a, name: "vm-fa", ["--action", action, "--disk", disk])
         defer { vm.stop() }
         let state = try #require(c.state(.a, "inquire", pid: vm.pid, ["--disk", disk]))
-        // Another owner requests the lease, gracefully (force mode 2): the
-        // holder's daemon runs the holder's killpath instead of SIGKILL.
-        let version = try #require(state.split(separator: ":").last.flatMap { UInt64($0) })
-        let resource = state.split(separator: ":").dropLast().joined(separator: ":")
-        c.a.client(["request", "-r", "\(resource):\(version + 1)", "-f", "2"])
-        c.a.client(["examine", "-r", resource])
+        c.revoke(.a, state: state)
 
         if action == "poweroff" {
             #expect(vm.waitForExit(timeout: 15), "powered off")
@@ -298,10 +293,45 @@ struct SanlockPluginTests {
             #expect(taken, "host B could not take the paused VM's lease: \(String(describing: takeover))")
             #expect(c.state(.a, "inquire", pid: vm.pid, ["--disk", disk]) == nil, "the paused process holds nothing")
             #expect(processState(vm.pid) == "T", "still paused, not killed")
+            let report = (try? String(contentsOfFile: "\(c.a.runDir)/daemon.log", encoding: .utf8)) ?? ""
+            #expect(report.contains("'vm-fa' (pid \(vm.pid)) paused; released through sanlock: \(state)"),
+                    "the helper reports the state to resume with: \(report.suffix(2000))")
+            // Resuming with that state is refused now that host B took the lease.
+            var resume: CommandResult?
+            let stale = eventually {
+                resume = c.lockmgr(.a, "acquire", ["--pid", "\(vm.pid)", "--state", state, "--disk", disk], name: "vm-fa")
+                return resume?.stderr.contains("the state is stale") == true
+            }
+            #expect(stale && resume?.status == 75, "\(String(describing: resume))")
         }
         let log = (try? String(contentsOfFile: c.helperLog, encoding: .utf8)) ?? ""
         let plugin = action == "pause" ? " --plugin=sanlock" : ""
         #expect(log.contains("failure-action --action=\(action) --pid=\(vm.pid)\(plugin) --name=vm-fa"), "helper log: \(log)")
+    }
+
+    /// After a failure-action pause nobody took the lease: the process
+    /// resumes with the state the helper reported, and holds again.
+    @Test func pausedByTheFailureActionResumesWithTheReleasedState() throws {
+        let c = try cluster()
+        let disk = c.disk("fa-resume")
+        let vm = try c.startVM(.a, name: "vm-fa-resume", ["--action", "pause", "--disk", disk])
+        defer { vm.stop() }
+        let state = try #require(c.state(.a, "inquire", pid: vm.pid, ["--disk", disk]))
+        let version = try #require(leaseVersion(state))
+        c.revoke(.a, state: state)
+        #expect(eventually(timeout: 15) { processState(vm.pid) == "T" && c.state(.a, "inquire", pid: vm.pid, ["--disk", disk]) == nil },
+                "paused and released")
+        let resumed = c.lockmgr(.a, "acquire", ["--pid", "\(vm.pid)", "--action", "pause", "--state", state, "--disk", disk],
+                                name: "vm-fa-resume")
+        #expect(resumed.status == 0, "\(resumed)")
+        kill(vm.pid, SIGCONT)
+        #expect(leaseVersion(c.state(.a, "inquire", pid: vm.pid, ["--disk", disk])) == version + 1, "holds again, one version on")
+        #expect(c.lockmgr(.b, "acquire", ["--disk", disk]).status == 75)
+        // The old request (version N+1) is satisfied by the new version: no second pause.
+        c.a.client(["examine", "-r", state.split(separator: ":").dropLast().joined(separator: ":")])
+        sleep(1)
+        #expect(processState(vm.pid) != "T", "not paused again")
+        #expect(c.state(.a, "inquire", pid: vm.pid, ["--disk", disk]) != nil, "still holds")
     }
 
     @Test func unsupportedFailureActionsAreRefusedAtAcquire() throws {
