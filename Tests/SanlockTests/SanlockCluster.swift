@@ -71,6 +71,9 @@ final class SanlockCluster: @unchecked Sendable {
             throw SanlockDaemon.Failure(description: "our plugin could not set up the lockspace on host A: \(info)")
         }
         try b.join(Self.lockspace, hostID: 2, path: SanlockLease.autoLockspacePath(leaseDir: leaseDir))
+        // A formed cluster: each host has seen the other renew (else -247, not -243).
+        try b.waitUntilSeen(hostID: 1, in: Self.lockspace)
+        try a.waitUntilSeen(hostID: 2, in: Self.lockspace)
         explicitLease = "\(dir)/explicit-1.lease"
         try a.initLease(lockspace: Self.lockspace, name: "explicit-1", path: explicitLease)
     }

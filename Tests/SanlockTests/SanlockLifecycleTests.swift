@@ -31,9 +31,7 @@ struct SanlockLifecycleTests {
         let again = c.lockmgr(.a, "run", disk + ["--", "true"], name: name)
         #expect(again.status == 75 && again.stderr.contains("already held by another process on this host"), "\(again)")
         let elsewhere = c.lockmgr(.b, "run", disk + ["--", "true"], name: name)
-        // (-243 "that is alive", or -247 while host B has not yet seen
-        // A renew: the cluster has just been formed.)
-        #expect(elsewhere.status == 75 && elsewhere.stderr.contains("held by another host"), "\(elsewhere)")
+        #expect(elsewhere.status == 75 && elsewhere.stderr.contains("held by another host that is alive"), "\(elsewhere)")
         #expect(c.state(.a, "inquire", pid: first.pid, disk) == started)
 
         // Pause as libvirt does it: stop the vCPUs, release on behalf of the
@@ -65,7 +63,7 @@ struct SanlockLifecycleTests {
         // the takeover is the handover once the source releases.
         let live = try #require(c.state(.b, "inquire", pid: second.pid, disk))
         let early = c.lockmgr(.a, "run", disk + ["--state", live, "--", "true"], name: name)
-        #expect(early.status == 75 && early.stderr.contains("held by another host"), "\(early)")
+        #expect(early.status == 75 && early.stderr.contains("held by another host that is alive"), "\(early)")
         #expect(c.state(.b, "inquire", pid: second.pid, disk) == live, "the holder keeps its lease, same version")
         second.signal(SIGSTOP)
         let handedOver = try #require(c.state(.b, "release", pid: second.pid, disk))
@@ -141,12 +139,12 @@ struct SanlockLifecycleTests {
         vm.stop()   // the host is gone, its VM with it
         let crashed = Date()
         let right = c.lockmgr(.b, "acquire", disk)
-        #expect(right.status == 75 && right.stderr.contains("held by another host"), "\(right)")
+        #expect(right.status == 75 && right.stderr.contains("held by another host that is alive"), "\(right)")
         // Once host A misses renewals, B sees it (and is still refused).
         var noticed: CommandResult?
         let suspect = eventually(timeout: 20) {
             noticed = c.lockmgr(.b, "acquire", disk)
-            return noticed?.status != 75 || noticed?.stderr.contains("not seen renewing its host lease") == true
+            return noticed?.status != 75 || noticed?.stderr.contains("liveness is not confirmed") == true
         }
         #expect(suspect && noticed?.status == 75, "\(String(describing: noticed))")
         let refusedFor = Date().timeIntervalSince(crashed)

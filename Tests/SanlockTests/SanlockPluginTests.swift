@@ -102,7 +102,7 @@ struct SanlockPluginTests {
 
         let otherHost = c.lockmgr(.b, "acquire", ["--disk", disk], name: "vm-t2-elsewhere")
         #expect(otherHost.status == 75)
-        #expect(otherHost.stderr.contains("held by another host"), "\(otherHost)")
+        #expect(otherHost.stderr.contains("held by another host that is alive"), "\(otherHost)")
         vm.stop()
     }
 
