@@ -78,6 +78,7 @@ struct SanlockLifecycleTests {
         let incoming = try c.startVM(.b, name: name, ["--register-only"] + pause + disk)
         third.signal(SIGSTOP)
         let beforeFailure = try #require(c.state(.a, "release", pid: third.pid, disk))
+        #expect(c.state(.b, "inquire", pid: incoming.pid, disk) == nil, "the destination never acquired")
         incoming.stop()
         let rolledBack = c.state(.a, "acquire", pid: third.pid, disk + pause + ["--state", beforeFailure])
         third.signal(SIGCONT)

@@ -2,7 +2,8 @@
 # sanlock: disk leases on shared storage. Two private sanlock daemons play
 # two hosts sharing one lease directory; a VM-like command holds its disk
 # lease under `lockmgr run`; the other host is refused; the lease migrates
-# with its state string, after which the old state is stale.
+# with its state string, after which the old state is stale; a lost lease
+# powers a VM off, or pauses it and frees the lease for another host.
 # Usage: 20-sanlock.sh PREFIX (uses PREFIX/bin/lockmgr, PREFIX/lib/lock_manager).
 set -euo pipefail
 prefix=$1
@@ -38,6 +39,28 @@ start_vm() {  # start_vm HOST ARGS... -- COMMAND: lockmgr run in the background,
     local host=$1; shift
     env SANLOCK_RUN_DIR="$work/run-$host" "$lockmgr" run --plugin sanlock \
         --plugin-dir "$prefix/lib/lock_manager" --config-dir "$work/etc-$host" "$@" &
+}
+
+run_with_action() {  # run_with_action NAME ACTION DISK: a VM on host a; sets vm_pid
+    printf '\n\033[1m$ lockmgr run --action %s --disk %s -- sleep 600 &   # host a\033[0m\n' "$2" "$3"
+    start_vm a --uuid "$uuid" --name "$1" --action "$2" --disk "$3" -- sleep 600
+    vm_pid=$!
+    vms+=("$vm_pid")
+}
+
+held_state() {  # held_state HOST NAME PID: waits until PID holds its lease, prints the state
+    local state
+    until state=$(on "$1" inquire --uuid "$uuid" --name "$2" --pid "$3" 2>/dev/null) && [ -n "$state" ]; do
+        kill -0 "$3" 2>/dev/null || { echo "demo: $2 did not start on host $1" >&2; exit 1; }
+        sleep 0.1
+    done
+    echo "$state"
+}
+
+revoke() {  # revoke STATE: another owner asks host a's holder for the lease (graceful request)
+    local resource=${1%:*} version=${1##*:}
+    show env SANLOCK_RUN_DIR="$work/run-a" sanlock client request -r "$resource:$((version + 1))" -f 2
+    show env SANLOCK_RUN_DIR="$work/run-a" sanlock client examine -r "$resource"
 }
 
 section "Two hosts: private sanlock daemons sharing $leases"
@@ -82,10 +105,7 @@ printf '\n\033[1m$ lockmgr run --uuid %s --name demo-vm --disk %s -- sleep 600 &
 start_vm a --uuid "$uuid" --name demo-vm --disk "$disk" -- sleep 600
 vm=$!
 vms+=("$vm")
-until on a inquire --uuid "$uuid" --name demo-vm --pid "$vm" 2>/dev/null | grep -q .; do
-    kill -0 "$vm" 2>/dev/null || { echo "demo: the VM did not start" >&2; exit 1; }
-    sleep 0.1
-done
+held_state a demo-vm "$vm" >/dev/null
 show on a inquire --uuid "$uuid" --name demo-vm --pid "$vm" --disk "$disk"
 echo "(the lease file is named by the MD5 of the disk path: $(printf %s "$disk" | md5sum | cut -d' ' -f1))"
 
@@ -101,10 +121,7 @@ printf '\n\033[1m$ lockmgr run --state "$state" --disk %s -- sleep 600 &   # hos
 start_vm b --uuid "$uuid" --name demo-vm --state "$state" --disk "$disk" -- sleep 600
 vm_b=$!
 vms+=("$vm_b")
-until on b inquire --uuid "$uuid" --name demo-vm --pid "$vm_b" 2>/dev/null | grep -q .; do
-    kill -0 "$vm_b" 2>/dev/null || { echo "demo: the VM did not start on host b" >&2; exit 1; }
-    sleep 0.1
-done
+held_state b demo-vm "$vm_b" >/dev/null
 show on b inquire --uuid "$uuid" --name demo-vm --pid "$vm_b" --disk "$disk"
 show_refused on a acquire --uuid "$uuid" --name demo-vm --disk "$disk"
 
@@ -116,23 +133,24 @@ show_refused on a acquire --uuid "$uuid" --name demo-vm --state "$state" --disk 
 echo "(libvirt's plugin would accept that stale state; ours honours the lease version)"
 
 section "Lease lost without libvirt: sanlock runs lockmgr failure-action (poweroff)"
-disk2=/var/lib/images/demo-vm2.img
-printf '\n\033[1m$ lockmgr run --action poweroff --disk %s -- sleep 600 &   # host a\033[0m\n' "$disk2"
-start_vm a --uuid "$uuid" --name demo-vm2 --action poweroff --disk "$disk2" -- sleep 600
-vm2=$!
-vms+=("$vm2")
-until state2=$(on a inquire --uuid "$uuid" --name demo-vm2 --pid "$vm2" 2>/dev/null) && [ -n "$state2" ]; do
-    kill -0 "$vm2" 2>/dev/null || { echo "demo: the VM did not start" >&2; exit 1; }
-    sleep 0.1
-done
+run_with_action demo-vm2 poweroff /var/lib/images/demo-vm2.img
+vm2=$vm_pid
+state2=$(held_state a demo-vm2 "$vm2")
 echo "$state2"
 # Another owner asks for the lease (graceful request): the holder's daemon
 # runs the holder's failure helper, as when the lease is lost.
-resource=${state2%:*}
-version=${state2##*:}
-show env SANLOCK_RUN_DIR="$work/run-a" sanlock client request -r "$resource:$((version + 1))" -f 2
-show env SANLOCK_RUN_DIR="$work/run-a" sanlock client examine -r "$resource"
+revoke "$state2"
 for _ in $(seq 100); do kill -0 "$vm2" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$vm2" 2>/dev/null; then echo "demo: pid $vm2 is still running" >&2; exit 1; fi
 echo "pid $vm2 is gone; the helper said (in the daemon's log):"
 grep "lockmgr: lock lost" "$work/daemon-a.log" || { echo "demo: no message from lockmgr failure-action" >&2; exit 1; }
+
+section "Lease lost with --action pause: the VM is stopped and gives its lease up; host b takes over"
+disk3=/var/lib/images/demo-vm3.img
+run_with_action demo-vm3 pause "$disk3"
+vm3=$vm_pid
+revoke "$(held_state a demo-vm3 "$vm3")"
+for _ in $(seq 100); do grep -q "demo-vm3.*paused; released" "$work/daemon-a.log" && break; sleep 0.1; done
+echo "pid $vm3 is in state $(awk '{print $3}' "/proc/$vm3/stat") (T: stopped); the helper said:"
+grep "demo-vm3" "$work/daemon-a.log" || { echo "demo: no message from lockmgr failure-action" >&2; exit 1; }
+show on b acquire --uuid "$uuid" --name demo-vm3 --disk "$disk3"
