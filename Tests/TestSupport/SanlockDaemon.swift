@@ -45,7 +45,7 @@ public final class SanlockDaemon: @unchecked Sendable {
         process.standardOutput = FileHandle.nullDevice
         // -D keeps it in the foreground (so it is our child) and logs there.
         let log = "\(runDir)/daemon.log"
-        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         let handle = FileHandle(forWritingAtPath: log)
         handle?.seekToEndOfFile()
         process.standardError = handle ?? FileHandle.nullDevice
@@ -137,9 +137,10 @@ public final class SanlockDaemon: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let lines = client(["host_status", "-s", lockspace, "-D"]).stdout.split(separator: "\n")
-            if let start = lines.firstIndex(where: { $0.hasPrefix("\(hostID) timestamp ") }),
-               lines[start...].dropFirst().prefix { $0.hasPrefix(" ") }.contains(where: { $0.contains("last_live=") && !$0.hasSuffix("last_live=0") }) {
-                return
+            // "N timestamp T", then indented fields of host N, last_live among them.
+            if let start = lines.firstIndex(where: { $0.hasPrefix("\(hostID) timestamp ") }) {
+                let fields = lines[start...].dropFirst().prefix(while: { $0.hasPrefix(" ") })
+                if fields.contains(where: { $0.contains("last_live=") && !$0.hasSuffix("last_live=0") }) { return }
             }
             usleep(100_000)
         }

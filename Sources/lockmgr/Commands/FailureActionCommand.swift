@@ -85,11 +85,7 @@ struct FailureActionCommand: ParsableCommand {
 /// The state letter of /proc/PID/stat (R, S, D, T, Z...).
 enum ProcessState {
     static func of(_ pid: Int32) -> String? {
-        guard let file = fopen("/proc/\(pid)/stat", "r") else { return nil }
-        defer { fclose(file) }
-        var buffer = [CChar](repeating: 0, count: 1024)
-        guard fgets(&buffer, Int32(buffer.count), file) != nil else { return nil }
-        let text = String(cString: buffer)
+        guard case .success(let text) = FileText.read("/proc/\(pid)/stat") else { return nil }
         // The command name (in parentheses) may contain spaces: the state follows the last ')'.
         guard let close = text.lastIndex(of: ")") else { return nil }
         return text[text.index(after: close)...].split(separator: " ").first.map(String.init)
