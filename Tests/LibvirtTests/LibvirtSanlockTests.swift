@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Real libvirtd + QEMU with a sanlock lock plugin and a private sanlock
+/// daemon; the same assertions for libvirt's plugin and ours, so the two
+/// are shown to behave the same. One libvirtd per machine: serialized.
+@Suite(.serialized) struct LibvirtSanlockTests {
+    @Test("start takes the disk lease for the QEMU process, suspend releases it, resume retakes it, destroy frees it",
+          arguments: SanlockPluginUnderTest.all)
+    func leaseFollowsTheDomain(_ plugin: SanlockPluginUnderTest) throws {
+        try LibvirtHost.with(pluginDir: plugin.pluginDir) { host in
+            try expectLoaded(plugin, by: host)
+            let disk = try host.createDisk("a")
+            let lease = try diskLeaseName(disk)
+            let vm = host.domain("lm-a-\(getpid())", disks: [disk])
+
+            let started = try host.start(vm)
+            try #require(started.status == 0, "virsh create: \(started)\nlibvirtd: \(host.libvirtdLog)")
+            let pid = try host.qemuPid(vm.name)
+            var status = try host.sanlock.status()
+            let held = try #require(status.resource(named: lease), "no lease for \(disk) after start:\n\(status)")
+            #expect(held.ownerPid == pid, "lease owner vs QEMU pid:\n\(status)")
+            #expect(held.lockspace == LibvirtHost.diskLockspace)
+            #expect(held.path == "\(host.leaseDir)/\(lease)")
+            #expect(status.processes[pid] == vm.name, "QEMU registered under the domain's name:\n\(status)")
+
+            let suspended = host.virsh(["suspend", vm.name])
+            try #require(suspended.status == 0, "virsh suspend: \(suspended)")
+            status = try host.sanlock.status()
+            #expect(status.resource(named: lease) == nil, "lease still held while paused:\n\(status)")
+            #expect(status.processes[pid] == vm.name, "paused QEMU no longer registered:\n\(status)")
+
+            let resumed = host.virsh(["resume", vm.name])
+            try #require(resumed.status == 0, "virsh resume: \(resumed)\nlibvirtd: \(host.libvirtdLog)")
+            status = try host.sanlock.status()
+            let retaken = try #require(status.resource(named: lease), "no lease after resume:\n\(status)")
+            #expect(retaken.ownerPid == pid)
+            // sanlock bumps the version on every acquisition: this is a new one.
+            #expect((retaken.version ?? 0) > (held.version ?? 0), "lease version \(retaken) after \(held)")
+
+            let destroyed = host.virsh(["destroy", vm.name])
+            try #require(destroyed.status == 0, "virsh destroy: \(destroyed)")
+            #expect(!LibvirtHost.isQEMU(pid, guest: vm.name))
+            // The lease goes with QEMU's registered socket; sanlock notices the close.
+            let freed = try eventually(within: 5) { try host.sanlock.status() } until: {
+                $0.resource(named: lease) == nil && $0.processes[pid] == nil
+            }
+            #expect(freed.resource(named: lease) == nil, "lease outlived its domain:\n\(freed)")
+            #expect(freed.processes[pid] == nil, "QEMU still registered after destroy:\n\(freed)")
+        }
+    }
+
+    /// QEMU's own image lock would refuse a plain second start on the same
+    /// disk before libvirt asks the lock manager (leases are taken when the
+    /// CPUs start), so the lock manager's refusal is shown where it decides:
+    /// a hot-plugged disk, and an explicit <lease> two domains share.
+    @Test("the lock manager refuses a disk or a lease another running domain holds",
+          arguments: SanlockPluginUnderTest.all)
+    func lockManagerRefusesConflicts(_ plugin: SanlockPluginUnderTest) throws {
+        try LibvirtHost.with(pluginDir: plugin.pluginDir) { host in
+            try expectLoaded(plugin, by: host)
+            let diskA = try host.createDisk("a"), diskB = try host.createDisk("b")
+            let leaseA = try diskLeaseName(diskA), leaseB = try diskLeaseName(diskB)
+            let vmA = host.domain("lm-a-\(getpid())", disks: [diskA])
+            let vmB = host.domain("lm-b-\(getpid())", disks: [diskB])
+            for vm in [vmA, vmB] {
+                let started = try host.start(vm)
+                try #require(started.status == 0, "virsh create \(vm.name): \(started)\nlibvirtd: \(host.libvirtdLog)")
+            }
+            let pidA = try host.qemuPid(vmA.name), pidB = try host.qemuPid(vmB.name)
+
+            // Hot-plug A's disk into B.
+            let attach = host.virsh(["attach-disk", vmB.name, diskA, "vdb", "--targetbus", "virtio"])
+            #expect(attach.status != 0, "attach-disk of a disk A holds succeeded: \(attach)")
+            #expect(attach.stderr.contains(plugin.conflictText), "not the lock manager's refusal: \(attach)")
+            #expect(!attach.stderr.contains("Failed to get"), "QEMU's image lock fired, not the lock manager: \(attach)")
+            let disksOfB = host.virsh(["domblklist", vmB.name])
+            #expect(disksOfB.status == 0 && !disksOfB.stdout.contains(diskA), "B got A's disk anyway: \(disksOfB)")
+            var status = try host.sanlock.status()
+            #expect(status.resource(named: leaseA)?.ownerPid == pidA, "A lost its lease:\n\(status)")
+            #expect(status.resource(named: leaseB)?.ownerPid == pidB, "B lost its own lease:\n\(status)")
+            #expect(status.resources.filter { $0.ownerPid == pidB }.count == 1, "B holds more than its disk:\n\(status)")
+
+            // Two domains (own disks) sharing one explicit lease.
+            let shared = try sharedLease(in: host, key: "lm-shared")
+            var vmC = host.domain("lm-c-\(getpid())", disks: [try host.createDisk("c")])
+            let diskD = try host.createDisk("d")
+            var vmD = host.domain("lm-d-\(getpid())", disks: [diskD])
+            vmC.leases = [shared]
+            vmD.leases = [shared]
+            let startedC = try host.start(vmC)
+            try #require(startedC.status == 0, "virsh create \(vmC.name): \(startedC)\nlibvirtd: \(host.libvirtdLog)")
+            let pidC = try host.qemuPid(vmC.name)
+            status = try host.sanlock.status()
+            #expect(status.resource(named: shared.key)?.ownerPid == pidC, "C does not hold the shared lease:\n\(status)")
+
+            let startedD = try host.start(vmD)
+            #expect(startedD.status != 0, "D started although C holds the lease: \(startedD)")
+            #expect(startedD.stderr.contains(plugin.conflictText), "not the lock manager's refusal: \(startedD)")
+            #expect(host.virsh(["domstate", vmD.name]).status != 0, "D exists after its refused start")
+            status = try host.sanlock.status()
+            #expect(status.resource(named: shared.key)?.ownerPid == pidC, "C lost the shared lease:\n\(status)")
+            #expect(status.resource(named: try diskLeaseName(diskD)) == nil, "refused D kept its disk lease:\n\(status)")
+            #expect(!status.processes.values.contains(vmD.name), "refused D still registered:\n\(status)")
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// libvirtd really runs the plugin under test (not another sanlock.so).
+    func expectLoaded(_ plugin: SanlockPluginUnderTest, by host: LibvirtHost) throws {
+        let expected = URL(fileURLWithPath: plugin.pluginFile).resolvingSymlinksInPath().path
+        let loaded = try host.loadedLockPlugins()
+        #expect(loaded == [expected], "libvirtd maps \(loaded), not \(expected)")
+    }
+
+    /// The resource name both plugins give a disk's automatic lease: the
+    /// lower-case hex MD5 of its path (libvirt's on-disk convention).
+    func diskLeaseName(_ path: String) throws -> String {
+        let result = Command.run(["md5sum"], timeout: 10, input: path)
+        guard result.status == 0, let hash = result.stdout.split(separator: " ").first else {
+            throw FixtureError("md5sum failed: \(result)")
+        }
+        return String(hash)
+    }
+
+    /// A 1 MiB lease file initialised as a sanlock resource in libvirt's disk lockspace.
+    func sharedLease(in host: LibvirtHost, key: String) throws -> TinyDomain.Lease {
+        let path = "\(host.leaseDir)/\(key).lease"
+        guard FileManager.default.createFile(atPath: path, contents: Data(count: 1 << 20)) else {
+            throw FixtureError("cannot create \(path)")
+        }
+        let lease = TinyDomain.Lease(lockspace: LibvirtHost.diskLockspace, key: key, path: path)
+        let result = host.sanlock.client(["init", "-r", "\(lease.lockspace):\(key):\(path):0"])
+        guard result.status == 0 else { throw FixtureError("sanlock client init of \(path) failed: \(result)") }
+        return lease
+    }
+
+    /// Polls `read` every 50 ms until `done` holds or `seconds` pass; returns the last value.
+    func eventually<T>(within seconds: TimeInterval, _ read: () throws -> T, until done: (T) -> Bool) throws -> T {
+        let deadline = Date().addingTimeInterval(seconds)
+        var value = try read()
+        while !done(value) && Date() < deadline {
+            usleep(50_000)
+            value = try read()
+        }
+        return value
+    }
+}

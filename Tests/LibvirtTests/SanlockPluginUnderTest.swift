@@ -1,0 +1,29 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// A sanlock lock driver plugin libvirtd is pointed at, through
+/// LIBVIRT_LOCK_MANAGER_PLUGIN_DIR: libvirt's own, or ours.
+struct SanlockPluginUnderTest: Sendable, CustomTestStringConvertible {
+    var label: String
+    var pluginDir: String
+    /// How the plugin words sanlock's refusal when another process on this
+    /// host holds the lease (-EEXIST): each plugin has its own text.
+    var conflictText: String
+
+    var testDescription: String { label }
+
+    var pluginFile: String { "\(pluginDir)/sanlock.so" }
+
+    static let libvirts = SanlockPluginUnderTest(
+        label: "libvirt's sanlock.so", pluginDir: BuildProducts.libvirtPluginDir,
+        conflictText: "Failed to acquire lock: File exists")
+
+    /// Ours, as `swift build` left it (liblockmgr_sanlock.so linked as
+    /// sanlock.so). Missing means the test fails, never skips.
+    static let lockmgrs = SanlockPluginUnderTest(
+        label: "lockmgr's sanlock.so", pluginDir: BuildProducts.pluginDir,
+        conflictText: "already held by another process")
+
+    static let all = [libvirts, lockmgrs]
+}
