@@ -42,6 +42,14 @@ let libvirtTargets: [Target] = [
 ]
 // ---- end real libvirt -----------------------------------------------------
 
+// ---- interop: binary compatibility and loader tests (branch interop) ----
+// C fixtures in Tests/InteropTests/C are compiled by the tests with gcc.
+let interopTargets: [Target] = [
+    .testTarget(name: "InteropTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
+                exclude: ["C"], linkerSettings: hostLinkerSettings),
+]
+// ---- end interop ----
+
 let package = Package(
     name: "lockmgr",
     products: [
@@ -69,5 +77,5 @@ let package = Package(
         .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
                     linkerSettings: hostLinkerSettings),
         .testTarget(name: "LockmgrToolTests", dependencies: ["TestSupport"]),
-    ] + nop.1 + libvirtTargets
+    ] + nop.1 + interopTargets + libvirtTargets
 )
