@@ -3,7 +3,7 @@ PREFIX ?= $(CURDIR)/_install
 SWIFT ?= swift
 PLUGINS := $(patsubst Sources/Plugins/%/Driver,%,$(wildcard Sources/Plugins/*/Driver))
 
-.PHONY: all deps build test demo install release bench clean
+.PHONY: all deps build test demo install release bench bench-sanlock clean
 
 all: build
 
@@ -32,6 +32,13 @@ install: release
 
 demo: install
 	scripts/demo.sh $(PREFIX)
+
+# Acquire+release latency: our sanlock plugin, libvirt's sanlock.so, the raw API.
+CYCLES ?= 300
+bench-sanlock: deps
+	$(SWIFT) build -c release --product lockmgr_sanlock
+	$(SWIFT) build -c release --product sanlock-bench
+	$$($(SWIFT) build -c release --show-bin-path)/sanlock-bench $(CYCLES)
 
 clean:
 	rm -rf .build _install

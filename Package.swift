@@ -50,12 +50,31 @@ let interopTargets: [Target] = [
 ]
 // ---- end interop ----
 
+// ---- sanlock plugin (issue 4) --------------------------------------------
+// CSanlock: libsanlock_client's headers plus a small C helper for
+// `struct sanlk_resource` (its flexible disks[] array is not usable from Swift).
+// SanlockCore: the pure logic (config, MD5 lease names, state strings, error
+// texts, failure helper command), unit-tested without a daemon.
+let sanlock = plugin("sanlock", module: "Sanlock", dependencies: ["SanlockCore", "CSanlock"])
+let sanlockTargets: [Target] = [
+    .target(name: "CSanlock", path: "Sources/Plugins/sanlock/CSanlock",
+            linkerSettings: [.linkedLibrary("sanlock_client")]),
+    .target(name: "SanlockCore", dependencies: ["LockDriver"], path: "Sources/Plugins/sanlock/Core"),
+    .testTarget(name: "SanlockTests", dependencies: ["SanlockCore", "LockDriver", "TestSupport"],
+                linkerSettings: hostLinkerSettings),
+    // Not a test: acquire+release latency of our plugin, libvirt's and the raw API.
+    .executableTarget(name: "sanlock-bench", dependencies: ["LockDriver", "SanlockCore", "CSanlock", "TestSupport"],
+                      path: "Benchmarks/sanlock-bench", linkerSettings: hostLinkerSettings),
+]
+// ---- end sanlock plugin ---------------------------------------------------
+
 let package = Package(
     name: "lockmgr",
     products: [
         .executable(name: "lockmgr", targets: ["lockmgr"]),
         .library(name: "LockDriver", targets: ["LockDriver"]),
         nop.0,
+        sanlock.0,
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -77,5 +96,5 @@ let package = Package(
         .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
                     linkerSettings: hostLinkerSettings),
         .testTarget(name: "LockmgrToolTests", dependencies: ["TestSupport"]),
-    ] + nop.1 + interopTargets + libvirtTargets
+    ] + nop.1 + interopTargets + sanlock.1 + sanlockTargets + libvirtTargets
 )

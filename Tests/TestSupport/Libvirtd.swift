@@ -25,8 +25,8 @@ public final class LibvirtHost: @unchecked Sendable {
 
     private let workDir: String
     private var backups: [ConfigBackup] = []
-    private var virtlogd: Daemon?
-    private var libvirtd: Daemon?
+    private var virtlogd: SpawnedProcess?
+    private var libvirtd: SpawnedProcess?
     private var qemuPids: [String: Int32] = [:]
 
     public static func with<T>(pluginDir: String, _ body: (LibvirtHost) throws -> T) throws -> T {
@@ -52,7 +52,7 @@ public final class LibvirtHost: @unchecked Sendable {
         }
         for dir in [workDir, imageDir] { chmod(dir, 0o755) }
         domainType = Self.prepareKVM()
-        sanlock = try SanlockDaemon(hostName: "lockmgr-libvirt-test", runDir: "\(workDir)/sanlock-run")
+        sanlock = try SanlockDaemon(name: "lockmgr-libvirt-\(getpid())")
         do {
             try configure()
             try startVirtlogd()
@@ -101,10 +101,11 @@ public final class LibvirtHost: @unchecked Sendable {
     private func startVirtlogd() throws {
         let socket = "/run/libvirt/virtlogd-sock"
         let started = Date().addingTimeInterval(-1)
-        let daemon = try Daemon(["/usr/sbin/virtlogd"], name: "virtlogd", logPath: "\(workDir)/virtlogd.log")
+        let log = "\(workDir)/virtlogd.log"
+        let daemon = try SpawnedProcess(["/usr/sbin/virtlogd"], output: log)
         virtlogd = daemon
         // A stale socket from an earlier run may exist: wait for a fresh one.
-        try daemon.waitUntil("listening on \(socket)", timeout: 10) {
+        try Self.wait(for: daemon, "virtlogd", log: log, until: "listening on \(socket)", timeout: 10) {
             guard let attrs = try? FileManager.default.attributesOfItem(atPath: socket),
                   let created = attrs[.modificationDate] as? Date else { return false }
             return created >= started
@@ -112,14 +113,38 @@ public final class LibvirtHost: @unchecked Sendable {
     }
 
     private func startLibvirtd() throws {
-        var env = sanlock.environment
-        env["LIBVIRT_LOCK_MANAGER_PLUGIN_DIR"] = pluginDir
-        let daemon = try Daemon([try Subreaper.path(), "/usr/sbin/libvirtd"], name: "libvirtd",
-                                logPath: "\(workDir)/libvirtd.log", environment: env)
+        let daemon = try SpawnedProcess([try Subreaper.path(), "/usr/bin/env",
+                                         "SANLOCK_RUN_DIR=\(sanlock.runDir)",
+                                         "LIBVIRT_LOCK_MANAGER_PLUGIN_DIR=\(pluginDir)",
+                                         "/usr/sbin/libvirtd"], output: libvirtdLogPath)
         libvirtd = daemon
-        try daemon.waitUntil("answering `virsh -c \(Self.uri) list`", timeout: 60) {
+        try Self.wait(for: daemon, "libvirtd", log: libvirtdLogPath, until: "answering `virsh -c \(Self.uri) list`",
+                      timeout: 60) {
             virsh(["list"], timeout: 10).status == 0
         }
+    }
+
+    private var libvirtdLogPath: String { "\(workDir)/libvirtd.log" }
+
+    /// Polls `probe` every 50 ms until it holds; fails early, quoting the
+    /// log, if the daemon died, or after `timeout` seconds.
+    private static func wait(for daemon: SpawnedProcess, _ name: String, log: String, until what: String,
+                             timeout: TimeInterval, _ probe: () -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !probe() {
+            guard daemon.isRunning else {
+                throw FixtureError("\(name) exited (status \(daemon.exitStatus ?? -1)) before \(what); \(log) ends:\n\(tail(log))")
+            }
+            guard Date() < deadline else {
+                throw FixtureError("\(name) not \(what) after \(Int(timeout)) s; \(log) ends:\n\(tail(log))")
+            }
+            usleep(50_000)
+        }
+    }
+
+    private static func tail(_ path: String, lines: Int = 20) -> String {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
 
     /// `virsh -c qemu:///system ARGS`.
@@ -129,7 +154,7 @@ public final class LibvirtHost: @unchecked Sendable {
     }
 
     /// The end of libvirtd's log, for failure messages.
-    public var libvirtdLog: String { libvirtd?.logTail() ?? "" }
+    public var libvirtdLog: String { Self.tail(libvirtdLogPath) }
 
     /// The lock plugin file libvirtd has mapped (symlinks resolved), from
     /// /proc/PID/maps: proof of which plugin is really in use.
@@ -206,11 +231,11 @@ public final class LibvirtHost: @unchecked Sendable {
         if libvirtd?.isRunning ?? false {
             for name in qemuPids.keys { virsh(["destroy", name], timeout: 30) }
         }
-        libvirtd?.stop(timeout: 20)
+        libvirtd?.stop(SIGTERM, timeout: 20)
         // Anything libvirtd could not destroy must not outlive the test.
         for (name, pid) in qemuPids where Self.isQEMU(pid, guest: name) { kill(pid, SIGKILL) }
         qemuPids = [:]
-        virtlogd?.stop(timeout: 10)
+        virtlogd?.stop(SIGTERM, timeout: 10)
         sanlock.stop()
         for backup in backups.reversed() { backup.restore() }
         backups = []

@@ -1,126 +1,122 @@
 import Foundation
 
-/// A private sanlock daemon for one test run: its own SANLOCK_RUN_DIR (so
-/// the CLI and the client library, which honour it, talk to this daemon
-/// only), no watchdog, no mlockall, no shared log or syslog. Runs in the
-/// foreground (-D) as the test's child, logging to `<runDir>/sanlock.log`.
+/// A private sanlock daemon for tests: its own run directory (the client
+/// library and CLI find it through SANLOCK_RUN_DIR), its own host name, no
+/// watchdog, no systemd, no privileges. Two of them joined to the same
+/// lockspace file with different host_ids are two hosts of one cluster.
+///
+/// A missing sanlock is an error, never a skip: the tests exist to prove
+/// behaviour against the real daemon.
 public final class SanlockDaemon: @unchecked Sendable {
+    public let name: String
     public let runDir: String
-    public let hostName: String
-    private let daemon: Daemon
+    private let process: Process
     private var stopped = false
 
-    /// The environment a client of this daemon (a plugin host, libvirtd) needs.
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+        public init(description: String) { self.description = description }
+    }
+
+    /// The environment that points clients at this daemon.
     public var environment: [String: String] { ["SANLOCK_RUN_DIR": runDir] }
 
-    public init(hostName: String, runDir: String = TempDir.make("sanlock-run")) throws {
-        self.runDir = runDir
-        self.hostName = hostName
-        guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/sanlock") else {
-            throw FixtureError("sanlock is not installed (/usr/sbin/sanlock): run scripts/install-deps.sh")
+    /// Starts `sanlock daemon` and waits until `sanlock client status` answers.
+    public init(name: String) throws {
+        guard let sanlock = SanlockDaemon.executable else {
+            throw Failure(description: "sanlock is not installed (apt-get install sanlock): the sanlock tests need a real daemon")
         }
-        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
-        // SANLOCK_PRIVILEGED=0: root here lacks CAP_SYS_RESOURCE for the memlock limit.
-        daemon = try Daemon(["/usr/sbin/sanlock", "daemon", "-D", "-w", "0", "-U", "root", "-G", "root",
-                             "-l", "0", "-L", "-1", "-S", "-1", "-e", hostName],
-                            name: "sanlock daemon \(hostName)", logPath: "\(runDir)/sanlock.log",
-                            environment: ["SANLOCK_RUN_DIR": runDir, "SANLOCK_PRIVILEGED": "0"])
-        do {
-            try daemon.waitUntil("answering `sanlock client status`", timeout: 10) {
-                client(["status"], timeout: 5).status == 0
+        self.name = name
+        runDir = TempDir.make("sanlock-\(name)")
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: sanlock)
+        // -w 0: no watchdog; -l 0: no mlockall; -U/-G root: no sanlock user;
+        // -L/-S -1: no log file or syslog noise from test daemons.
+        process.arguments = ["daemon", "-D", "-w", "0", "-U", "root", "-G", "root", "-l", "0",
+                             "-L", "-1", "-S", "-1", "-e", name]
+        var env = ProcessInfo.processInfo.environment
+        env["SANLOCK_RUN_DIR"] = runDir
+        env["SANLOCK_PRIVILEGED"] = "0"   // else it exits: cannot raise the memlock limit
+        process.environment = env
+        process.standardOutput = FileHandle.nullDevice
+        // -D keeps it in the foreground (so it is our child) and logs there.
+        FileManager.default.createFile(atPath: "\(runDir)/daemon.log", contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: "\(runDir)/daemon.log") ?? FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if !process.isRunning {
+                throw Failure(description: "sanlock daemon \(name) exited with \(process.terminationStatus); see \(runDir)/daemon.log")
             }
-        } catch {
-            stop()
-            throw error
+            if client(["status"], timeout: 5).status == 0 { return }
+            usleep(50_000)
         }
+        kill(process.processIdentifier, SIGKILL)
+        throw Failure(description: "sanlock daemon \(name) did not answer within 10 s (run dir \(runDir))")
     }
+
+    deinit { stop() }
 
     /// Runs `sanlock client ARGS` against this daemon.
     @discardableResult
     public func client(_ args: [String], timeout: TimeInterval = 30) -> CommandResult {
-        Command.run(["/usr/sbin/sanlock", "client"] + args, environment: environment, timeout: timeout)
+        Command.run([SanlockDaemon.executable ?? "sanlock", "client"] + args, environment: environment, timeout: timeout)
     }
 
-    /// What the daemon holds now, from `sanlock client status`.
-    public func status() throws -> SanlockStatus {
-        let result = client(["status"], timeout: 10)
-        guard result.status == 0 else { throw FixtureError("sanlock client status failed: \(result)") }
-        return SanlockStatus(parsing: result.stdout)
-    }
+    /// `sanlock client status -D`: lockspaces, clients with their pids and
+    /// restrictions, resources.
+    public func status() -> String { client(["status", "-D"]).stdout }
 
-    /// `sanlock client shutdown -f 1 -w 1`: the daemon ignores SIGTERM while
-    /// it has lockspaces; forced shutdown SIGKILLs registered processes and
-    /// leaves. Idempotent.
+    /// Stops the daemon: a clean shutdown (which SIGKILLs processes still
+    /// holding leases), then SIGKILL if it does not go.
     public func stop() {
         guard !stopped else { return }
         stopped = true
-        if daemon.isRunning { client(["shutdown", "-f", "1", "-w", "1"], timeout: 20) }
-        if !daemon.waitForExit(timeout: 10) { daemon.stop(signal: SIGKILL, timeout: 5) }
-    }
-
-    deinit { stop() }
-}
-
-/// `sanlock client status` output: registered processes, joined
-/// lockspaces, and held resources with their owners.
-public struct SanlockStatus: Sendable, CustomStringConvertible {
-    public struct Resource: Sendable, Equatable {
-        public var lockspace: String
-        public var name: String
-        public var path: String
-        public var offset: UInt64
-        /// The lease version: sanlock increments it on every acquisition.
-        public var version: UInt64?
-        public var ownerPid: Int32
-    }
-
-    /// pid -> owner name ("p PID NAME"; the daemon's own threads show pid -1).
-    public var processes: [Int32: String] = [:]
-    /// "s LOCKSPACE:HOST_ID:PATH:OFFSET" entries, as printed.
-    public var lockspaces: [String] = []
-    public var resources: [Resource] = []
-    public var text: String
-
-    public var description: String { text }
-
-    public init(parsing text: String) {
-        self.text = text
-        for line in text.split(separator: "\n") {
-            let words = line.split(separator: " ", maxSplits: 1).map(String.init)
-            guard words.count == 2 else { continue }
-            switch words[0] {
-            case "p":
-                let fields = words[1].split(separator: " ", maxSplits: 1).map(String.init)
-                if let pid = Int32(fields[0]) { processes[pid] = fields.count > 1 ? fields[1] : "" }
-            case "s":
-                lockspaces.append(words[1])
-            case "r":
-                if let resource = Self.resource(words[1]) { resources.append(resource) }
-            default:
-                continue
-            }
+        if process.isRunning {
+            client(["shutdown", "-f", "1", "-w", "1"], timeout: 15)
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { usleep(50_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
         }
     }
 
-    /// The resource with this name, if some process holds it.
-    public func resource(named name: String) -> Resource? {
-        resources.first { $0.name == name }
+    // MARK: lease areas
+
+    /// Creates a zeroed 1 MiB file: the size of one sanlock lease area.
+    public static func makeLeaseFile(_ path: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: Data(count: 1 << 20)) else {
+            throw Failure(description: "cannot create lease file \(path)")
+        }
     }
 
-    /// "LS:NAME:PATH:OFFSET[:LVER] p PID", where a ':' inside a field is
-    /// escaped as "\:".
-    private static func resource(_ text: String) -> Resource? {
-        guard let owner = text.range(of: " p ", options: .backwards),
-              let pid = Int32(text[owner.upperBound...].trimmingCharacters(in: .whitespaces)) else { return nil }
-        var fields: [String] = [], current = "", escaped = false
-        for ch in text[..<owner.lowerBound] {
-            if escaped { current.append(ch); escaped = false } else if ch == "\\" { escaped = true } else if ch == ":" {
-                fields.append(current); current = ""
-            } else { current.append(ch) }
-        }
-        fields.append(current)
-        guard fields.count >= 4, let offset = UInt64(fields[3]) else { return nil }
-        return Resource(lockspace: fields[0], name: fields[1], path: fields[2], offset: offset,
-                        version: fields.count > 4 ? UInt64(fields[4]) : nil, ownerPid: pid)
+    /// Writes a lockspace with io_timeout 1, so joins take ~3 s instead of 21.
+    public func initLockspace(_ name: String, path: String) throws {
+        try Self.makeLeaseFile(path)
+        try check(client(["init", "-s", "\(name):0:\(path):0", "-o", "1"]), "init lockspace \(name)")
     }
+
+    /// Joins a lockspace as `hostID` (blocks until joined).
+    public func join(_ name: String, hostID: Int, path: String) throws {
+        try check(client(["add_lockspace", "-s", "\(name):\(hostID):\(path):0", "-o", "1"], timeout: 60),
+                  "join lockspace \(name) as host \(hostID)")
+    }
+
+    /// Initialises a resource lease area.
+    public func initLease(lockspace: String, name: String, path: String) throws {
+        try Self.makeLeaseFile(path)
+        try check(client(["init", "-r", "\(lockspace):\(name):\(path):0"]), "init lease \(name)")
+    }
+
+    private func check(_ result: CommandResult, _ what: String) throws {
+        // `sanlock client` prints "... done <rv>" and exits 0 even on failure.
+        let ok = result.status == 0 && !result.stdout.contains("done -") && !result.stderr.contains("error")
+        guard ok else { throw Failure(description: "sanlock \(what) failed on daemon \(name): \(result)") }
+    }
+
+    public static let executable: String? = {
+        ["/usr/sbin/sanlock", "/sbin/sanlock", "/usr/bin/sanlock"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }()
 }

@@ -5,7 +5,7 @@ import TestSupport
 /// Real libvirtd + QEMU with a sanlock lock plugin and a private sanlock
 /// daemon; the same assertions for libvirt's plugin and ours, so the two
 /// are shown to behave the same. One libvirtd per machine: serialized.
-@Suite(.serialized) struct LibvirtSanlockTests {
+@Suite(.serialized) struct LibvirtdSanlockTests {
     @Test("start takes the disk lease for the QEMU process, suspend releases it, resume retakes it, destroy frees it",
           arguments: SanlockPluginUnderTest.all)
     func leaseFollowsTheDomain(_ plugin: SanlockPluginUnderTest) throws {
@@ -18,7 +18,7 @@ import TestSupport
             let started = try host.start(vm)
             try #require(started.status == 0, "virsh create: \(started)\nlibvirtd: \(host.libvirtdLog)")
             let pid = try host.qemuPid(vm.name)
-            var status = try host.sanlock.status()
+            var status = try host.sanlock.parsedStatus()
             let held = try #require(status.resource(named: lease), "no lease for \(disk) after start:\n\(status)")
             #expect(held.ownerPid == pid, "lease owner vs QEMU pid:\n\(status)")
             #expect(held.lockspace == LibvirtHost.diskLockspace)
@@ -27,13 +27,13 @@ import TestSupport
 
             let suspended = host.virsh(["suspend", vm.name])
             try #require(suspended.status == 0, "virsh suspend: \(suspended)")
-            status = try host.sanlock.status()
+            status = try host.sanlock.parsedStatus()
             #expect(status.resource(named: lease) == nil, "lease still held while paused:\n\(status)")
             #expect(status.processes[pid] == vm.name, "paused QEMU no longer registered:\n\(status)")
 
             let resumed = host.virsh(["resume", vm.name])
             try #require(resumed.status == 0, "virsh resume: \(resumed)\nlibvirtd: \(host.libvirtdLog)")
-            status = try host.sanlock.status()
+            status = try host.sanlock.parsedStatus()
             let retaken = try #require(status.resource(named: lease), "no lease after resume:\n\(status)")
             #expect(retaken.ownerPid == pid)
             // sanlock bumps the version on every acquisition: this is a new one.
@@ -43,7 +43,7 @@ import TestSupport
             try #require(destroyed.status == 0, "virsh destroy: \(destroyed)")
             #expect(!LibvirtHost.isQEMU(pid, guest: vm.name))
             // The lease goes with QEMU's registered socket; sanlock notices the close.
-            let freed = try eventually(within: 5) { try host.sanlock.status() } until: {
+            let freed = try eventually(within: 5) { try host.sanlock.parsedStatus() } until: {
                 $0.resource(named: lease) == nil && $0.processes[pid] == nil
             }
             #expect(freed.resource(named: lease) == nil, "lease outlived its domain:\n\(freed)")
@@ -77,7 +77,7 @@ import TestSupport
             #expect(!attach.stderr.contains("Failed to get"), "QEMU's image lock fired, not the lock manager: \(attach)")
             let disksOfB = host.virsh(["domblklist", vmB.name])
             #expect(disksOfB.status == 0 && !disksOfB.stdout.contains(diskA), "B got A's disk anyway: \(disksOfB)")
-            var status = try host.sanlock.status()
+            var status = try host.sanlock.parsedStatus()
             #expect(status.resource(named: leaseA)?.ownerPid == pidA, "A lost its lease:\n\(status)")
             #expect(status.resource(named: leaseB)?.ownerPid == pidB, "B lost its own lease:\n\(status)")
             #expect(status.resources.filter { $0.ownerPid == pidB }.count == 1, "B holds more than its disk:\n\(status)")
@@ -92,14 +92,14 @@ import TestSupport
             let startedC = try host.start(vmC)
             try #require(startedC.status == 0, "virsh create \(vmC.name): \(startedC)\nlibvirtd: \(host.libvirtdLog)")
             let pidC = try host.qemuPid(vmC.name)
-            status = try host.sanlock.status()
+            status = try host.sanlock.parsedStatus()
             #expect(status.resource(named: shared.key)?.ownerPid == pidC, "C does not hold the shared lease:\n\(status)")
 
             let startedD = try host.start(vmD)
             #expect(startedD.status != 0, "D started although C holds the lease: \(startedD)")
             #expect(startedD.stderr.contains(plugin.conflictText), "not the lock manager's refusal: \(startedD)")
             #expect(host.virsh(["domstate", vmD.name]).status != 0, "D exists after its refused start")
-            status = try host.sanlock.status()
+            status = try host.sanlock.parsedStatus()
             #expect(status.resource(named: shared.key)?.ownerPid == pidC, "C lost the shared lease:\n\(status)")
             #expect(status.resource(named: try diskLeaseName(diskD)) == nil, "refused D kept its disk lease:\n\(status)")
             #expect(!status.processes.values.contains(vmD.name), "refused D still registered:\n\(status)")
@@ -127,13 +127,8 @@ import TestSupport
 
     /// A 1 MiB lease file initialised as a sanlock resource in libvirt's disk lockspace.
     func sharedLease(in host: LibvirtHost, key: String) throws -> TinyDomain.Lease {
-        let path = "\(host.leaseDir)/\(key).lease"
-        guard FileManager.default.createFile(atPath: path, contents: Data(count: 1 << 20)) else {
-            throw FixtureError("cannot create \(path)")
-        }
-        let lease = TinyDomain.Lease(lockspace: LibvirtHost.diskLockspace, key: key, path: path)
-        let result = host.sanlock.client(["init", "-r", "\(lease.lockspace):\(key):\(path):0"])
-        guard result.status == 0 else { throw FixtureError("sanlock client init of \(path) failed: \(result)") }
+        let lease = TinyDomain.Lease(lockspace: LibvirtHost.diskLockspace, key: key, path: "\(host.leaseDir)/\(key).lease")
+        try host.sanlock.initLease(lockspace: lease.lockspace, name: key, path: lease.path)
         return lease
     }
 
