@@ -106,6 +106,50 @@ import TestSupport
         }
     }
 
+    /// The shared-storage case the lock manager exists for: a second sanlock
+    /// daemon (host_id 2, its own run dir) joined to the same lockspace file
+    /// plays another host that holds the disk's lease.
+    @Test("a disk lease another host holds keeps the domain from starting until that host lets go",
+          arguments: SanlockPluginUnderTest.all)
+    func anotherHostsLeaseRefusesStart(_ plugin: SanlockPluginUnderTest) throws {
+        try LibvirtHost.with(pluginDir: plugin.pluginDir) { host in
+            try expectLoaded(plugin, by: host)
+            let disk = try host.createDisk("a")
+            let lease = try diskLeaseName(disk)
+            let leasePath = "\(host.leaseDir)/\(lease)"
+            let hostB = try SanlockDaemon(name: "lockmgr-libvirt-b-\(getpid())")
+            defer { hostB.stop() }
+            try hostB.join(LibvirtHost.diskLockspace, hostID: 2, path: "\(host.leaseDir)/\(LibvirtHost.diskLockspace)")
+            // The lease file libvirt's convention names; both plugins reuse an existing one.
+            try hostB.initLease(lockspace: LibvirtHost.diskLockspace, name: lease, path: leasePath)
+            // `sanlock client command` registers, acquires, then execs the command (same pid).
+            let holder = try SpawnedProcess(["/usr/bin/env", "SANLOCK_RUN_DIR=\(hostB.runDir)", "/usr/sbin/sanlock",
+                                             "client", "command", "-r", "\(LibvirtHost.diskLockspace):\(lease):\(leasePath):0",
+                                             "-c", "/bin/sleep", "600"])
+            defer { holder.stop(SIGKILL) }
+            let onB = try eventually(within: 10) { try hostB.parsedStatus() } until: { $0.resource(named: lease) != nil }
+            try #require(onB.resource(named: lease)?.ownerPid == holder.pid, "host B does not hold the lease:\n\(onB)")
+
+            let vm = host.domain("lm-a-\(getpid())", disks: [disk])
+            let refused = try host.start(vm)
+            #expect(refused.status != 0, "started although host B holds the disk's lease: \(refused)")
+            #expect(refused.stderr.contains(plugin.otherHostText), "not the lock manager's refusal: \(refused)")
+            #expect(host.virsh(["domstate", vm.name]).status != 0, "the refused domain exists")
+            var onA = try host.sanlock.parsedStatus()
+            #expect(onA.resource(named: lease) == nil, "host A holds the lease host B has:\n\(onA)")
+            #expect(!onA.processes.values.contains(vm.name), "the refused QEMU is still registered:\n\(onA)")
+
+            // Host B lets go (its holder dies); the same domain now starts.
+            holder.stop(SIGKILL)
+            let freed = try eventually(within: 10) { try hostB.parsedStatus() } until: { $0.resource(named: lease) == nil }
+            try #require(freed.resource(named: lease) == nil, "host B kept the lease after its holder died:\n\(freed)")
+            let started = try host.start(vm)
+            try #require(started.status == 0, "virsh create after host B let go: \(started)\nlibvirtd: \(host.libvirtdLog)")
+            onA = try host.sanlock.parsedStatus()
+            #expect(onA.resource(named: lease)?.ownerPid == (try host.qemuPid(vm.name)), "lease not taken for QEMU:\n\(onA)")
+        }
+    }
+
     // MARK: - Helpers
 
     /// libvirtd really runs the plugin under test (not another sanlock.so).

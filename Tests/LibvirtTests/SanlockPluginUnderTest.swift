@@ -10,6 +10,8 @@ struct SanlockPluginUnderTest: Sendable, CustomTestStringConvertible {
     /// How the plugin words sanlock's refusal when another process on this
     /// host holds the lease (-EEXIST): each plugin has its own text.
     var conflictText: String
+    /// How it words the refusal when another live host holds it (-243).
+    var otherHostText: String
 
     var testDescription: String { label }
 
@@ -17,13 +19,15 @@ struct SanlockPluginUnderTest: Sendable, CustomTestStringConvertible {
 
     static let libvirts = SanlockPluginUnderTest(
         label: "libvirt's sanlock.so", pluginDir: BuildProducts.libvirtPluginDir,
-        conflictText: "Failed to acquire lock: File exists")
+        conflictText: "Failed to acquire lock: File exists",
+        otherHostText: "Failed to acquire lock: Lease is held by another host")
 
     /// Ours, as `swift build` left it (liblockmgr_sanlock.so linked as
     /// sanlock.so). Missing means the test fails, never skips.
     static let lockmgrs = SanlockPluginUnderTest(
         label: "lockmgr's sanlock.so", pluginDir: BuildProducts.pluginDir,
-        conflictText: "already held by another process")
+        conflictText: "already held by another process",
+        otherHostText: "held by another host that is alive")
 
     static let all = [libvirts, lockmgrs]
 }
