@@ -9,8 +9,7 @@ import TestSupport
     @Test("start takes the disk lease for the QEMU process, suspend releases it, resume retakes it, destroy frees it",
           arguments: SanlockPluginUnderTest.all)
     func leaseFollowsTheDomain(_ plugin: SanlockPluginUnderTest) throws {
-        try LibvirtHost.with(pluginDir: plugin.pluginDir) { host in
-            try expectLoaded(plugin, by: host)
+        try withLibvirtd(running: plugin) { host in
             let disk = try host.createDisk("a")
             let lease = try diskLeaseName(disk)
             let vm = host.domain("lm-a-\(getpid())", disks: [disk])
@@ -58,8 +57,7 @@ import TestSupport
     @Test("the lock manager refuses a disk or a lease another running domain holds",
           arguments: SanlockPluginUnderTest.all)
     func lockManagerRefusesConflicts(_ plugin: SanlockPluginUnderTest) throws {
-        try LibvirtHost.with(pluginDir: plugin.pluginDir) { host in
-            try expectLoaded(plugin, by: host)
+        try withLibvirtd(running: plugin) { host in
             let diskA = try host.createDisk("a"), diskB = try host.createDisk("b")
             let leaseA = try diskLeaseName(diskA), leaseB = try diskLeaseName(diskB)
             let vmA = host.domain("lm-a-\(getpid())", disks: [diskA])
@@ -112,8 +110,7 @@ import TestSupport
     @Test("a disk lease another host holds keeps the domain from starting until that host lets go",
           arguments: SanlockPluginUnderTest.all)
     func anotherHostsLeaseRefusesStart(_ plugin: SanlockPluginUnderTest) throws {
-        try LibvirtHost.with(pluginDir: plugin.pluginDir) { host in
-            try expectLoaded(plugin, by: host)
+        try withLibvirtd(running: plugin) { host in
             let disk = try host.createDisk("a")
             let lease = try diskLeaseName(disk)
             let leasePath = "\(host.leaseDir)/\(lease)"
@@ -152,11 +149,15 @@ import TestSupport
 
     // MARK: - Helpers
 
-    /// libvirtd really runs the plugin under test (not another sanlock.so).
-    func expectLoaded(_ plugin: SanlockPluginUnderTest, by host: LibvirtHost) throws {
-        let expected = URL(fileURLWithPath: plugin.pluginFile).resolvingSymlinksInPath().path
-        let loaded = try host.loadedLockPlugins()
-        #expect(loaded == [expected], "libvirtd maps \(loaded), not \(expected)")
+    /// A fresh libvirtd with `plugin`, checked to really run that plugin
+    /// (not another sanlock.so), torn down after `body`.
+    func withLibvirtd(running plugin: SanlockPluginUnderTest, _ body: (LibvirtHost) throws -> Void) throws {
+        try LibvirtHost.with(pluginDir: plugin.pluginDir) { host in
+            let expected = URL(fileURLWithPath: plugin.pluginFile).resolvingSymlinksInPath().path
+            let loaded = try host.loadedLockPlugins()
+            try #require(loaded == [expected], "libvirtd maps \(loaded), not \(expected)")
+            try body(host)
+        }
     }
 
     /// The resource name both plugins give a disk's automatic lease: the
