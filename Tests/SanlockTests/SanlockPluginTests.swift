@@ -172,14 +172,17 @@ struct SanlockPluginTests {
     @Test func registerOnlyThenAcquireOnBehalf() throws {
         let c = try cluster()
         let disk = c.disk("t7")
-        let vm = try c.startVM(.a, name: "vm-t7", ["--register-only", "--restrict", "--disk", disk])
+        let vm = try c.startVM(.a, name: "vm-t7", ["--register-only", "--restrict", "--action", "poweroff", "--disk", disk])
         let m = try c.manager(pid: vm.pid, name: "vm-t7", [.disk(disk)])
         #expect(try m.inquire() == nil, "registered, holding nothing")
         #expect(c.clientStatus(.a, pid: vm.pid).contains("restricted=1"), "RESTRICT applied to the VM's registration")
 
-        try m.acquire()
+        // libvirt's resume passes the domain's failure action again.
+        try m.acquire(action: .poweroff)
         #expect(try m.inquire()?.contains(MD5.hex(disk)) == true)
         #expect(c.lockmgr(.b, "acquire", ["--disk", disk]).status == 75)
+        let unsupported = #expect(throws: LockError.self) { try m.acquire(action: .restart) }
+        #expect(unsupported?.kind == .unsupported)
 
         let restrictOther = #expect(throws: LockError.self) { try m.acquire(flags: .restrict) }
         #expect(restrictOther?.kind == .unsupported)
@@ -251,6 +254,13 @@ struct SanlockPluginTests {
         let typo = c.lockmgr(.a, "acquire", ["--disk", c.disk("t8")], configDir: dir)
         #expect(typo.status == 78)
         #expect(typo.stderr.contains("\(dir)/qemu-sanlock.conf:3: unknown setting 'lease_dir'"), "\(typo)")
+
+        // Lockspace setup fails initialisation (libvirt's plugin swallows this).
+        TempDir.write("auto_disk_leases = 1\nhost_id = 1\ndisk_lease_dir = \"\(dir)/missing\"\n", to: "\(dir)/qemu-sanlock.conf")
+        let noDir = c.lockmgr(.a, "acquire", ["--disk", c.disk("t8")], configDir: dir)
+        #expect(noDir.status == 78)
+        #expect(noDir.stderr.contains("failed to initialise"), "\(noDir)")
+        #expect(noDir.stderr.contains("cannot create lockspace __LIBVIRT__DISKS__: disk_lease_dir \(dir)/missing does not exist"), "\(noDir)")
     }
 
     @Test func diskWithoutLeaseIsRefusedWhenLeasesAreRequired() throws {

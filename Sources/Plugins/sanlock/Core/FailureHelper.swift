@@ -23,14 +23,8 @@ public struct FailureHelper: Sendable, Equatable {
     /// (terminate the process) applies. `lockmgr` is the tool to use
     /// without libvirt, nil when unknown.
     public static func make(action: FailureAction, object: LockObject, lockmgr: String?) throws(LockError) -> FailureHelper? {
-        switch action {
-        case .default:
-            return nil
-        case .restart, .ignore:
-            throw .unsupported("failure action '\(action)' is not supported with sanlock (supported: default, poweroff, pause)")
-        case .poweroff, .pause:
-            break
-        }
+        try checkSupported(action)
+        guard action != .default else { return nil }
         let helper: FailureHelper
         if let uri = object.uri {
             // libvirt's helper takes: URI UUID ACTION.
@@ -52,6 +46,17 @@ public struct FailureHelper: Sendable, Equatable {
             throw .invalid("failure helper arguments '\(helper.args)' are longer than sanlock allows (\(maxLength - 1) bytes)")
         }
         return helper
+    }
+
+    /// sanlock can only kill or run a helper: restart and ignore have no
+    /// faithful implementation, and pretending would leave a VM running
+    /// without its lease.
+    public static func checkSupported(_ action: FailureAction) throws(LockError) {
+        switch action {
+        case .default, .poweroff, .pause: return
+        case .restart, .ignore:
+            throw .unsupported("failure action '\(action)' is not supported with sanlock (supported: default, poweroff, pause)")
+        }
     }
 
     /// The default helper next to an installed plugin:

@@ -48,15 +48,16 @@ final class SanlockManager: LockPluginManager {
         if leases.isEmpty, let disk = unleasedDisks.first, config.requireLeaseForDisks {
             throw .config("object '\(object.name)': read/write disk \(disk) has no lease and require_lease_for_disks is set (\(driver.configOrigin))")
         }
-        // Validated before anything is registered or taken.
-        let helper = try FailureHelper.make(action: action, object: object, lockmgr: driver.failureTool)
-        if let helper { try checkExecutable(helper.path) }
+        // Everything is validated before anything is registered or taken.
         let wanted = try versioned(leases, by: state)
-
         guard isOwnProcess else {
-            try acquireOnBehalf(wanted, flags: flags, helper: helper)
+            try FailureHelper.checkSupported(action)
+            try acquireOnBehalf(wanted, flags: flags)
             return nil
         }
+        let helper = try FailureHelper.make(action: action, object: object, lockmgr: driver.failureTool)
+        if let helper { try checkExecutable(helper.path) }
+
         let fd = try SanlockClient.register()
         do throws(LockError) {
             if let helper { try SanlockClient.killpath(fd, helper) }
@@ -79,12 +80,12 @@ final class SanlockManager: LockPluginManager {
 
     /// libvirt's resume and hotplug path: the VM process registered itself
     /// when it started; take the leases for it.
-    private func acquireOnBehalf(_ wanted: [SanlockLease], flags: AcquireFlags, helper: FailureHelper?) throws(LockError) {
+    /// The failure action was fixed when the process registered (sanlock
+    /// keeps one helper per registration); libvirt passes it again on
+    /// resume, so it is accepted here and not applied twice.
+    private func acquireOnBehalf(_ wanted: [SanlockLease], flags: AcquireFlags) throws(LockError) {
         if flags.contains(.restrict) {
             throw .unsupported("RESTRICT can only be applied by the process itself (pid \(pid) is not this process)")
-        }
-        if helper != nil {
-            throw .unsupported("a failure action can only be set by the process itself when it registers (pid \(pid) is not this process)")
         }
         guard try SanlockClient.isRegistered(pid: pid) else {
             throw SanlockStatus.error(-ESRCH, .acquire, "cannot acquire for '\(object.name)' (pid \(pid))")
