@@ -3,188 +3,54 @@ import Testing
 import TestSupport
 
 /// Real libvirtd + QEMU with a sanlock lock plugin and a private sanlock
-/// daemon; the same assertions for libvirt's plugin and ours, so the two
-/// are shown to behave the same. One libvirtd per machine: serialized.
-@Suite(.serialized) struct LibvirtdSanlockTests {
-    @Test("start takes the disk lease for the QEMU process, suspend releases it, resume retakes it, destroy frees it",
-          arguments: SanlockPluginUnderTest.all)
-    func leaseFollowsTheDomain(_ plugin: SanlockPluginUnderTest) throws {
-        try withLibvirtd(running: plugin) { host in
-            let disk = try host.createDisk("a")
-            let lease = try diskLeaseName(disk)
-            let vm = host.domain("lm-a-\(getpid())", disks: [disk])
+/// daemon, once with libvirt's own sanlock.so and once with ours: the same
+/// scenarios (LibvirtdScenarios), the same assertions, so the two are shown
+/// to behave the same. One libvirtd per machine, so everything here runs
+/// serialized, one libvirtd per plugin suite.
+@Suite(.serialized) enum LibvirtdSanlockTests {
+    @Suite("libvirt's sanlock.so", .libvirtd(.libvirts)) struct LibvirtsPlugin {
+        @Test("scenario", arguments: LibvirtdScenario.allCases)
+        func scenario(_ scenario: LibvirtdScenario) throws { try scenario.run(on: scenarios()) }
+    }
 
-            let started = try host.start(vm)
-            try #require(started.status == 0, "virsh create: \(started)\nlibvirtd: \(host.libvirtdLog)")
-            let pid = try host.qemuPid(vm.name)
-            var status = try host.sanlock.parsedStatus()
-            let held = try #require(status.resource(named: lease), "no lease for \(disk) after start:\n\(status)")
-            #expect(held.ownerPid == pid, "lease owner vs QEMU pid:\n\(status)")
-            #expect(held.lockspace == LibvirtHost.diskLockspace)
-            #expect(held.path == "\(host.leaseDir)/\(lease)")
-            #expect(status.processes[pid] == vm.name, "QEMU registered under the domain's name:\n\(status)")
+    @Suite("lockmgr's sanlock.so", .libvirtd(.lockmgrs)) struct LockmgrsPlugin {
+        @Test("scenario", arguments: LibvirtdScenario.allCases)
+        func scenario(_ scenario: LibvirtdScenario) throws { try scenario.run(on: scenarios()) }
+    }
 
-            let suspended = host.virsh(["suspend", vm.name])
-            try #require(suspended.status == 0, "virsh suspend: \(suspended)")
-            status = try host.sanlock.parsedStatus()
-            #expect(status.resource(named: lease) == nil, "lease still held while paused:\n\(status)")
-            #expect(status.processes[pid] == vm.name, "paused QEMU no longer registered:\n\(status)")
+    /// The scenarios, on the libvirtd the enclosing suite's trait started.
+    static func scenarios() throws -> LibvirtdScenarios {
+        let session = try #require(LibvirtdTrait.current, "no libvirtd: the suite lacks its .libvirtd trait")
+        return LibvirtdScenarios(host: session.host, plugin: session.plugin)
+    }
+}
 
-            let resumed = host.virsh(["resume", vm.name])
-            try #require(resumed.status == 0, "virsh resume: \(resumed)\nlibvirtd: \(host.libvirtdLog)")
-            status = try host.sanlock.parsedStatus()
-            let retaken = try #require(status.resource(named: lease), "no lease after resume:\n\(status)")
-            #expect(retaken.ownerPid == pid)
-            // sanlock bumps the version on every acquisition: this is a new one.
-            #expect((retaken.version ?? 0) > (held.version ?? 0), "lease version \(retaken) after \(held)")
+/// Runs a suite on one libvirtd with `plugin`, started before its first
+/// test (and checked to have mapped that very sanlock.so) and torn down
+/// after its last, also when a test fails.
+struct LibvirtdTrait: SuiteTrait, TestScoping {
+    struct Session: Sendable {
+        var host: LibvirtHost
+        var plugin: SanlockPluginUnderTest
+    }
 
-            let destroyed = host.virsh(["destroy", vm.name])
-            try #require(destroyed.status == 0, "virsh destroy: \(destroyed)")
-            #expect(!LibvirtHost.isQEMU(pid, guest: vm.name))
-            // The lease goes with QEMU's registered socket; sanlock notices the close.
-            let freed = try eventually(within: 5) { try host.sanlock.parsedStatus() } until: {
-                $0.resource(named: lease) == nil && $0.processes[pid] == nil
-            }
-            #expect(freed.resource(named: lease) == nil, "lease outlived its domain:\n\(freed)")
-            #expect(freed.processes[pid] == nil, "QEMU still registered after destroy:\n\(freed)")
+    @TaskLocal static var current: Session?
+
+    let plugin: SanlockPluginUnderTest
+
+    func provideScope(for test: Test, testCase: Test.Case?,
+                      performing function: @Sendable () async throws -> Void) async throws {
+        let host = try LibvirtHost.start(pluginDir: plugin.pluginDir)
+        defer { host.stop() }
+        let expected = URL(fileURLWithPath: plugin.pluginFile).resolvingSymlinksInPath().path
+        let loaded = try host.loadedLockPlugins()
+        guard loaded == [expected] else {
+            throw FixtureError("libvirtd maps \(loaded), not \(plugin.label) (\(expected))")
         }
+        try await Self.$current.withValue(Session(host: host, plugin: plugin)) { try await function() }
     }
+}
 
-    /// QEMU's own image lock would refuse a plain second start on the same
-    /// disk before libvirt asks the lock manager (leases are taken when the
-    /// CPUs start), so the lock manager's refusal is shown where it decides:
-    /// a hot-plugged disk, and an explicit <lease> two domains share.
-    @Test("the lock manager refuses a disk or a lease another running domain holds",
-          arguments: SanlockPluginUnderTest.all)
-    func lockManagerRefusesConflicts(_ plugin: SanlockPluginUnderTest) throws {
-        try withLibvirtd(running: plugin) { host in
-            let diskA = try host.createDisk("a"), diskB = try host.createDisk("b")
-            let leaseA = try diskLeaseName(diskA), leaseB = try diskLeaseName(diskB)
-            let vmA = host.domain("lm-a-\(getpid())", disks: [diskA])
-            let vmB = host.domain("lm-b-\(getpid())", disks: [diskB])
-            for vm in [vmA, vmB] {
-                let started = try host.start(vm)
-                try #require(started.status == 0, "virsh create \(vm.name): \(started)\nlibvirtd: \(host.libvirtdLog)")
-            }
-            let pidA = try host.qemuPid(vmA.name), pidB = try host.qemuPid(vmB.name)
-
-            // Hot-plug A's disk into B.
-            let attach = host.virsh(["attach-disk", vmB.name, diskA, "vdb", "--targetbus", "virtio"])
-            #expect(attach.status != 0, "attach-disk of a disk A holds succeeded: \(attach)")
-            #expect(attach.stderr.contains(plugin.conflictText), "not the lock manager's refusal: \(attach)")
-            #expect(!attach.stderr.contains("Failed to get"), "QEMU's image lock fired, not the lock manager: \(attach)")
-            let disksOfB = host.virsh(["domblklist", vmB.name])
-            #expect(disksOfB.status == 0 && !disksOfB.stdout.contains(diskA), "B got A's disk anyway: \(disksOfB)")
-            var status = try host.sanlock.parsedStatus()
-            #expect(status.resource(named: leaseA)?.ownerPid == pidA, "A lost its lease:\n\(status)")
-            #expect(status.resource(named: leaseB)?.ownerPid == pidB, "B lost its own lease:\n\(status)")
-            #expect(status.resources.filter { $0.ownerPid == pidB }.count == 1, "B holds more than its disk:\n\(status)")
-
-            // Two domains (own disks) sharing one explicit lease.
-            let shared = try sharedLease(in: host, key: "lm-shared")
-            var vmC = host.domain("lm-c-\(getpid())", disks: [try host.createDisk("c")])
-            let diskD = try host.createDisk("d")
-            var vmD = host.domain("lm-d-\(getpid())", disks: [diskD])
-            vmC.leases = [shared]
-            vmD.leases = [shared]
-            let startedC = try host.start(vmC)
-            try #require(startedC.status == 0, "virsh create \(vmC.name): \(startedC)\nlibvirtd: \(host.libvirtdLog)")
-            let pidC = try host.qemuPid(vmC.name)
-            status = try host.sanlock.parsedStatus()
-            #expect(status.resource(named: shared.key)?.ownerPid == pidC, "C does not hold the shared lease:\n\(status)")
-
-            let startedD = try host.start(vmD)
-            #expect(startedD.status != 0, "D started although C holds the lease: \(startedD)")
-            #expect(startedD.stderr.contains(plugin.conflictText), "not the lock manager's refusal: \(startedD)")
-            #expect(host.virsh(["domstate", vmD.name]).status != 0, "D exists after its refused start")
-            status = try host.sanlock.parsedStatus()
-            #expect(status.resource(named: shared.key)?.ownerPid == pidC, "C lost the shared lease:\n\(status)")
-            #expect(status.resource(named: try diskLeaseName(diskD)) == nil, "refused D kept its disk lease:\n\(status)")
-            #expect(!status.processes.values.contains(vmD.name), "refused D still registered:\n\(status)")
-        }
-    }
-
-    /// The shared-storage case the lock manager exists for: a second sanlock
-    /// daemon (host_id 2, its own run dir) joined to the same lockspace file
-    /// plays another host that holds the disk's lease.
-    @Test("a disk lease another host holds keeps the domain from starting until that host lets go",
-          arguments: SanlockPluginUnderTest.all)
-    func anotherHostsLeaseRefusesStart(_ plugin: SanlockPluginUnderTest) throws {
-        try withLibvirtd(running: plugin) { host in
-            let disk = try host.createDisk("a")
-            let lease = try diskLeaseName(disk)
-            let leasePath = "\(host.leaseDir)/\(lease)"
-            let hostB = try SanlockDaemon(name: "lockmgr-libvirt-b-\(getpid())")
-            defer { hostB.stop() }
-            try hostB.join(LibvirtHost.diskLockspace, hostID: 2, path: "\(host.leaseDir)/\(LibvirtHost.diskLockspace)")
-            // The lease file libvirt's convention names; both plugins reuse an existing one.
-            try hostB.initLease(lockspace: LibvirtHost.diskLockspace, name: lease, path: leasePath)
-            // `sanlock client command` registers, acquires, then execs the command (same pid).
-            let holder = try SpawnedProcess(["/usr/bin/env", "SANLOCK_RUN_DIR=\(hostB.runDir)", "/usr/sbin/sanlock",
-                                             "client", "command", "-r", "\(LibvirtHost.diskLockspace):\(lease):\(leasePath):0",
-                                             "-c", "/bin/sleep", "600"])
-            defer { holder.stop(SIGKILL) }
-            let onB = try eventually(within: 10) { try hostB.parsedStatus() } until: { $0.resource(named: lease) != nil }
-            try #require(onB.resource(named: lease)?.ownerPid == holder.pid, "host B does not hold the lease:\n\(onB)")
-
-            let vm = host.domain("lm-a-\(getpid())", disks: [disk])
-            let refused = try host.start(vm)
-            #expect(refused.status != 0, "started although host B holds the disk's lease: \(refused)")
-            #expect(refused.stderr.contains(plugin.otherHostText), "not the lock manager's refusal: \(refused)")
-            #expect(host.virsh(["domstate", vm.name]).status != 0, "the refused domain exists")
-            var onA = try host.sanlock.parsedStatus()
-            #expect(onA.resource(named: lease) == nil, "host A holds the lease host B has:\n\(onA)")
-            #expect(!onA.processes.values.contains(vm.name), "the refused QEMU is still registered:\n\(onA)")
-
-            // Host B lets go (its holder dies); the same domain now starts.
-            holder.stop(SIGKILL)
-            let freed = try eventually(within: 10) { try hostB.parsedStatus() } until: { $0.resource(named: lease) == nil }
-            try #require(freed.resource(named: lease) == nil, "host B kept the lease after its holder died:\n\(freed)")
-            let started = try host.start(vm)
-            try #require(started.status == 0, "virsh create after host B let go: \(started)\nlibvirtd: \(host.libvirtdLog)")
-            onA = try host.sanlock.parsedStatus()
-            #expect(onA.resource(named: lease)?.ownerPid == (try host.qemuPid(vm.name)), "lease not taken for QEMU:\n\(onA)")
-        }
-    }
-
-    // MARK: - Helpers
-
-    /// A fresh libvirtd with `plugin`, checked to really run that plugin
-    /// (not another sanlock.so), torn down after `body`.
-    func withLibvirtd(running plugin: SanlockPluginUnderTest, _ body: (LibvirtHost) throws -> Void) throws {
-        try LibvirtHost.with(pluginDir: plugin.pluginDir) { host in
-            let expected = URL(fileURLWithPath: plugin.pluginFile).resolvingSymlinksInPath().path
-            let loaded = try host.loadedLockPlugins()
-            try #require(loaded == [expected], "libvirtd maps \(loaded), not \(expected)")
-            try body(host)
-        }
-    }
-
-    /// The resource name both plugins give a disk's automatic lease: the
-    /// lower-case hex MD5 of its path (libvirt's on-disk convention).
-    func diskLeaseName(_ path: String) throws -> String {
-        let result = Command.run(["md5sum"], timeout: 10, input: path)
-        guard result.status == 0, let hash = result.stdout.split(separator: " ").first else {
-            throw FixtureError("md5sum failed: \(result)")
-        }
-        return String(hash)
-    }
-
-    /// A 1 MiB lease file initialised as a sanlock resource in libvirt's disk lockspace.
-    func sharedLease(in host: LibvirtHost, key: String) throws -> TinyDomain.Lease {
-        let lease = TinyDomain.Lease(lockspace: LibvirtHost.diskLockspace, key: key, path: "\(host.leaseDir)/\(key).lease")
-        try host.sanlock.initLease(lockspace: lease.lockspace, name: key, path: lease.path)
-        return lease
-    }
-
-    /// Polls `read` every 50 ms until `done` holds or `seconds` pass; returns the last value.
-    func eventually<T>(within seconds: TimeInterval, _ read: () throws -> T, until done: (T) -> Bool) throws -> T {
-        let deadline = Date().addingTimeInterval(seconds)
-        var value = try read()
-        while !done(value) && Date() < deadline {
-            usleep(50_000)
-            value = try read()
-        }
-        return value
-    }
+extension Trait where Self == LibvirtdTrait {
+    static func libvirtd(_ plugin: SanlockPluginUnderTest) -> Self { Self(plugin: plugin) }
 }

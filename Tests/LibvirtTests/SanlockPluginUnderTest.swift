@@ -1,10 +1,9 @@
 import Foundation
-import Testing
 import TestSupport
 
 /// A sanlock lock driver plugin libvirtd is pointed at, through
 /// LIBVIRT_LOCK_MANAGER_PLUGIN_DIR: libvirt's own, or ours.
-struct SanlockPluginUnderTest: Sendable, CustomTestStringConvertible {
+struct SanlockPluginUnderTest: Sendable {
     var label: String
     var pluginDir: String
     /// How the plugin words sanlock's refusal when another process on this
@@ -12,8 +11,6 @@ struct SanlockPluginUnderTest: Sendable, CustomTestStringConvertible {
     var conflictText: String
     /// How it words the refusal when another live host holds it (-243).
     var otherHostText: String
-
-    var testDescription: String { label }
 
     var pluginFile: String { "\(pluginDir)/sanlock.so" }
 
@@ -28,6 +25,4 @@ struct SanlockPluginUnderTest: Sendable, CustomTestStringConvertible {
         label: "lockmgr's sanlock.so", pluginDir: BuildProducts.pluginDir,
         conflictText: "already held by another process",
         otherHostText: "held by another host that is alive")
-
-    static let all = [libvirts, lockmgrs]
 }

@@ -6,9 +6,8 @@ import Foundation
 /// so only one of these may exist at a time: tests using it must run
 /// serialized, and nothing else may start libvirtd meanwhile.
 ///
-/// Use `LibvirtHost.with(pluginDir:) { host in ... }`: everything it starts
-/// (domains, libvirtd, virtlogd, sanlock) is stopped and the configuration
-/// files it replaced are restored, also when the body fails.
+/// `stop()` stops everything it started (domains, libvirtd, virtlogd,
+/// sanlock) and restores the configuration files it replaced.
 public final class LibvirtHost: @unchecked Sendable {
     public static let uri = "qemu:///system"
     /// The lockspace libvirt's sanlock plugin (and ours) uses for disk leases.
@@ -29,10 +28,9 @@ public final class LibvirtHost: @unchecked Sendable {
     private var libvirtd: SpawnedProcess?
     private var qemuPids: [String: Int32] = [:]
 
-    public static func with<T>(pluginDir: String, _ body: (LibvirtHost) throws -> T) throws -> T {
-        let host = try LibvirtHost(pluginDir: pluginDir)
-        defer { host.stop() }
-        return try body(host)
+    /// Starts everything; the caller must `stop()` it (also on failure).
+    public static func start(pluginDir: String) throws -> LibvirtHost {
+        try LibvirtHost(pluginDir: pluginDir)
     }
 
     private init(pluginDir: String) throws {
@@ -175,9 +173,10 @@ public final class LibvirtHost: @unchecked Sendable {
         return Array(Set(paths)).sorted()
     }
 
-    /// A new raw 16 MiB disk image.
+    /// A new raw 16 MiB disk image; never an existing one (its lease may be live).
     public func createDisk(_ name: String) throws -> String {
         let path = "\(imageDir)/\(name).img"
+        guard !FileManager.default.fileExists(atPath: path) else { throw FixtureError("disk \(path) already exists") }
         let result = Command.run(["/usr/bin/qemu-img", "create", "-q", "-f", "raw", path, "16M"], timeout: 30)
         guard result.status == 0 else { throw FixtureError("qemu-img create \(path) failed: \(result)") }
         return path
