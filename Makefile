@@ -3,7 +3,7 @@ PREFIX ?= $(CURDIR)/_install
 SWIFT ?= swift
 PLUGINS := $(patsubst Sources/Plugins/%/Driver,%,$(wildcard Sources/Plugins/*/Driver))
 
-.PHONY: all deps build test demo install release bench bench-sanlock clean
+.PHONY: all deps build test demo install release bench bench-sanlock bench-libvirt clean
 
 all: build
 
@@ -39,6 +39,13 @@ bench-sanlock: deps
 	$(SWIFT) build -c release --product lockmgr_sanlock
 	$(SWIFT) build -c release --product sanlock-bench
 	$$($(SWIFT) build -c release --show-bin-path)/sanlock-bench $(CYCLES)
+
+# Real libvirtd + QEMU: start, create/suspend/resume/destroy, per sanlock plugin.
+LIBVIRT_CYCLES ?= 10
+bench-libvirt: deps
+	$(SWIFT) build -c release --product lockmgr_sanlock
+	$(SWIFT) build -c release --product libvirt-bench
+	$$($(SWIFT) build -c release --show-bin-path)/libvirt-bench $(LIBVIRT_CYCLES)
 
 clean:
 	rm -rf .build _install

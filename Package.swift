@@ -39,6 +39,8 @@ let nop = plugin("nop", module: "Nop")
 // ours. Uses the machine's one libvirtd: its suite runs serialized.
 let libvirtTargets: [Target] = [
     .testTarget(name: "LibvirtTests", dependencies: ["TestSupport"]),
+    // Not a test: libvirtd start and domain create/suspend/resume/destroy latency per plugin.
+    .executableTarget(name: "libvirt-bench", dependencies: ["TestSupport"], path: "Benchmarks/libvirt-bench"),
 ]
 // ---- end real libvirt -----------------------------------------------------
 

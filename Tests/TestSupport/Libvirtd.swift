@@ -84,6 +84,7 @@ public final class LibvirtHost: @unchecked Sendable {
 
             """))
         // io_timeout 1: joining the lockspace takes ~3 s instead of ~21 s.
+        // user/group: who libvirt makes own the lease files (the sanlock daemon's user).
         backups.append(try ConfigBackup(replacing: "/etc/libvirt/qemu-sanlock.conf", with: """
             # Written by lockmgr's LibvirtHost test fixture; restored afterwards.
             auto_disk_leases = 1
@@ -213,7 +214,9 @@ public final class LibvirtHost: @unchecked Sendable {
     public static func isQEMU(_ pid: Int32, guest name: String) -> Bool {
         guard let data = readProcFile("/proc/\(pid)/cmdline") else { return false }
         let argv = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-        return (argv.first?.contains("qemu-system") ?? false) && argv.contains { $0.hasPrefix("guest=\(name)") }
+        // libvirt passes `-name guest=NAME,debug-threads=on`.
+        return (argv.first?.contains("qemu-system") ?? false)
+            && argv.contains { $0 == "guest=\(name)" || $0.hasPrefix("guest=\(name),") }
     }
 
     /// /proc files report size 0, and Foundation's whole-file readers stop
