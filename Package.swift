@@ -34,24 +34,6 @@ func plugin(_ name: String, module: String, dependencies: [Target.Dependency] = 
 
 let nop = plugin("nop", module: "Nop")
 
-// ---- real libvirt end to end (issue 5) ------------------------------------
-// libvirtd + QEMU + a private sanlock daemon, with libvirt's sanlock.so and
-// ours. Uses the machine's one libvirtd: its suite runs serialized.
-let libvirtTargets: [Target] = [
-    .testTarget(name: "LibvirtTests", dependencies: ["TestSupport"]),
-    // Not a test: libvirtd start and domain create/suspend/resume/destroy latency per plugin.
-    .executableTarget(name: "libvirt-bench", dependencies: ["TestSupport"], path: "Benchmarks/libvirt-bench"),
-]
-// ---- end real libvirt -----------------------------------------------------
-
-// ---- interop: binary compatibility and loader tests (branch interop) ----
-// C fixtures in Tests/InteropTests/C are compiled by the tests with gcc.
-let interopTargets: [Target] = [
-    .testTarget(name: "InteropTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
-                exclude: ["C"], linkerSettings: hostLinkerSettings),
-]
-// ---- end interop ----
-
 // ---- sanlock plugin (issue 4) --------------------------------------------
 // CSanlock: libsanlock_client's headers plus a small C helper for
 // `struct sanlk_resource` (its flexible disks[] array is not usable from Swift).
@@ -69,6 +51,24 @@ let sanlockTargets: [Target] = [
                       path: "Benchmarks/sanlock-bench", linkerSettings: hostLinkerSettings),
 ]
 // ---- end sanlock plugin ---------------------------------------------------
+
+// ---- interop: binary compatibility and loader tests (branch interop) ----
+// C fixtures in Tests/InteropTests/C are compiled by the tests with gcc.
+let interopTargets: [Target] = [
+    .testTarget(name: "InteropTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
+                exclude: ["C"], linkerSettings: hostLinkerSettings),
+]
+// ---- end interop ----
+
+// ---- real libvirt end to end (issue 5) ------------------------------------
+// libvirtd + QEMU + a private sanlock daemon, with libvirt's sanlock.so and
+// ours. Uses the machine's one libvirtd: its suite runs serialized.
+let libvirtTargets: [Target] = [
+    .testTarget(name: "LibvirtTests", dependencies: ["TestSupport"]),
+    // Not a test: libvirtd start and domain create/suspend/resume/destroy latency per plugin.
+    .executableTarget(name: "libvirt-bench", dependencies: ["TestSupport"], path: "Benchmarks/libvirt-bench"),
+]
+// ---- end real libvirt -----------------------------------------------------
 
 let package = Package(
     name: "lockmgr",
@@ -98,5 +98,5 @@ let package = Package(
         .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
                     linkerSettings: hostLinkerSettings),
         .testTarget(name: "LockmgrToolTests", dependencies: ["TestSupport"]),
-    ] + nop.1 + interopTargets + sanlock.1 + sanlockTargets + libvirtTargets
+    ] + nop.1 + sanlock.1 + sanlockTargets + interopTargets + libvirtTargets
 )

@@ -6,9 +6,11 @@ import TestSupport
 
 /// Two sanlock "hosts" sharing one lease directory: daemons A (host_id 1)
 /// and B (host_id 2), each with its own run directory, both joined to
-/// `__LIBVIRT__DISKS__`. This test process is a client of A; host B is
-/// reached through `lockmgr` subprocesses with B's SANLOCK_RUN_DIR.
-/// Joins take seconds, so one cluster serves a whole suite.
+/// `__LIBVIRT__DISKS__`. Every plugin call runs in a `lockmgr` subprocess
+/// with the host's SANLOCK_RUN_DIR: the test process itself sets no
+/// process-wide state (environment, libvirt's plugin statics) that other
+/// suites in the same runner would see. Joins take seconds, so one
+/// cluster serves a whole suite.
 final class SanlockCluster: @unchecked Sendable {
     @TaskLocal static var current: SanlockCluster?
 
@@ -27,8 +29,6 @@ final class SanlockCluster: @unchecked Sendable {
     let helperLog: String
     /// An initialised explicit lease in the auto lockspace.
     let explicitLease: String
-    /// Our plugin, loaded in this process as host A.
-    let pluginA: LockPlugin
 
     init() throws {
         dir = TempDir.make("sanlock-cluster")
@@ -57,11 +57,12 @@ final class SanlockCluster: @unchecked Sendable {
         let tag = "\(getpid())"
         a = try SanlockDaemon(name: "lockmgr-test-a-\(tag)")
         b = try SanlockDaemon(name: "lockmgr-test-b-\(tag)")
-        // In-process calls (our plugin, libvirt's) talk to host A.
-        setenv("SANLOCK_RUN_DIR", a.runDir, 1)
-        // Creates __LIBVIRT__DISKS__ as libvirt would and joins it as host 1.
-        pluginA = try LockPlugin.load(name: "sanlock", pluginDir: BuildProducts.pluginDir,
-                                      configFile: "\(configDirA)/qemu-sanlock.conf")
+        // Our plugin creates __LIBVIRT__DISKS__ as libvirt would and joins it as host 1.
+        let info = Command.run([BuildProducts.lockmgr, "info", "sanlock", "--plugin-dir", BuildProducts.pluginDir,
+                                "--config-dir", configDirA], environment: a.environment, timeout: 60)
+        guard info.status == 0 else {
+            throw SanlockDaemon.Failure(description: "our plugin could not set up the lockspace on host A: \(info)")
+        }
         try b.join(Self.lockspace, hostID: 2, path: SanlockLease.autoLockspacePath(leaseDir: leaseDir))
         explicitLease = "\(dir)/explicit-1.lease"
         try a.initLease(lockspace: Self.lockspace, name: "explicit-1", path: explicitLease)
@@ -81,17 +82,29 @@ final class SanlockCluster: @unchecked Sendable {
 
     func leaseFile(forDisk disk: String) -> String { "\(leaseDir)/\(MD5.hex(disk))" }
 
-    /// `lockmgr SUBCOMMAND` with our sanlock plugin as `host`.
+    /// `lockmgr SUBCOMMAND` with our sanlock plugin (or, with `pluginDir`,
+    /// libvirt's) as `host`.
     @discardableResult
     func lockmgr(_ host: Host, _ subcommand: String, _ args: [String], name: String = "vm-cli",
-                 configDir: String? = nil, environment: [String: String]? = nil) -> CommandResult {
-        Command.run([BuildProducts.lockmgr, subcommand] + hostOptions(host, configDir: configDir)
+                 configDir: String? = nil, pluginDir: String = BuildProducts.pluginDir,
+                 environment: [String: String]? = nil) -> CommandResult {
+        Command.run([BuildProducts.lockmgr, subcommand] + hostOptions(host, configDir: configDir, pluginDir: pluginDir)
                     + ["--uuid", UUID().uuidString, "--name", name] + args,
                     environment: environment ?? daemon(host).environment, timeout: 60)
     }
 
-    func hostOptions(_ host: Host, configDir: String? = nil) -> [String] {
-        ["--plugin", "sanlock", "--plugin-dir", BuildProducts.pluginDir, "--config-dir", configDir ?? self.configDir(host)]
+    /// The state `lockmgr inquire` or `release` printed for `pid`; nil when
+    /// it printed none. Fails the test if the command failed.
+    func state(_ host: Host, _ subcommand: String, pid: Int32, _ args: [String],
+               pluginDir: String = BuildProducts.pluginDir) -> String? {
+        let r = lockmgr(host, subcommand, ["--pid", "\(pid)"] + args, pluginDir: pluginDir)
+        #expect(r.status == 0, "lockmgr \(subcommand) failed: \(r)")
+        let text = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        return text.isEmpty ? nil : text
+    }
+
+    func hostOptions(_ host: Host, configDir: String? = nil, pluginDir: String = BuildProducts.pluginDir) -> [String] {
+        ["--plugin", "sanlock", "--plugin-dir", pluginDir, "--config-dir", configDir ?? self.configDir(host)]
     }
 
     /// Starts a VM-like process under `lockmgr run` on `host`: lockmgr
@@ -134,14 +147,6 @@ final class SanlockCluster: @unchecked Sendable {
         }
         guard done.wait(timeout: .now() + timeout) == .success else { return nil }
         return line
-    }
-
-    /// A manager of our in-process plugin (host A) for a VM's pid.
-    func manager(pid: Int32, name: String, _ resources: [LockResource], plugin: LockPlugin? = nil) throws -> LockManager {
-        let object = LockObject(uuid: UUIDBytes(UUID().uuidString)!, name: name, pid: UInt32(pid))
-        let m = try (plugin ?? pluginA).makeManager(for: object)
-        for r in resources { try m.addResource(r) }
-        return m
     }
 
     /// The client block of `pid` in `sanlock client status -D`.

@@ -20,27 +20,60 @@ struct SanlockPluginTests {
     @Test func acquireInquireReleaseAutoAndExplicitLeases() throws {
         let c = try cluster()
         let disk = c.disk("t1"), readOnly = c.disk("t1-ro")
-        let explicit = LockResource.lease(key: "explicit-1", lockspace: SanlockCluster.lockspace, path: c.explicitLease)
-        let vm = try c.startVM(.a, name: "vm-t1", ["--disk", disk, "--readonly-disk", readOnly,
-                                                   "--lease", "key=explicit-1,lockspace=\(SanlockCluster.lockspace),path=\(c.explicitLease)"])
+        let resources = ["--disk", disk, "--readonly-disk", readOnly,
+                         "--lease", "key=explicit-1,lockspace=\(SanlockCluster.lockspace),path=\(c.explicitLease)"]
+        let vm = try c.startVM(.a, name: "vm-t1", resources)
         // The automatic lease file, laid out as libvirt lays it out.
         let attributes = try FileManager.default.attributesOfItem(atPath: c.leaseFile(forDisk: disk))
         #expect(attributes[.size] as? Int == 1 << 20)
         #expect(attributes[.posixPermissions] as? Int == 0o600)
         #expect(!FileManager.default.fileExists(atPath: c.leaseFile(forDisk: readOnly)), "read-only disks take no lease")
 
-        let m = try c.manager(pid: vm.pid, name: "vm-t1", [.disk(disk), .disk(readOnly, mode: .readOnly), explicit])
-        let state = try #require(try m.inquire())
+        let state = try #require(c.state(.a, "inquire", pid: vm.pid, resources))
         let entries = state.split(separator: " ")
         #expect(entries.count == 2, "\(state)")
         #expect(entries.contains { isEntry($0, lockspace: SanlockCluster.lockspace, name: MD5.hex(disk), path: c.leaseFile(forDisk: disk)) })
         #expect(entries.contains { isEntry($0, lockspace: SanlockCluster.lockspace, name: "explicit-1", path: c.explicitLease) })
 
-        #expect(try m.release() == state)
-        #expect(try m.inquire() == nil, "everything released")
+        #expect(c.state(.a, "release", pid: vm.pid, resources) == state)
+        #expect(c.state(.a, "inquire", pid: vm.pid, resources) == nil, "everything released")
         // Free again: another VM takes both.
         let next = try c.startVM(.a, name: "vm-t1b", ["--disk", disk, "--lease", "key=explicit-1,lockspace=\(SanlockCluster.lockspace),path=\(c.explicitLease)"])
         next.stop()
+    }
+
+    @Test func explicitLeaseAtAnOffset() throws {
+        let c = try cluster()
+        let file = "\(c.dir)/two-leases"
+        try SanlockDaemon.makeLeaseFile(file)
+        for (name, offset) in [("first", 0), ("second", 1 << 20)] {
+            let r = c.a.client(["init", "-r", "\(SanlockCluster.lockspace):\(name):\(file):\(offset)"])
+            try #require(r.status == 0 && !r.stdout.contains("done -"), "\(r)")
+        }
+        let second = "key=second,lockspace=\(SanlockCluster.lockspace),path=\(file),offset=\(1 << 20)"
+        let vm = try c.startVM(.a, name: "vm-offset", ["--lease", second])
+        #expect(c.state(.a, "inquire", pid: vm.pid, ["--lease", second])
+                == "\(SanlockCluster.lockspace):second:\(file):1048576:1")
+        // The lease at offset 0 in the same file is a different lease: free.
+        #expect(c.lockmgr(.b, "acquire", ["--lease", "key=first,lockspace=\(SanlockCluster.lockspace),path=\(file)"]).status == 0)
+        #expect(c.lockmgr(.b, "acquire", ["--lease", second]).status == 75)
+        vm.stop()
+    }
+
+    @Test func userAndGroupOwnTheLeaseFilesAsInLibvirt() throws {
+        let c = try cluster()
+        let dir = TempDir.make("sanlock-owner")
+        let conf = try String(contentsOfFile: "\(c.configDirA)/qemu-sanlock.conf", encoding: .utf8)
+        TempDir.write(conf + "user = \"+65534\"\ngroup = \"+65534\"\n", to: "\(dir)/qemu-sanlock.conf")
+        let disk = c.disk("owned")
+        let r = c.lockmgr(.a, "acquire", ["--disk", disk], configDir: dir)
+        #expect(r.status == 0, "\(r)")
+        let attributes = try FileManager.default.attributesOfItem(atPath: c.leaseFile(forDisk: disk))
+        #expect(attributes[.ownerAccountID] as? Int == 65534 && attributes[.groupOwnerAccountID] as? Int == 65534)
+        #expect(attributes[.posixPermissions] as? Int == 0o600)
+        // The existing lockspace is handed to them too, with group access.
+        let lockspace = try FileManager.default.attributesOfItem(atPath: SanlockLease.autoLockspacePath(leaseDir: c.leaseDir))
+        #expect(lockspace[.groupOwnerAccountID] as? Int == 65534 && lockspace[.posixPermissions] as? Int == 0o660)
     }
 
     @Test func sharedDisksTakeSharedLeases() throws {
@@ -48,7 +81,7 @@ struct SanlockPluginTests {
         let disk = c.disk("shared")
         let first = try c.startVM(.a, name: "vm-sh1", ["--shared-disk", disk])
         let second = try c.startVM(.a, name: "vm-sh2", ["--shared-disk", disk])
-        let state = try #require(try c.manager(pid: second.pid, name: "vm-sh2", [.disk(disk, mode: .shared)]).inquire())
+        let state = try #require(c.state(.a, "inquire", pid: second.pid, ["--shared-disk", disk]))
         #expect(state == "\(SanlockCluster.lockspace):\(MD5.hex(disk)):\(c.leaseFile(forDisk: disk)):0:SH")
         let writer = c.lockmgr(.a, "acquire", ["--disk", disk])
         #expect(writer.status == 75, "an exclusive user must wait for the shared holders: \(writer)")
@@ -94,9 +127,8 @@ struct SanlockPluginTests {
         let c = try cluster()
         let disk = c.disk("t4")
         let source = try c.startVM(.a, name: "vm-t4", ["--disk", disk])
-        let sourceManager = try c.manager(pid: source.pid, name: "vm-t4", [.disk(disk)])
-        let inquired = try #require(try sourceManager.inquire())
-        let state = try #require(try sourceManager.release())
+        let inquired = try #require(c.state(.a, "inquire", pid: source.pid, ["--disk", disk]))
+        let state = try #require(c.state(.a, "release", pid: source.pid, ["--disk", disk]))
         #expect(state == inquired)
 
         let destination = try c.startVM(.b, name: "vm-t4", ["--disk", disk, "--state", state])
@@ -118,38 +150,71 @@ struct SanlockPluginTests {
         source.stop()
     }
 
-    // 5. libvirt's own sanlock.so against the same daemon and lease directory.
+    // 5. libvirt's own sanlock.so against the same daemon and lease directory,
+    // loaded by our host (lockmgr) like ours.
     @Test func interoperatesWithLibvirtsPlugin() throws {
         let c = try cluster()
-        let libvirt = try LockPlugin.load(name: "sanlock", pluginDir: BuildProducts.libvirtPluginDir,
-                                          configFile: "\(c.configDirA)/qemu-sanlock.conf")
-        #expect(libvirt.flags == .usesState)
+        let libvirt = BuildProducts.libvirtPluginDir
         let disk = c.disk("t5")
         let vm1 = try c.startVM(.a, name: "vm-t5a", ["--register-only"])
         let vm2 = try c.startVM(.a, name: "vm-t5b", ["--register-only"])
+        func acquire(_ vm: VM, pluginDir: String, _ extra: [String] = []) -> CommandResult {
+            c.lockmgr(.a, "acquire", ["--pid", "\(vm.pid)", "--disk", disk] + extra, name: "vm-t5", pluginDir: pluginDir)
+        }
 
         // libvirt's plugin creates the lease file and takes the lease for vm1.
-        try c.manager(pid: vm1.pid, name: "vm-t5a", [.disk(disk)], plugin: libvirt).acquire()
+        let byLibvirt = acquire(vm1, pluginDir: libvirt)
+        #expect(byLibvirt.status == 0, "\(byLibvirt)")
         let attributes = try FileManager.default.attributesOfItem(atPath: c.leaseFile(forDisk: disk))
         #expect(attributes[.size] as? Int == 1 << 20 && attributes[.posixPermissions] as? Int == 0o600)
 
         // Ours refuses it for vm2.
-        let ours = try c.manager(pid: vm2.pid, name: "vm-t5b", [.disk(disk)])
-        let refused = #expect(throws: LockError.self) { try ours.acquire() }
-        #expect(refused?.kind == .conflict)
-        #expect(refused?.message.contains("already held by another process") == true, "\(refused?.message ?? "")")
+        let refused = acquire(vm2, pluginDir: BuildProducts.pluginDir)
+        #expect(refused.status == 75)
+        #expect(refused.stderr.contains("already held by another process on this host"), "\(refused)")
 
         // libvirt's plugin releases; ours acquires with the state it produced.
-        let state = try #require(try c.manager(pid: vm1.pid, name: "vm-t5a", [.disk(disk)], plugin: libvirt).release())
-        try c.manager(pid: vm2.pid, name: "vm-t5b", [.disk(disk)]).acquire(state: state)
-        #expect(try ours.inquire()?.contains(MD5.hex(disk)) == true)
+        let state = try #require(c.state(.a, "release", pid: vm1.pid, ["--disk", disk], pluginDir: libvirt))
+        let taken = acquire(vm2, pluginDir: BuildProducts.pluginDir, ["--state", state])
+        #expect(taken.status == 0, "\(taken)")
+        #expect(c.state(.a, "inquire", pid: vm2.pid, ["--disk", disk])?.contains(MD5.hex(disk)) == true)
 
         // Now libvirt's plugin is refused the lease ours holds.
-        #expect(throws: LockError.self) {
-            try c.manager(pid: vm1.pid, name: "vm-t5a", [.disk(disk)], plugin: libvirt).acquire()
-        }
+        let refusedByLibvirt = acquire(vm1, pluginDir: libvirt)
+        #expect(refusedByLibvirt.status != 0)
+        #expect(refusedByLibvirt.stderr.contains("Failed to acquire lock"), "\(refusedByLibvirt)")
         vm1.stop()
         vm2.stop()
+    }
+
+    /// The other direction: libvirt's own loader (lock_manager.c in
+    /// libvirt.so.0, what libvirtd runs) loads our sanlock.so from
+    /// LIBVIRT_LOCK_MANAGER_PLUGIN_DIR and drives a real cycle in its own
+    /// process, as in a domain's start. Host: the interop tests' C program.
+    @Test func libvirtsLoaderDrivesOurPlugin() throws {
+        let c = try cluster()
+        let dir = TempDir.make("sanlock-libvirt-loader")
+        let source = try String(contentsOfFile: "\(CProgram.repoRoot)/Tests/InteropTests/C/libvirt_loader_host.c", encoding: .utf8)
+        let host = try CProgram.build(source, name: "libvirt_loader_host", in: dir,
+                                      flags: ["-I", "\(CProgram.repoRoot)/Tests/InteropTests/C",
+                                              "/usr/lib/x86_64-linux-gnu/libvirt.so.0"])
+        let pluginDir = "\(dir)/lock-driver"
+        try FileManager.default.createDirectory(atPath: pluginDir, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: "\(pluginDir)/sanlock.so", withDestinationPath: BuildProducts.library("sanlock"))
+        let disk = c.disk("libvirt-loader")
+        var env = c.a.environment
+        env["LIBVIRT_LOCK_MANAGER_PLUGIN_DIR"] = pluginDir
+        let run = Command.run([host, "sanlock", c.configDirA, disk], environment: env, timeout: 60)
+        #expect(run.status == 0, "\(run)")
+        let lines = run.stdout.split(separator: "\n").map(String.init)
+        #expect(Array(lines.prefix(6)) == ["plugin sanlock usesState 1", "file loaded", "table ours", "version 1000000",
+                                          "new 0", "add disk 0"], "\(run)")
+        #expect(lines.contains { $0.hasPrefix("acquire 0 fd ") && !$0.hasSuffix("fd -1") }, "registered in its own process: \(run)")
+        let lease = "\(SanlockCluster.lockspace):\(MD5.hex(disk)):\(c.leaseFile(forDisk: disk)):0:"
+        #expect(lines.contains { $0.hasPrefix("inquire 0 state \(lease)") }, "\(run)")
+        #expect(lines.contains { $0.hasPrefix("release 0 state \(lease)") }, "\(run)")
+        #expect(lines.contains { $0.contains("error code=8 domain=42 message=invalid argument: sanlock: drvAcquire: unsupported flags 0x80") },
+                "our errors become libvirt's: \(run)")
     }
 
     // 6. lockmgr run: the command is the lease owner; its exit frees the lease.
@@ -158,7 +223,7 @@ struct SanlockPluginTests {
         let disk = c.disk("t6")
         let vm = try c.startVM(.a, name: "vm-t6", ["--disk", disk], payload: ["sh", "-c", "read line"])
         #expect(vm.reportedPid == vm.pid, "the command runs as lockmgr's own pid")
-        let state = try c.manager(pid: vm.pid, name: "vm-t6", [.disk(disk)]).inquire()
+        let state = c.state(.a, "inquire", pid: vm.pid, ["--disk", disk])
         #expect(state?.contains(MD5.hex(disk)) == true, "the command's pid holds the lease")
         #expect(c.lockmgr(.b, "acquire", ["--disk", disk]).status == 75)
 
@@ -173,19 +238,23 @@ struct SanlockPluginTests {
         let c = try cluster()
         let disk = c.disk("t7")
         let vm = try c.startVM(.a, name: "vm-t7", ["--register-only", "--restrict", "--action", "poweroff", "--disk", disk])
-        let m = try c.manager(pid: vm.pid, name: "vm-t7", [.disk(disk)])
-        #expect(try m.inquire() == nil, "registered, holding nothing")
+        #expect(c.state(.a, "inquire", pid: vm.pid, ["--disk", disk]) == nil, "registered, holding nothing")
         #expect(c.clientStatus(.a, pid: vm.pid).contains("restricted=1"), "RESTRICT applied to the VM's registration")
 
-        // libvirt's resume passes the domain's failure action again.
-        try m.acquire(action: .poweroff)
-        #expect(try m.inquire()?.contains(MD5.hex(disk)) == true)
+        // libvirt's resume: on behalf of the pid, passing the domain's failure action again.
+        func acquire(_ extra: [String], pid: Int32 = vm.pid, disk: String = disk) -> CommandResult {
+            c.lockmgr(.a, "acquire", ["--pid", "\(pid)", "--disk", disk] + extra, name: "vm-t7")
+        }
+        let resumed = acquire(["--action", "poweroff"])
+        #expect(resumed.status == 0, "\(resumed)")
+        #expect(c.state(.a, "inquire", pid: vm.pid, ["--disk", disk])?.contains(MD5.hex(disk)) == true)
         #expect(c.lockmgr(.b, "acquire", ["--disk", disk]).status == 75)
-        let unsupported = #expect(throws: LockError.self) { try m.acquire(action: .restart) }
-        #expect(unsupported?.kind == .unsupported)
 
-        let restrictOther = #expect(throws: LockError.self) { try m.acquire(flags: .restrict) }
-        #expect(restrictOther?.kind == .unsupported)
+        let restrictOther = acquire(["--restrict"])
+        #expect(restrictOther.status == 64 && restrictOther.stderr.contains("RESTRICT can only be applied by the process itself"),
+                "\(restrictOther)")
+        let restart = acquire(["--action", "restart"])
+        #expect(restart.status == 64, "\(restart)")
 
         // A process that never registered cannot have leases taken for it.
         let stranger = Process()
@@ -193,10 +262,9 @@ struct SanlockPluginTests {
         stranger.arguments = ["30"]
         try stranger.run()
         defer { kill(stranger.processIdentifier, SIGKILL); stranger.waitUntilExit() }
-        let unregistered = #expect(throws: LockError.self) {
-            try c.manager(pid: stranger.processIdentifier, name: "stranger", [.disk(c.disk("t7b"))]).acquire()
-        }
-        #expect(unregistered?.message.contains("not registered with sanlock") == true, "\(unregistered?.message ?? "")")
+        let unregistered = acquire([], pid: stranger.processIdentifier, disk: c.disk("t7b"))
+        #expect(unregistered.status != 0)
+        #expect(unregistered.stderr.contains("not registered with sanlock"), "\(unregistered)")
         vm.stop()
     }
 
@@ -207,7 +275,7 @@ struct SanlockPluginTests {
         let disk = c.disk("fa-\(action)")
         let vm = try c.startVM(.a, name: "vm-fa", ["--action", action, "--disk", disk])
         defer { vm.stop() }
-        let state = try #require(try c.manager(pid: vm.pid, name: "vm-fa", [.disk(disk)]).inquire())
+        let state = try #require(c.state(.a, "inquire", pid: vm.pid, ["--disk", disk]))
         // Another owner requests the lease, gracefully (force mode 2): the
         // holder's daemon runs the holder's killpath instead of SIGKILL.
         let version = try #require(state.split(separator: ":").last.flatMap { UInt64($0) })
@@ -270,6 +338,15 @@ struct SanlockPluginTests {
         let r = c.lockmgr(.a, "acquire", ["--disk", "/images/unleased.img"], configDir: dir)
         #expect(r.status == 78)
         #expect(r.stderr.contains("read/write disk /images/unleased.img has no lease"), "\(r)")
+    }
+
+    @Test func moreLeasesThanSanlockTakesAreRefusedBeforeAnyIsTaken() throws {
+        let c = try cluster()
+        let disks = (0..<9).map { c.disk("many-\($0)") }
+        let r = c.lockmgr(.a, "acquire", disks.flatMap { ["--disk", $0] })
+        #expect(r.status == 64)
+        #expect(r.stderr.contains("disk '\(disks[8])': sanlock takes at most 8 leases per object"), "\(r)")
+        #expect(!FileManager.default.fileExists(atPath: c.leaseFile(forDisk: disks[8])))
     }
 
     @Test func leaseProblemsNameTheLeaseAndTheCause() throws {

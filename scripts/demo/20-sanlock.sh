@@ -60,6 +60,9 @@ CONF
     until SANLOCK_RUN_DIR=$work/run-$host sanlock client status >/dev/null 2>&1; do sleep 0.1; done
 done
 show cat "$work/etc-a/qemu-sanlock.conf"
+echo
+echo "Below, 'on a CMD ...' is: SANLOCK_RUN_DIR=$work/run-a $lockmgr CMD --plugin sanlock \\"
+echo "    --plugin-dir $prefix/lib/lock_manager --config-dir $work/etc-a ...   (and likewise for b)"
 
 section "Each host's plugin creates (libvirt's layout) and joins __LIBVIRT__DISKS__"
 show on a info sanlock
@@ -103,3 +106,25 @@ wait "$vm_b" 2>/dev/null || true
 sleep 1   # host b's daemon writes the release
 show_refused on a acquire --uuid "$uuid" --name demo-vm --state "$state" --disk "$disk"
 echo "(libvirt's plugin would accept that stale state; ours honours the lease version)"
+
+section "Lease lost without libvirt: sanlock runs lockmgr failure-action (poweroff)"
+disk2=/var/lib/images/demo-vm2.img
+printf '\n\033[1m$ lockmgr run --action poweroff --disk %s -- sleep 600 &   # host a\033[0m\n' "$disk2"
+start_vm a --uuid "$uuid" --name demo-vm2 --action poweroff --disk "$disk2" -- sleep 600
+vm2=$!
+vms+=("$vm2")
+until state2=$(on a inquire --uuid "$uuid" --name demo-vm2 --pid "$vm2" 2>/dev/null) && [ -n "$state2" ]; do
+    kill -0 "$vm2" 2>/dev/null || { echo "demo: the VM did not start" >&2; exit 1; }
+    sleep 0.1
+done
+echo "$state2"
+# Another owner asks for the lease (graceful request): the holder's daemon
+# runs the holder's failure helper, as when the lease is lost.
+resource=${state2%:*}
+version=${state2##*:}
+show env SANLOCK_RUN_DIR="$work/run-a" sanlock client request -r "$resource:$((version + 1))" -f 2
+show env SANLOCK_RUN_DIR="$work/run-a" sanlock client examine -r "$resource"
+for _ in $(seq 100); do kill -0 "$vm2" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$vm2" 2>/dev/null; then echo "demo: pid $vm2 is still running" >&2; exit 1; fi
+echo "pid $vm2 is gone; the helper said (in the daemon's log):"
+grep "lockmgr: lock lost" "$work/daemon-a.log" || { echo "demo: no message from lockmgr failure-action" >&2; exit 1; }

@@ -4,8 +4,9 @@ import SanlockCore
 
 /// Creates the automatic lockspace and disk lease files exactly as
 /// libvirt's plugin does, so either plugin can find the other's files:
-/// O_EXCL, mode 0600 (0660 with a group), owner from the config,
-/// zero-filled to sanlock's alignment, then initialised by the daemon.
+/// O_EXCL, mode 0600 (the lockspace 0660 when a group is configured),
+/// owner from the config, zero-filled to sanlock's alignment, then
+/// initialised by the daemon.
 /// Existing files are used as they are: a live lease is never rewritten.
 struct LeaseFiles {
     let config: SanlockConfig
@@ -14,7 +15,8 @@ struct LeaseFiles {
     func setUpAutoLockspace() throws(LockError) {
         let path = SanlockLease.autoLockspacePath(leaseDir: config.diskLeaseDir)
         let name = SanlockLease.autoLockspace
-        try create(path, what: "lockspace \(name)") { () throws(LockError) in
+        let mode: mode_t = config.group == nil ? 0o600 : 0o660
+        try create(path, mode: mode, what: "lockspace \(name)", fixExisting: true) { () throws(LockError) in
             try SanlockClient.writeLockspace(name: name, path: path, ioTimeout: config.ioTimeout)
         }
         try SanlockClient.joinLockspace(name: name, hostID: config.hostID, path: path, ioTimeout: config.ioTimeout)
@@ -22,17 +24,18 @@ struct LeaseFiles {
 
     /// Makes sure an automatic disk lease's file exists and is initialised.
     func ensure(_ lease: SanlockLease) throws(LockError) {
-        try create(lease.path, what: lease.description) { () throws(LockError) in
+        try create(lease.path, mode: 0o600, what: lease.description, fixExisting: false) { () throws(LockError) in
             try SanlockClient.initLease(lease)
         }
     }
 
     /// Creates `path` if missing and runs `initialise` on it; a file that
     /// cannot be completed is removed so the next attempt starts clean.
-    private func create(_ path: String, what: String, initialise: () throws(LockError) -> Void) throws(LockError) {
+    private func create(_ path: String, mode: mode_t, what: String, fixExisting: Bool,
+                        initialise: () throws(LockError) -> Void) throws(LockError) {
         var st = stat()
         if stat(path, &st) == 0 {
-            try fixOwnership(path, st)
+            if fixExisting { try fixOwnership(path, st) }
             return
         }
         let dir = parent(of: path)
@@ -40,13 +43,14 @@ struct LeaseFiles {
         guard stat(dir, &dst) == 0, dst.st_mode & S_IFMT == S_IFDIR else {
             throw .config("cannot create \(what): disk_lease_dir \(dir) does not exist or is not a directory")
         }
-        let mode: mode_t = config.group == nil ? 0o600 : 0o660
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         if fd < 0 {
             if errno == EEXIST { return }  // created by a concurrent caller, who initialises it
             throw .backend("cannot create \(what) file \(path): \(Errno.current)")
         }
         do throws(LockError) {
+            // The configured mode, whatever the caller's umask.
+            guard fchmod(fd, mode) == 0 else { throw .backend("cannot chmod \(path): \(Errno.current)") }
             if config.user != nil || config.group != nil {
                 guard fchown(fd, config.user ?? UInt32.max, config.group ?? UInt32.max) == 0 else {
                     throw .backend("cannot chown \(path): \(Errno.current)")
@@ -76,7 +80,7 @@ struct LeaseFiles {
         }
     }
 
-    /// libvirt hands existing files to the configured user/group.
+    /// libvirt hands an existing lockspace to the configured user/group.
     private func fixOwnership(_ path: String, _ st: stat) throws(LockError) {
         let wrongOwner = (config.user.map { $0 != st.st_uid } ?? false) || (config.group.map { $0 != st.st_gid } ?? false)
         if wrongOwner && chown(path, config.user ?? UInt32.max, config.group ?? UInt32.max) != 0 {

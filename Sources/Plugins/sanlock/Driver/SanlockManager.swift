@@ -26,22 +26,21 @@ final class SanlockManager: LockPluginManager {
         // Read-only use needs no lease: it must not block the writer.
         if resource.mode == .readOnly { return }
         let shared = resource.mode == .shared
-        let lease: SanlockLease
-        switch resource.kind {
-        case .disk(let path):
-            guard config.autoDiskLeases else {
-                if !shared { unleasedDisks.append(path) }
-                return
-            }
-            lease = try SanlockLease.automatic(disk: path, leaseDir: config.diskLeaseDir, shared: shared)
-            try LeaseFiles(config: config).ensure(lease)
-        case .lease(let key, let lockspace, let path, let offset):
-            lease = try SanlockLease(lockspace: lockspace, name: key, path: path, offset: offset, shared: shared)
+        if case .disk(let path) = resource.kind, !config.autoDiskLeases {
+            if !shared { unleasedDisks.append(path) }
+            return
         }
         guard leases.count < SanlockLease.maxPerProcess else {
             throw .unsupported("\(resource): sanlock takes at most \(SanlockLease.maxPerProcess) leases per object")
         }
-        leases.append(lease)
+        switch resource.kind {
+        case .disk(let path):
+            let lease = try SanlockLease.automatic(disk: path, leaseDir: config.diskLeaseDir, shared: shared)
+            try LeaseFiles(config: config).ensure(lease)
+            leases.append(lease)
+        case .lease(let key, let lockspace, let path, let offset):
+            leases.append(try SanlockLease(lockspace: lockspace, name: key, path: path, offset: offset, shared: shared))
+        }
     }
 
     func acquire(state: String?, flags: AcquireFlags, action: FailureAction) throws(LockError) -> Int32? {
@@ -87,16 +86,22 @@ final class SanlockManager: LockPluginManager {
         if flags.contains(.restrict) {
             throw .unsupported("RESTRICT can only be applied by the process itself (pid \(pid) is not this process)")
         }
-        guard try SanlockClient.isRegistered(pid: pid) else {
-            throw SanlockStatus.error(-ESRCH, .acquire, "cannot acquire for '\(object.name)' (pid \(pid))")
+        if flags.contains(.registerOnly) || wanted.isEmpty {
+            // Nothing to take; still refuse a process that never registered.
+            guard try SanlockClient.isRegistered(pid: pid) else {
+                throw SanlockStatus.error(-ESRCH, .acquire, "cannot acquire for '\(object.name)' (pid \(pid))")
+            }
+            return
         }
-        if flags.contains(.registerOnly) { return }
+        // sanlock itself refuses an unregistered pid (ESRCH).
         try SanlockClient.acquire(fd: -1, pid: pid, wanted, owner: object.name)
     }
 
+    /// Returns the state of everything the process held, taken just before
+    /// releasing (it carries the versions a migration destination needs).
     func release() throws(LockError) -> String? {
-        guard try SanlockClient.isRegistered(pid: pid) else { return nil }
-        let state = try SanlockClient.inquire(pid: pid)
+        // Unregistered, or registered holding nothing: nothing to release.
+        guard let state = try SanlockClient.inquire(pid: pid) else { return nil }
         try SanlockClient.release(pid: pid, leases)
         return state
     }
