@@ -34,12 +34,26 @@ func plugin(_ name: String, module: String, dependencies: [Target.Dependency] = 
 
 let nop = plugin("nop", module: "Nop")
 
+// MARK: pr plugin (SCSI-3 persistent reservations)
+let pr = plugin("pr", module: "PR", dependencies: ["PRCore"])
+let prTargets: [Target] = [
+    // libiscsi behind a small C shim with millisecond deadlines.
+    .target(name: "CISCSI", path: "Sources/Plugins/pr/CISCSI",
+            linkerSettings: [.linkedLibrary("iscsi")]),
+    .executableTarget(name: "pr-bench", dependencies: ["PRCore"], path: "Sources/Tools/pr-bench"),
+    .executableTarget(name: "pr-tool", dependencies: ["PRCore"], path: "Sources/Tools/pr-tool"),
+    .testTarget(name: "PRCoreTests", dependencies: ["PRCore"], path: "Tests/PRCoreTests"),
+    .testTarget(name: "PRTargetTests", dependencies: ["PRCore", "LockDriver", "TestSupport"],
+                path: "Tests/PRTargetTests", linkerSettings: hostLinkerSettings),
+]
+
 let package = Package(
     name: "lockmgr",
     products: [
         .executable(name: "lockmgr", targets: ["lockmgr"]),
         .library(name: "LockDriver", targets: ["LockDriver"]),
         nop.0,
+        pr.0,
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -57,8 +71,8 @@ let package = Package(
         // Helpers shared by the test targets: build products, temp dirs, commands, daemons.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         // The pr plugin's testable core: SCSI transports, PR commands, keys, state.
-        .target(name: "PRCore", dependencies: ["LockDriver"], path: "Sources/Plugins/pr/Core"),
+        .target(name: "PRCore", dependencies: ["LockDriver", "CISCSI"], path: "Sources/Plugins/pr/Core"),
         .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
                     linkerSettings: hostLinkerSettings),
-    ] + nop.1
+    ] + nop.1 + pr.1 + prTargets
 )
