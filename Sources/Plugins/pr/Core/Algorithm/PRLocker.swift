@@ -112,13 +112,13 @@ public final class PRLocker {
             switch step {
             case .reserve(let type):
                 ok = try register()
-                if ok { ok = try d.prOut(.reserve, type: type, key: me.rawValue) }
+                if ok && !d.sawReservationChange { ok = try d.prOut(.reserve, type: type, key: me.rawValue) }
             case .reclaim(let type):
                 ok = try register()
-                if ok { ok = try d.prOut(.preempt, type: type, key: me.rawValue, serviceActionKey: me.rawValue) }
+                if ok && !d.sawReservationChange { ok = try d.prOut(.preempt, type: type, key: me.rawValue, serviceActionKey: me.rawValue) }
             case .takeover(let holder, let type):
                 ok = try register()
-                if ok { ok = try d.prOut(.preempt, type: type, key: me.rawValue, serviceActionKey: holder.rawValue) }
+                if ok && !d.sawReservationChange { ok = try d.prOut(.preempt, type: type, key: me.rawValue, serviceActionKey: holder.rawValue) }
             case .joinShared:
                 ok = try register()
             case .alreadyShared:
@@ -184,26 +184,17 @@ public final class PRLocker {
         let entry = held ? v.reservation.map { PRState.Entry(resource: r.name, key: me, type: $0.type) } : nil
         // Our registrations may belong to nexuses that no longer exist
         // (tgt: every login is a new nexus). Register this nexus with our
-        // key, PREEMPT our own key (moving our reservation here and dropping
-        // the orphans), then unregister, which releases what we hold.
+        // key, PREEMPT our own key (moving our reservation here, type kept,
+        // and dropping the orphans), then unregister: unregistering the
+        // holder of a non-all-registrants reservation releases it (SPC-4),
+        // and the last registrant leaving ends an all-registrants one.
         try expect(d.prOut(.registerAndIgnore, key: 0, serviceActionKey: me.rawValue), d, "registering to release")
-        if let holder = v.reservation, held || !holder.type.isAllRegistrants {
-            let type = holder.type
-            _ = try d.prOut(.preempt, type: type, key: me.rawValue, serviceActionKey: me.rawValue)
-            if held && !type.isAllRegistrants {
-                try expect(d.prOut(.release, type: type, key: me.rawValue), d, "releasing")
-            }
-        } else {
-            _ = try d.prOut(.preempt, type: r.mode == .shared ? config.sharedType : config.exclusiveType,
-                            key: me.rawValue, serviceActionKey: me.rawValue)
-        }
-        _ = try d.prOut(.register, key: me.rawValue, serviceActionKey: 0)
-        let after = try view(of: d)
-        guard !after.keys.contains(me.rawValue) else {
+        let type = v.reservation?.type ?? (r.mode == .shared ? config.sharedType : config.exclusiveType)
+        try expect(d.prOut(.preempt, type: type, key: me.rawValue, serviceActionKey: me.rawValue), d,
+                   "dropping our other registrations")
+        try expect(d.prOut(.register, key: me.rawValue, serviceActionKey: 0), d, "unregistering")
+        guard try !d.readKeys().keys.contains(me.rawValue) else {
             throw .backend("\(r.name): key \(me) is still registered after release")
-        }
-        if held, let h = after.reservation, h.key == me.rawValue {
-            throw .backend("\(r.name): still reserved by key \(me) after release")
         }
         return entry
     }
