@@ -74,5 +74,6 @@ let package = Package(
         .target(name: "PRCore", dependencies: ["LockDriver", "CISCSI"], path: "Sources/Plugins/pr/Core"),
         .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
                     linkerSettings: hostLinkerSettings),
+        .testTarget(name: "LockmgrToolTests", dependencies: ["TestSupport"]),
     ] + nop.1 + pr.1 + prTargets
 )

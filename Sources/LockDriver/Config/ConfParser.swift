@@ -134,7 +134,9 @@ struct ConfParser {
             if c == UInt8(ascii: "[") { throw fail("nested lists are not allowed") }
             items.append(try value(for: name))
             skipBlanksAndComments(acrossLines: true)
-            if peek == UInt8(ascii: ",") {
+            if peek == nil {
+                throw LockError.config("\(origin):\(startLine): unterminated list for '\(name)'")
+            } else if peek == UInt8(ascii: ",") {
                 pos += 1
             } else if peek != UInt8(ascii: "]") {
                 throw fail("expected ',' or ']' in the list for '\(name)'")

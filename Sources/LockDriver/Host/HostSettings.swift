@@ -10,6 +10,13 @@ public struct HostSettings: Sendable, Equatable {
     /// libvirt's driver name, the first half of `<driver>-<plugin>.conf`.
     public var driver: String
 
+    public init(lockManager: String, pluginDir: String, configDir: String, driver: String) {
+        self.lockManager = lockManager
+        self.pluginDir = pluginDir
+        self.configDir = configDir
+        self.driver = driver
+    }
+
     /// The plugin's own config file, named as libvirt names it.
     public var pluginConfigFile: String { "\(configDir)/\(driver)-\(lockManager).conf" }
 

@@ -1,0 +1,71 @@
+import LockDriver
+import Testing
+import TestSupport
+
+/// Which plugin and directories the host uses: flag > environment > host
+/// config > default, and bad host configs are refused with file:line.
+@Suite struct HostSettingsTests {
+    let layout = InstallLayout(prefix: "/opt/lm")
+
+    func write(_ text: String) -> String {
+        let path = TempDir.make("settings") + "/lockmgr.conf"
+        TempDir.write(text, to: path)
+        return path
+    }
+
+    @Test func defaultsComeFromTheInstallPrefix() throws {
+        let s = try HostSettings.resolve(configPath: nil, layout: layout, environment: { _ in nil })
+        #expect(s == HostSettings(lockManager: "nop", pluginDir: "/opt/lm/lib/lock_manager",
+                                  configDir: "/opt/lm/etc/lockmgr", driver: "qemu"))
+        #expect(s.pluginConfigFile == "/opt/lm/etc/lockmgr/qemu-nop.conf")
+    }
+
+    @Test func configSelectsPluginInEitherSpelling() throws {
+        let seed = try HostSettings.resolve(configPath: write("lockManager = \"pr\""), layout: layout, environment: { _ in nil })
+        #expect(seed.lockManager == "pr")
+        let libvirt = try HostSettings.resolve(configPath: write("lock_manager = 'sanlock'\nconfig_dir = '/etc/libvirt'"),
+                                               layout: layout, environment: { _ in nil })
+        #expect(libvirt.lockManager == "sanlock")
+        #expect(libvirt.pluginConfigFile == "/etc/libvirt/qemu-sanlock.conf")
+    }
+
+    @Test func flagBeatsEnvironmentBeatsConfig() throws {
+        let path = write("lockManager = 'pr'\nplugin_dir = '/conf/plugins'\nconfig_dir = '/conf/etc'\ndriver = 'lxc'")
+        let env = ["LOCKMGR_PLUGIN_DIR": "/env/plugins", "LOCKMGR_CONFIG_DIR": "/env/etc"]
+        let fromEnv = try HostSettings.resolve(configPath: path, layout: layout, environment: { env[$0] })
+        #expect(fromEnv == HostSettings(lockManager: "pr", pluginDir: "/env/plugins", configDir: "/env/etc", driver: "lxc"))
+        let fromFlags = try HostSettings.resolve(
+            configPath: path, overrides: .init(lockManager: "nop", pluginDir: "/flag/plugins", configDir: "/flag/etc", driver: "qemu"),
+            layout: layout, environment: { env[$0] })
+        #expect(fromFlags == HostSettings(lockManager: "nop", pluginDir: "/flag/plugins", configDir: "/flag/etc", driver: "qemu"))
+        let fromConf = try HostSettings.resolve(configPath: path, layout: layout, environment: { _ in nil })
+        #expect(fromConf == HostSettings(lockManager: "pr", pluginDir: "/conf/plugins", configDir: "/conf/etc", driver: "lxc"))
+    }
+
+    @Test func environmentCanNameTheConfigFile() throws {
+        let path = write("lockManager = 'sanlock'")
+        let s = try HostSettings.resolve(configPath: nil, layout: layout, environment: { $0 == "LOCKMGR_CONFIG" ? path : nil })
+        #expect(s.lockManager == "sanlock")
+    }
+
+    @Test func badHostConfigsAreRefusedWithFileAndLine() throws {
+        let unknown = write("lockManager = 'pr'\nlock_manger = 'x'")
+        #expect(throws: LockError.config("\(unknown):2: unknown setting 'lock_manger'")) {
+            try HostSettings.resolve(configPath: unknown, layout: layout, environment: { _ in nil })
+        }
+        let wrongType = write("\nlockManager = 1")
+        #expect(throws: LockError.config("\(wrongType):2: 'lockManager' must be a string, not an integer")) {
+            try HostSettings.resolve(configPath: wrongType, layout: layout, environment: { _ in nil })
+        }
+        for (name, reason) in [("../../tmp/evil", "may not start with '.'"), ("sub/evil", "contains '/'")] {
+            let escaping = write("lockManager = '\(name)'")
+            let error = #expect(throws: LockError.self) {
+                try HostSettings.resolve(configPath: escaping, layout: layout, environment: { _ in nil })
+            }
+            #expect(error?.message.contains(reason) == true, "\(error?.message ?? "")")
+        }
+        #expect(throws: LockError.config("cannot read config file /nonexistent/lm.conf: No such file or directory")) {
+            try HostSettings.resolve(configPath: "/nonexistent/lm.conf", layout: layout, environment: { _ in nil })
+        }
+    }
+}
