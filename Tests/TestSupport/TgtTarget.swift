@@ -7,6 +7,7 @@ import Foundation
 public final class TgtTarget: @unchecked Sendable {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     public let port: Int
@@ -22,24 +23,40 @@ public final class TgtTarget: @unchecked Sendable {
             throw Failure(description: "tgtd not found at \(tgtd): install Debian package 'tgt' (make deps)")
         }
         dir = TempDir.make("tgt")
-        port = try Self.freePort()
-        control = port
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: tgtd)
-        process.arguments = ["-f", "--iscsi", "portal=127.0.0.1:\(port)", "-C", "\(control)"]
-        let log = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        let deadline = Date().addingTimeInterval(10)
-        while Command.run(["/usr/sbin/tgtadm", "-C", "\(control)", "--lld", "iscsi", "--op", "show", "--mode", "sys"],
-                          timeout: 5).status != 0 {
-            guard process.isRunning, Date() < deadline else {
-                kill(process.processIdentifier, SIGKILL)
-                throw Failure(description: "tgtd on 127.0.0.1:\(port) did not become ready")
+        // tgtd takes control socket numbers below 10000 and exits when the
+        // number (or the port) is in use: retry with fresh ones.
+        var lastError = "not started"
+        for _ in 0..<8 {
+            let port = try Self.freePort()
+            let control = Int.random(in: 1000...9999)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: tgtd)
+            process.arguments = ["-f", "--iscsi", "portal=127.0.0.1:\(port)", "-C", "\(control)"]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            if Self.waitReady(process, control: control) {
+                self.port = port
+                self.control = control
+                self.process = process
+                return
             }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+            lastError = "tgtd on 127.0.0.1:\(port) (control \(control)) did not become ready"
+        }
+        throw Failure(description: lastError)
+    }
+
+    private static func waitReady(_ process: Process, control: Int) -> Bool {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline && process.isRunning {
+            let r = Command.run(["/usr/sbin/tgtadm", "-C", "\(control)", "--lld", "iscsi", "--op", "show", "--mode", "sys"],
+                                timeout: 5)
+            if r.status == 0 { return true }
             usleep(10_000)
         }
+        return false
     }
 
     deinit { stop() }

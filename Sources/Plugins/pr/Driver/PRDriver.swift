@@ -1,3 +1,4 @@
+import Glibc
 import LockDriver
 import PRCore
 
@@ -61,6 +62,21 @@ final class PRManager: LockPluginManager {
         let locker = try PRLocker(config: config, vm: object.uuid) { name throws(LockError) in
             try factory.transport(for: name)
         }
+        defer { logCommands(locker) }
         return try body(locker)
+    }
+
+    /// `command_log`: one line per command sent, "<resource> <command>".
+    private func logCommands(_ locker: PRLocker) {
+        guard let path = config.commandLog else { return }
+        var text = ""
+        for (resource, commands) in locker.commandsSent.sorted(by: { $0.key < $1.key }) {
+            for c in commands { text += "\(resource) \(c)\n" }
+        }
+        guard !text.isEmpty else { return }
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        _ = Array(text.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     }
 }

@@ -10,6 +10,7 @@ import Glibc
 ///     shared_type = "write-exclusive-all-registrants"
 ///     timeout_ms = 5000                # per SCSI command, and per login
 ///     pr_helper_socket = "/run/qemu-pr-helper.sock"   # path disks via qemu-pr-helper
+///     command_log = "/var/log/lockmgr-pr.log"  # append every SCSI command sent (debugging)
 ///
 /// Without a file: the initiator name comes from open-iscsi's
 /// /etc/iscsi/initiatorname.iscsi, the host part from that name or from
@@ -22,6 +23,9 @@ public struct PRConfig: Sendable, Equatable {
     public var sharedType: ReservationType = .writeExclusiveAllRegistrants
     public var timeoutMilliseconds: UInt32 = 5000
     public var helperSocket: String?
+    /// Appends one line per SCSI command sent: debugging, and how the
+    /// tests count what a plugin process really sent.
+    public var commandLog: String?
     /// Where the settings came from, for error messages.
     public var origin: String = "defaults"
 
@@ -31,7 +35,7 @@ public struct PRConfig: Sendable, Equatable {
     }
 
     static let known: Set<String> = ["iscsi_initiator", "host_id", "exclusive_type", "shared_type",
-                                     "timeout_ms", "pr_helper_socket"]
+                                     "timeout_ms", "pr_helper_socket", "command_log"]
 
     /// Reads the settings; `nil` or a missing file means defaults.
     public static func load(path: String?, systemInitiatorFile: String = "/etc/iscsi/initiatorname.iscsi",
@@ -79,6 +83,12 @@ public struct PRConfig: Sendable, Equatable {
                 throw .config("\(Self.line(conf, "pr_helper_socket")): 'pr_helper_socket' must be an absolute path, not '\(socket)'")
             }
             helperSocket = socket
+        }
+        if let log = try conf.string("command_log") {
+            guard log.hasPrefix("/") else {
+                throw .config("\(Self.line(conf, "command_log")): 'command_log' must be an absolute path, not '\(log)'")
+            }
+            commandLog = log
         }
     }
 
