@@ -12,14 +12,14 @@ struct PRHost {
     let configDir: String
     let commandLog: String
 
-    init(_ name: String, config extra: String = "") {
+    init(_ name: String, config extra: String = "", timeoutMilliseconds: Int = 2000) {
         self.name = name
         initiator = "iqn.2026-01.lockmgr.test:host-\(name)"
         configDir = TempDir.make("pr-host-\(name)")
         commandLog = "\(configDir)/commands.log"
         TempDir.write("""
             iscsi_initiator = "\(initiator)"
-            timeout_ms = 2000
+            timeout_ms = \(timeoutMilliseconds)
             command_log = "\(commandLog)"
             \(extra)
             """, to: "\(configDir)/qemu-pr.conf")

@@ -73,6 +73,15 @@ public final class PRLocker {
                 done.append((r, step))
             } catch {
                 var notes: [String] = []
+                // The failing resource too: a step may have registered us
+                // (or even moved the reservation) before it failed. A
+                // reclaim is left alone: we held that LU before this call.
+                switch step {
+                case .reserve, .takeover, .joinShared:
+                    do { try releaseOne(r) } catch { notes.append(error.message) }
+                case .reclaim, .alreadyShared:
+                    break
+                }
                 for (taken, takenStep) in done.reversed() where takenStep != .alreadyShared {
                     do { try releaseOne(taken) } catch { notes.append(error.message) }
                 }
