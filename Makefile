@@ -3,7 +3,7 @@ PREFIX ?= $(CURDIR)/_install
 SWIFT ?= swift
 PLUGINS := $(patsubst Sources/Plugins/%/Driver,%,$(wildcard Sources/Plugins/*/Driver))
 
-.PHONY: all deps build test demo install release bench clean
+.PHONY: all deps build test demo install release bench bench-pr clean
 
 all: build
 
@@ -32,6 +32,10 @@ install: release
 
 demo: install
 	scripts/demo.sh $(PREFIX)
+
+# Latency of the pr plugin's operations next to the raw PR command floor (release build).
+bench-pr: release
+	scripts/bench-pr.sh $$($(SWIFT) build -c release --show-bin-path)
 
 clean:
 	rm -rf .build _install

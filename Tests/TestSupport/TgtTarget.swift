@@ -119,6 +119,7 @@ public final class TgtTarget: @unchecked Sendable {
         stopped = true
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
+        removeControlSocket()
     }
 
     public func stop() {
@@ -132,6 +133,13 @@ public final class TgtTarget: @unchecked Sendable {
         while process.isRunning && Date() < deadline { usleep(10_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
+        removeControlSocket()
+    }
+
+    /// tgtd leaves its control socket and lock file behind.
+    private func removeControlSocket() {
+        unlink("/var/run/tgtd/socket.\(control)")
+        unlink("/var/run/tgtd/socket.\(control).lock")
     }
 
     @discardableResult

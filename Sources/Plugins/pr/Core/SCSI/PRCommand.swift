@@ -64,6 +64,11 @@ public struct PRCommand: Sendable, Equatable {
     public var cdb: [UInt8]
     public var direction: DataDirection
 
+    public init(cdb: [UInt8], direction: DataDirection) {
+        self.cdb = cdb
+        self.direction = direction
+    }
+
     /// PERSISTENT RESERVE IN (0x5E) asking for up to `allocationLength` bytes.
     public static func prIn(_ action: PRInAction, allocationLength: UInt16 = 8192) -> PRCommand {
         let len = allocationLength
