@@ -8,11 +8,18 @@ import PRCore
 // but none of the plugin's algorithm.
 //
 //   pr-tool --initiator IQN [--isid N] [--timeout MS] iscsi://HOST:PORT/IQN/LUN COMMAND...
+//   pr-tool --initiator IQN key VM-UUID     (the pr plugin's key of that VM on that host)
 //
 // Commands run in order on one session (one I_T nexus):
 //   keys | reservation | rai KEY | register OLDKEY NEWKEY | reserve KEY TYPE
 //   release KEY TYPE | preempt KEY SAKEY TYPE | clear KEY | write | sleep SECONDS
 // Keys are hex; TYPE is 1..8. `write` prints GOOD or RESERVATION CONFLICT.
+
+/// Unbuffered output: the demo interleaves this tool's lines with others'.
+func say(_ text: String) {
+    let line = Array((text + "\n").utf8)
+    _ = line.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+}
 
 func fail(_ message: String) -> Never {
     let line = Array("pr-tool: \(message)\n".utf8)
@@ -36,6 +43,11 @@ while let first = args.first, first.hasPrefix("--") {
     }
 }
 guard !args.isEmpty else { fail("usage: pr-tool [--initiator IQN] [--isid N] [--timeout MS] URL COMMAND...") }
+if args.first == "key" {
+    guard args.count == 2, let uuid = UUIDBytes(args[1]) else { fail("usage: pr-tool --initiator IQN key VM-UUID") }
+    say(PRKey.exclusive(vm: uuid, host: PRKey.hostPart(ofIdentity: initiator)).description)
+    exit(0)
+}
 let url: ISCSIURL
 do { url = try ISCSIURL(parsing: args.removeFirst()) } catch { fail(error.message) }
 let pool = ISCSISessionPool(initiator: initiator, isidQualifier: isid)
@@ -55,19 +67,19 @@ let device = PRDevice(transport: ISCSITransport(url: url, pool: pool), timeoutMi
     guard let v = UInt8(s), let t = ReservationType(rawValue: v) else { fail("'\(s)' is not a reservation type") }
     return t
 }
-func show(_ ok: Bool) { print(ok ? "GOOD" : "RESERVATION CONFLICT") }
+func show(_ ok: Bool) { say(ok ? "GOOD" : "RESERVATION CONFLICT") }
 
 do {
     while !args.isEmpty {
         switch next() {
         case "keys":
             let k = try device.readKeys()
-            print("generation \(k.generation) keys [\(k.keys.map { PRKey(rawValue: $0).description }.joined(separator: " "))]")
+            say("generation \(k.generation) keys [\(k.keys.map { PRKey(rawValue: $0).description }.joined(separator: " "))]")
         case "reservation":
             if let r = try device.readReservation().reservation {
-                print("reserved by \(PRKey(rawValue: r.key)) type \(r.type.rawValue) (\(r.type))")
+                say("reserved by \(PRKey(rawValue: r.key)) type \(r.type.rawValue) (\(r.type))")
             } else {
-                print("no reservation")
+                say("no reservation")
             }
         case "rai": show(try device.prOut(.registerAndIgnore, key: 0, serviceActionKey: key()))
         case "register": let old = key(); show(try device.prOut(.register, key: old, serviceActionKey: key()))
@@ -80,9 +92,9 @@ do {
         case "write":
             let block = [UInt8](repeating: 0x5A, count: 512)
             switch try device.execute(.write10(lba: 0, blocks: 1, data: block)) {
-            case .good: print("GOOD")
-            case .reservationConflict: print("RESERVATION CONFLICT")
-            case let other: print("\(other)")
+            case .good: say("GOOD")
+            case .reservationConflict: say("RESERVATION CONFLICT")
+            case let other: say("\(other)")
             }
         case "sleep":
             let s = next()
