@@ -64,7 +64,9 @@ import TestSupport
         try first.acquire([PRResource(lun)], state: nil)
         // The plugin's session goes away (network failure): on tgt its
         // registration stays behind as an orphan of a dead nexus.
-        for sid in try tgt.sessions(tid: t.tid) { try tgt.dropSession(tid: t.tid, sid: sid) }
+        let sessions = try tgt.sessions(tid: t.tid)
+        #expect(sessions.count == 1)
+        for sid in sessions { try tgt.dropSession(tid: t.tid, sid: sid) }
         f1.closeAll()
         // A later acquire of the same VM on the same host (libvirt resuming
         // after a daemon restart) re-registers and PREEMPTs its own key.

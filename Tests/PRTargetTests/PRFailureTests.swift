@@ -68,6 +68,18 @@ import TestSupport
         #expect(a.commandsLogged().isEmpty)
     }
 
+    @Test func registerOnlyTouchesNoDevice() throws {
+        let silent = try SilentPortal()
+        let lun = "iscsi://127.0.0.1:\(silent.port)/iqn.2026-01.lockmgr.test:never/1"
+        let a = PRHost("a", timeoutMilliseconds: 300)
+        let argv = [BuildProducts.lockmgr, "acquire", "--register-only", "--plugin", "pr", "--plugin-dir",
+                    BuildProducts.pluginDir, "--config-dir", a.configDir, "--uuid", VM.one.uuid.description,
+                    "--name", "vm1", "--disk", lun]
+        let r = Command.run(argv, timeout: 30)
+        #expect(r.status == 0, "\(r)")
+        #expect(silent.connectionsAccepted() == 0)
+    }
+
     @Test func badConfigsAndNamesAreClearErrors() throws {
         let lun = "iscsi://127.0.0.1:9/iqn.2026-01.lockmgr.test:never/1"
         let typo = PRHost("typo", config: "exclusive_typ = \"write-exclusive\"")
