@@ -132,3 +132,22 @@ final class SilentPortal {
         return accepted.count
     }
 }
+
+/// The built plugin as a host sees it. (The only test loading pr.so into
+/// this process: a plugin keeps the config of its first load.)
+@Suite struct PRPluginTableTests {
+    @Test func exportsTheTableWithUsesState() throws {
+        let plugin = try LockPlugin.load(name: "pr", pluginDir: BuildProducts.pluginDir,
+                                         configFile: "/nonexistent/qemu-pr.conf")
+        #expect(plugin.version == ABIVersion.current)
+        #expect(plugin.flags == .usesState)
+        let object = LockObject(uuid: VM.one.uuid, name: "vm1", pid: 1)
+        let manager = try plugin.makeManager(for: object)
+        let lease = #expect(throws: LockError.self) {
+            try manager.addResource(.lease(key: "k", lockspace: "ls", path: "/l"))
+        }
+        #expect(lease?.kind == .unsupported)
+        let state = #expect(throws: LockError.self) { try manager.acquire(state: "lockmgr-pr-v1;tampered") }
+        #expect(state?.kind == .invalid && state?.message.hasPrefix("pr: invalid pr state string") == true)
+    }
+}

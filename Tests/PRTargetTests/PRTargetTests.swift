@@ -39,6 +39,7 @@ import TestSupport
         expectRefused(b.lockmgr("acquire", .two, disks: [lun]), [lun, a.key(.one).description])
         #expect(try check.generation(lun) == generation)
         #expect(try check.reservation(lun)?.key == a.key(.one).rawValue)
+        #expect(b.commandsLogged().contains("\(lun) PR IN READ KEYS"), "B's commands are logged")
         #expect(b.takePROutCount() == 0)
         // The same VM started on B without a state string: a double start.
         expectRefused(b.lockmgr("acquire", .one, disks: [lun]), ["double start"])
@@ -70,7 +71,9 @@ import TestSupport
         _ = b.takePROutCount()
 
         expectOK(b.lockmgr("acquire", .one, disks: [lun], state: stateA))
-        #expect(b.takePROutCount() <= 2, "\(b.commandsLogged())")
+        let logged = b.commandsLogged()
+        #expect(logged.contains("\(lun) PR OUT PREEMPT"), "\(logged)")
+        #expect(b.takePROutCount() <= 2, "\(logged)")
         // Type preserved: A's type, not B's configured default.
         #expect(try check.reservation(lun) == .init(key: b.key(.one).rawValue, type: .exclusiveAccessRegistrantsOnly))
         #expect(try !check.keys(lun).contains(a.key(.one).rawValue))
