@@ -62,10 +62,17 @@ import TestSupport
         let a = PRHost("a")
         let (first, f1) = try locker(a, .one)
         try first.acquire([PRResource(lun)], state: nil)
+        // Acquiring again on the same nexus (what a persistent SG_IO nexus
+        // sees): RESERVE confirms we hold it, no PREEMPT, which would drop
+        // the registrations of the host's other paths.
+        let path = try DataPath(a, lun, key: a.key(.one))
+        try first.acquire([PRResource(lun)], state: nil)
+        #expect(first.commandsSent[lun]?.contains("PR OUT PREEMPT") == false, "\(first.commandsSent)")
+        #expect(try path.write() == .good(data: []))
         // The plugin's session goes away (network failure): on tgt its
         // registration stays behind as an orphan of a dead nexus.
         let sessions = try tgt.sessions(tid: t.tid)
-        #expect(sessions.count == 1)
+        #expect(sessions.count == 2) // the plugin's and the data path's
         for sid in sessions { try tgt.dropSession(tid: t.tid, sid: sid) }
         f1.closeAll()
         // A later acquire of the same VM on the same host (libvirt resuming

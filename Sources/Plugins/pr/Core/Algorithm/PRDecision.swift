@@ -5,9 +5,10 @@ import LockDriver
 public enum PRStep: Sendable, Equatable {
     /// Nothing reserved: REGISTER AND IGNORE our key, RESERVE.
     case reserve(ReservationType)
-    /// Our own key holds (an earlier process or login of this host): take
-    /// it onto this nexus with REGISTER AND IGNORE + PREEMPT(our key), which
-    /// also drops our orphaned registrations. Type preserved.
+    /// Our own key holds (an earlier process or login of this host):
+    /// REGISTER AND IGNORE + RESERVE, and if another nexus of ours holds it
+    /// (RESERVATION CONFLICT), PREEMPT(our key) to move it onto this nexus
+    /// and drop our orphaned registrations. Type preserved.
     case reclaim(ReservationType)
     /// The same VM holds from another host (migration peer): REGISTER AND
     /// IGNORE our key + PREEMPT(holder) in one atomic step, type preserved.

@@ -123,8 +123,16 @@ public final class PRLocker {
                 ok = try register()
                 if ok && !d.sawReservationChange { ok = try d.prOut(.reserve, type: type, key: me.rawValue) }
             case .reclaim(let type):
+                // RESERVE answers GOOD only if this nexus already holds it
+                // (SG_IO: the host's nexus persists). A conflict is the
+                // device saying our holding nexus is gone (tgt: every login
+                // is a new one): move it here with PREEMPT of our own key,
+                // which also drops the orphans. Not preempting otherwise
+                // keeps the registrations of the host's other paths.
                 ok = try register()
-                if ok && !d.sawReservationChange { ok = try d.prOut(.preempt, type: type, key: me.rawValue, serviceActionKey: me.rawValue) }
+                if ok && !d.sawReservationChange, try !d.prOut(.reserve, type: type, key: me.rawValue) {
+                    ok = try d.prOut(.preempt, type: type, key: me.rawValue, serviceActionKey: me.rawValue)
+                }
             case .takeover(let holder, let type):
                 ok = try register()
                 if ok && !d.sawReservationChange { ok = try d.prOut(.preempt, type: type, key: me.rawValue, serviceActionKey: holder.rawValue) }
