@@ -207,3 +207,61 @@ import TestSupport
         #expect(r.stdout.contains("reserved by \(a.key(.one)) type 6"), "\(r)")
     }
 }
+
+/// Two hosts acquiring the same LU at the same moment: exactly one wins
+/// and the loser leaves no registration behind.
+@Suite struct PRRaceTests {
+    @Test func concurrentAcquiresHaveOneWinnerAndNoLeftovers() throws {
+        let tgt = try TgtTarget(); defer { tgt.stop() }
+        let t = try tgt.addTarget(luns: 6)
+        let a = PRHost("a"), b = PRHost("b")
+        let check = Checker()
+        for lun in t.urls {
+            nonisolated(unsafe) var results: [String: CommandResult] = [:]
+            let lock = NSLock()
+            DispatchQueue.concurrentPerform(iterations: 2) { i in
+                let (host, vm) = i == 0 ? (a, VM.one) : (b, VM.two)
+                let r = host.lockmgr("acquire", vm, disks: [lun])
+                lock.lock(); results[host.name] = r; lock.unlock()
+            }
+            let winners = results.filter { $0.value.status == 0 }.map(\.key)
+            #expect(winners.count == 1, "\(results)")
+            guard let winner = winners.first else { continue }
+            let key = winner == "a" ? a.key(.one) : b.key(.two)
+            #expect(try check.reservation(lun)?.key == key.rawValue)
+            #expect(try check.keys(lun) == [key.rawValue], "the loser left a registration")
+            let loser = results[winner == "a" ? "b" : "a"]
+            #expect(loser?.status == 75, "\(String(describing: loser))")
+        }
+    }
+
+    /// The same in-process, where the two command sequences really overlap.
+    @Test func concurrentLockersInProcessHaveOneWinner() throws {
+        let tgt = try TgtTarget(); defer { tgt.stop() }
+        let t = try tgt.addTarget(luns: 12)
+        let a = PRHost("a"), b = PRHost("b")
+        let check = Checker()
+        let configs = try [a, b].map { try PRConfig.load(path: "\($0.configDir)/qemu-pr.conf") }
+        for lun in t.urls {
+            nonisolated(unsafe) var errors: [Int: LockError] = [:]
+            let lock = NSLock()
+            DispatchQueue.concurrentPerform(iterations: 2) { i in
+                let factory = TransportFactory(config: configs[i])
+                defer { factory.closeAll() }
+                do {
+                    let locker = try PRLocker(config: configs[i], vm: i == 0 ? VM.one.uuid : VM.two.uuid) { name throws(LockError) in
+                        try factory.transport(for: name)
+                    }
+                    try locker.acquire([PRResource(lun)], state: nil)
+                } catch {
+                    lock.lock(); errors[i] = error as? LockError ?? .internalError("\(error)"); lock.unlock()
+                }
+            }
+            #expect(errors.count == 1, "\(errors)")
+            #expect(errors.values.allSatisfy { $0.kind == .conflict }, "\(errors)")
+            let winner = errors[0] == nil ? a.key(.one) : b.key(.two)
+            #expect(try check.reservation(lun)?.key == winner.rawValue)
+            #expect(try check.keys(lun) == [winner.rawValue], "the loser left a registration")
+        }
+    }
+}
