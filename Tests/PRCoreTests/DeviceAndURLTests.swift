@@ -66,3 +66,15 @@ func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
         #expect(e?.kind == .config)
     }
 }
+
+@Suite struct ReadKeysLengthTests {
+    @Test func asksAgainWhenTheKeysDoNotFit() throws {
+        let count = 1100
+        var full: [UInt8] = [0, 0, 0, 1] + withUnsafeBytes(of: UInt32(count * 8).bigEndian) { Array($0) }
+        for i in 0..<count { full += withUnsafeBytes(of: UInt64(i + 1).bigEndian) { Array($0) } }
+        let t = ScriptedTransport([SCSIResponse(status: 0, data: Array(full.prefix(8192))), SCSIResponse(status: 0, data: full)])
+        let keys = try PRDevice(transport: t, timeoutMilliseconds: 100).readKeys()
+        #expect(keys.keys.count == count)
+        #expect(t.sent.count == 2 && t.sent[1][7...8] == [0x22, 0x68]) // 8 + 8800 bytes
+    }
+}

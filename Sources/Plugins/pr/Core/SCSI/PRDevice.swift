@@ -43,8 +43,18 @@ public final class PRDevice {
         }
     }
 
+    /// READ KEYS, asking again with the length the device announced when
+    /// the first answer did not fit (more than 1023 registrations).
     public func readKeys() throws(LockError) -> RegisteredKeys {
-        try RegisteredKeys(parsing: expectGood(.prIn(.readKeys)))
+        let data = try expectGood(.prIn(.readKeys, allocationLength: 8192))
+        if data.count >= 8 {
+            let needed = 8 + (Int(data[4]) << 24 | Int(data[5]) << 16 | Int(data[6]) << 8 | Int(data[7]))
+            if needed > data.count && data.count >= 8192 {
+                let length = UInt16(clamping: needed)
+                return try RegisteredKeys(parsing: expectGood(.prIn(.readKeys, allocationLength: length)))
+            }
+        }
+        return try RegisteredKeys(parsing: data)
     }
 
     public func readReservation() throws(LockError) -> ReservationStatus {
