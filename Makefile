@@ -3,7 +3,7 @@ PREFIX ?= $(CURDIR)/_install
 SWIFT ?= swift
 PLUGINS := $(patsubst Sources/Plugins/%/Driver,%,$(wildcard Sources/Plugins/*/Driver))
 
-.PHONY: all deps build test demo install release bench bench-pr clean
+.PHONY: all deps build test demo install release bench bench-sanlock bench-pr clean
 
 all: build
 
@@ -34,9 +34,17 @@ install: release
 demo: install
 	scripts/demo.sh $(PREFIX)
 
+# Acquire+release latency: our sanlock plugin, libvirt's sanlock.so, the raw API.
+CYCLES ?= 300
+bench-sanlock: deps
+	$(SWIFT) build -c release --product lockmgr_sanlock
+	$(SWIFT) build -c release --product sanlock-bench
+	$$($(SWIFT) build -c release --show-bin-path)/sanlock-bench $(CYCLES)
+
 # Latency of the pr plugin's operations next to the raw PR command floor (release build).
-bench-pr: release
-	scripts/bench-pr.sh $$($(SWIFT) build -c release --show-bin-path)
+bench-pr: deps
+	$(SWIFT) build -c release --product pr-bench
+	scripts/bench-pr.sh $$($(SWIFT) build -c release --show-bin-path) $(CYCLES)
 
 clean:
 	rm -rf .build _install

@@ -34,13 +34,39 @@ func plugin(_ name: String, module: String, dependencies: [Target.Dependency] = 
 
 let nop = plugin("nop", module: "Nop")
 
+// ---- sanlock plugin (issue 4) --------------------------------------------
+// CSanlock: libsanlock_client's headers plus a small C helper for
+// `struct sanlk_resource` (its flexible disks[] array is not usable from Swift).
+// SanlockCore: the pure logic (config, MD5 lease names, state strings, error
+// texts, failure helper command), unit-tested without a daemon.
+let sanlock = plugin("sanlock", module: "Sanlock", dependencies: ["SanlockCore", "CSanlock"])
+let sanlockTargets: [Target] = [
+    .target(name: "CSanlock", path: "Sources/Plugins/sanlock/CSanlock",
+            linkerSettings: [.linkedLibrary("sanlock_client")]),
+    .target(name: "SanlockCore", dependencies: ["LockDriver"], path: "Sources/Plugins/sanlock/Core"),
+    .testTarget(name: "SanlockTests", dependencies: ["SanlockCore", "LockDriver", "TestSupport"],
+                linkerSettings: hostLinkerSettings),
+    // Not a test: acquire+release latency of our plugin, libvirt's and the raw API.
+    .executableTarget(name: "sanlock-bench", dependencies: ["LockDriver", "SanlockCore", "CSanlock", "TestSupport"],
+                      path: "Benchmarks/sanlock-bench", linkerSettings: hostLinkerSettings),
+]
+// ---- end sanlock plugin ---------------------------------------------------
+
+// ---- interop: binary compatibility and loader tests (branch interop) ----
+// C fixtures in Tests/InteropTests/C are compiled by the tests with gcc.
+let interopTargets: [Target] = [
+    .testTarget(name: "InteropTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
+                exclude: ["C"], linkerSettings: hostLinkerSettings),
+]
+// ---- end interop ----
+
 // MARK: pr plugin (SCSI-3 persistent reservations)
 let pr = plugin("pr", module: "PR", dependencies: ["PRCore"])
 let prTargets: [Target] = [
     // libiscsi behind a small C shim with millisecond deadlines.
     .target(name: "CISCSI", path: "Sources/Plugins/pr/CISCSI",
             linkerSettings: [.linkedLibrary("iscsi")]),
-    .executableTarget(name: "pr-bench", dependencies: ["PRCore"], path: "Sources/Tools/pr-bench"),
+    .executableTarget(name: "pr-bench", dependencies: ["PRCore"], path: "Benchmarks/pr-bench"),
     .executableTarget(name: "pr-tool", dependencies: ["PRCore"], path: "Sources/Tools/pr-tool"),
     .testTarget(name: "PRCoreTests", dependencies: ["PRCore"], path: "Tests/PRCoreTests"),
     .testTarget(name: "PRTargetTests", dependencies: ["PRCore", "LockDriver", "TestSupport"],
@@ -53,6 +79,7 @@ let package = Package(
         .executable(name: "lockmgr", targets: ["lockmgr"]),
         .library(name: "LockDriver", targets: ["LockDriver"]),
         nop.0,
+        sanlock.0,
         pr.0,
     ],
     dependencies: [
@@ -75,5 +102,5 @@ let package = Package(
         .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
                     linkerSettings: hostLinkerSettings),
         .testTarget(name: "LockmgrToolTests", dependencies: ["TestSupport"]),
-    ] + nop.1 + pr.1 + prTargets
+    ] + nop.1 + sanlock.1 + sanlockTargets + interopTargets + pr.1 + prTargets
 )

@@ -10,9 +10,10 @@ public final class LockManager {
     private let raw: UnsafeMutablePointer<virLockManager>
 
     init(plugin: LockPlugin, object: LockObject, flags: NewFlags) throws(LockError) {
-        self.plugin = plugin
-        self.object = object
-        raw = .allocate(capacity: 1)
+        // drvNew runs before self is fully initialised: a throw after that
+        // point would run deinit, calling drvFree on a manager the plugin
+        // never created (libvirt frees it without drvFree too).
+        let raw = UnsafeMutablePointer<virLockManager>.allocate(capacity: 1)
         raw.initialize(to: virLockManager(driver: plugin.table, privateData: nil))
         PluginErrors.reset()
         let rc = CParams.withCArray(object.params) { params, count in
@@ -23,6 +24,9 @@ public final class LockManager {
             raw.deallocate()
             throw plugin.failure("drvNew")
         }
+        self.plugin = plugin
+        self.object = object
+        self.raw = raw
     }
 
     deinit {

@@ -65,8 +65,12 @@ public final class LockPlugin: @unchecked Sendable {
         // libvirt's own plugins run on libvirt.so.0, which must be initialised first.
         _ = LibvirtRuntime.shared
         PluginErrors.reset()
-        let rc = configFile.withOptionalCString { cfg in
-            table.pointee.drvInit(UInt32(VIR_LOCK_MANAGER_VERSION), cfg, 0)
+        let rc = LoadedLibraries.lock.withLock {
+            let rc = configFile.withOptionalCString { cfg in
+                table.pointee.drvInit(UInt32(VIR_LOCK_MANAGER_VERSION), cfg, 0)
+            }
+            if rc == 0 { LoadedLibraries.retain(handle) }
+            return rc
         }
         if rc < 0 {
             let error = PluginErrors.take(operation: "drvInit", plugin: name)
@@ -77,11 +81,15 @@ public final class LockPlugin: @unchecked Sendable {
     }
 
     /// Calls `drvDeinit` and closes the library, unless the plugin refused.
+    /// While other LockPlugin objects use the same library, only closes it.
     public func unload() throws(LockError) {
         guard let handle else { return }
         self.handle = nil
         PluginErrors.reset()
-        if table.pointee.drvDeinit() < 0 {
+        let refused = LoadedLibraries.lock.withLock {
+            LoadedLibraries.release(handle) && table.pointee.drvDeinit() < 0
+        }
+        if refused {
             // libvirt's rule: a plugin returning -1 asks to stay loaded.
             throw PluginErrors.take(operation: "drvDeinit", plugin: name)
         }
@@ -113,6 +121,27 @@ public final class LockPlugin: @unchecked Sendable {
 
     private static func dlerrorText() -> String {
         dlerror().map { String(cString: $0) } ?? "unknown dlopen error"
+    }
+}
+
+/// How many LockPlugin objects use each library. dlopen() hands out the
+/// same handle, and the plugin keeps one driver state, however often (and
+/// under whatever path) a file is loaded; so, as libvirt's refcounted
+/// plugins, drvDeinit runs only when the last user unloads. The lock also
+/// orders drvInit/drvDeinit of concurrent loads and unloads.
+enum LoadedLibraries {
+    static let lock = PthreadMutex()
+    nonisolated(unsafe) private static var users: [UnsafeMutableRawPointer: Int] = [:]
+
+    static func retain(_ handle: UnsafeMutableRawPointer) {
+        users[handle, default: 0] += 1
+    }
+
+    /// Returns whether this was the last user. Call with `lock` held.
+    static func release(_ handle: UnsafeMutableRawPointer) -> Bool {
+        let left = (users[handle] ?? 1) - 1
+        users[handle] = left > 0 ? left : nil
+        return left <= 0
     }
 }
 

@@ -1,0 +1,82 @@
+import LockDriver
+
+/// What sanlock runs when a process's lease is lost (its "killpath"):
+/// libvirt's own helper when libvirt manages the object, else
+/// `lockmgr failure-action`, which applies the action to the process.
+public struct FailureHelper: Sendable, Equatable {
+    public var path: String
+    /// One string; sanlock splits it at unescaped spaces.
+    public var args: String
+
+    public init(path: String, args: String) {
+        self.path = path
+        self.args = args
+    }
+
+    /// sanlock's field sizes (SANLK_HELPER_PATH_LEN, SANLK_HELPER_ARGS_LEN).
+    public static let maxLength = 128
+
+    /// libvirt's helper: pauses or destroys the domain through libvirtd.
+    public static let libvirtHelper = "/usr/lib/libvirt/libvirt_sanlock_helper"
+
+    /// The helper for `action` on `object`, nil when sanlock's default
+    /// (terminate the process) applies. `lockmgr` is the tool to use
+    /// without libvirt, nil when unknown.
+    public static func make(action: FailureAction, object: LockObject, lockmgr: String?) throws(LockError) -> FailureHelper? {
+        try checkSupported(action)
+        guard action != .default else { return nil }
+        let helper: FailureHelper
+        if let uri = object.uri {
+            // libvirt's helper takes: URI UUID ACTION.
+            helper = FailureHelper(path: libvirtHelper,
+                                   args: [uri, object.uuid.description, action.description].map(escape).joined(separator: " "))
+        } else {
+            guard let lockmgr else {
+                throw .config("failure action '\(action)' needs the lockmgr tool: set failure_helper in the plugin config")
+            }
+            let args = "failure-action --action \(action) --pid \(object.pid)"
+            let named = "\(args) --name \(escape(object.name))"
+            // The name only decorates the helper's message: drop it rather than fail.
+            helper = FailureHelper(path: lockmgr, args: named.utf8.count < maxLength ? named : args)
+        }
+        guard helper.path.utf8.count < maxLength else {
+            throw .config("failure helper path '\(helper.path)' is longer than sanlock allows (\(maxLength - 1) bytes)")
+        }
+        guard helper.args.utf8.count < maxLength else {
+            throw .invalid("failure helper arguments '\(helper.args)' are longer than sanlock allows (\(maxLength - 1) bytes)")
+        }
+        return helper
+    }
+
+    /// sanlock can only kill or run a helper: restart and ignore have no
+    /// faithful implementation, and pretending would leave a VM running
+    /// without its lease.
+    public static func checkSupported(_ action: FailureAction) throws(LockError) {
+        switch action {
+        case .default, .poweroff, .pause: return
+        case .restart, .ignore:
+            throw .unsupported("failure action '\(action)' is not supported with sanlock (supported: default, poweroff, pause)")
+        }
+    }
+
+    /// The default helper next to an installed plugin:
+    /// `<prefix>/lib/lock_manager/sanlock.so` → `<prefix>/bin/lockmgr`.
+    public static func lockmgr(besidePlugin pluginPath: String) -> String? {
+        var parts = pluginPath.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 4, parts[parts.count - 2] == "lock_manager", parts[parts.count - 3] == "lib" else {
+            return nil
+        }
+        parts.removeLast(3)
+        return (parts + ["bin", "lockmgr"]).joined(separator: "/")
+    }
+
+    /// sanlock unescapes backslash-escaped characters in the args.
+    static func escape(_ text: String) -> String {
+        var out = ""
+        for c in text {
+            if c == " " || c == "\\" { out.append("\\") }
+            out.append(c)
+        }
+        return out
+    }
+}

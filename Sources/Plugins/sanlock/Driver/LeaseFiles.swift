@@ -1,0 +1,98 @@
+import Glibc
+import LockDriver
+import SanlockCore
+
+/// Creates the automatic lockspace and disk lease files exactly as
+/// libvirt's plugin does, so either plugin can find the other's files:
+/// O_EXCL, mode 0600 (the lockspace 0660 when a group is configured),
+/// owner from the config, zero-filled to sanlock's alignment, then
+/// initialised by the daemon.
+/// Existing files are used as they are: a live lease is never rewritten.
+struct LeaseFiles {
+    let config: SanlockConfig
+
+    /// Makes sure `__LIBVIRT__DISKS__` exists, then joins it as host_id.
+    func setUpAutoLockspace() throws(LockError) {
+        let path = SanlockLease.autoLockspacePath(leaseDir: config.diskLeaseDir)
+        let name = SanlockLease.autoLockspace
+        let mode: mode_t = config.group == nil ? 0o600 : 0o660
+        try create(path, mode: mode, what: "lockspace \(name)", fixExisting: true) { () throws(LockError) in
+            try SanlockClient.writeLockspace(name: name, path: path, ioTimeout: config.ioTimeout)
+        }
+        try SanlockClient.joinLockspace(name: name, hostID: config.hostID, path: path, ioTimeout: config.ioTimeout)
+    }
+
+    /// Makes sure an automatic disk lease's file exists and is initialised.
+    func ensure(_ lease: SanlockLease) throws(LockError) {
+        try create(lease.path, mode: 0o600, what: lease.description, fixExisting: false) { () throws(LockError) in
+            try SanlockClient.initLease(lease)
+        }
+    }
+
+    /// Creates `path` if missing and runs `initialise` on it; a file that
+    /// cannot be completed is removed so the next attempt starts clean.
+    private func create(_ path: String, mode: mode_t, what: String, fixExisting: Bool,
+                        initialise: () throws(LockError) -> Void) throws(LockError) {
+        var st = stat()
+        if stat(path, &st) == 0 {
+            if fixExisting { try fixOwnership(path, st) }
+            return
+        }
+        let dir = parent(of: path)
+        var dst = stat()
+        guard stat(dir, &dst) == 0, dst.st_mode & S_IFMT == S_IFDIR else {
+            throw .config("cannot create \(what): disk_lease_dir \(dir) does not exist or is not a directory")
+        }
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        if fd < 0 {
+            if errno == EEXIST { return }  // created by a concurrent caller, who initialises it
+            throw .backend("cannot create \(what) file \(path): \(Errno.current)")
+        }
+        do throws(LockError) {
+            // The configured mode, whatever the caller's umask.
+            guard fchmod(fd, mode) == 0 else { throw .backend("cannot chmod \(path): \(Errno.current)") }
+            if config.user != nil || config.group != nil {
+                guard fchown(fd, config.user ?? UInt32.max, config.group ?? UInt32.max) == 0 else {
+                    throw .backend("cannot chown \(path): \(Errno.current)")
+                }
+            }
+            let size = try SanlockClient.align(path: path)
+            try zeroFill(fd, size: size, path: path)
+            guard close(fd) == 0 else { throw .backend("cannot save \(path): \(Errno.current)") }
+            try initialise()
+        } catch {
+            close(fd)
+            unlink(path)
+            throw error
+        }
+    }
+
+    private func zeroFill(_ fd: Int32, size: Int, path: String) throws(LockError) {
+        let chunk = [UInt8](repeating: 0, count: 65536)
+        var written = 0
+        while written < size {
+            let n = chunk.withUnsafeBytes { write(fd, $0.baseAddress, min($0.count, size - written)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .backend("cannot allocate \(path): \(Errno.current)")
+            }
+            written += n
+        }
+    }
+
+    /// libvirt hands an existing lockspace to the configured user/group.
+    private func fixOwnership(_ path: String, _ st: stat) throws(LockError) {
+        let wrongOwner = (config.user.map { $0 != st.st_uid } ?? false) || (config.group.map { $0 != st.st_gid } ?? false)
+        if wrongOwner && chown(path, config.user ?? UInt32.max, config.group ?? UInt32.max) != 0 {
+            throw .backend("cannot chown \(path): \(Errno.current)")
+        }
+        if config.group != nil && st.st_mode & 0o060 != 0o060 && chmod(path, 0o660) != 0 {
+            throw .backend("cannot chmod \(path) to 0660: \(Errno.current)")
+        }
+    }
+
+    private func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+}
