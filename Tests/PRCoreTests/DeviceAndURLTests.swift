@@ -78,3 +78,39 @@ func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
         #expect(t.sent.count == 2 && t.sent[1][7...8] == [0x22, 0x68]) // 8 + 8800 bytes
     }
 }
+
+/// PRLocker over a scripted device: a GOOD PREEMPT is not taken for
+/// success when the device then shows someone else holding.
+@Suite struct LockerVerificationTests {
+    let vm = UUIDBytes("c7a5fdbd-cdaf-9455-926a-d65c16db1809")!
+
+    func be64(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
+    func reservation(_ key: PRKey?, type: UInt8 = 5) -> SCSIResponse {
+        guard let key else { return SCSIResponse(status: 0, data: [0, 0, 0, 1, 0, 0, 0, 0]) }
+        return SCSIResponse(status: 0, data: [0, 0, 0, 1, 0, 0, 0, 16] + be64(key.rawValue) + [0, 0, 0, 0, 0, type, 0, 0])
+    }
+    func keys(_ ks: [PRKey]) -> SCSIResponse {
+        SCSIResponse(status: 0, data: [0, 0, 0, 1, 0, 0, 0, UInt8(ks.count * 8)] + ks.flatMap { be64($0.rawValue) })
+    }
+
+    @Test func preemptThatDidNotWinIsAConflict() throws {
+        let a = PRKey.exclusive(vm: vm, host: 0xA), b = PRKey.exclusive(vm: vm, host: 0xB)
+        let other = PRKey.exclusive(vm: UUIDBytes("00000000-0000-0000-0000-000000000009")!, host: 0xC)
+        let good = SCSIResponse(status: 0)
+        let t = ScriptedTransport([
+            reservation(a), keys([a]),              // plan: A holds, B brings A's state
+            good, good,                             // REGISTER AND IGNORE, PREEMPT(A): GOOD
+            reservation(other), keys([other, b]),   // verification: another VM holds now
+            good,                                   // our registration is dropped
+            reservation(other), keys([other]),      // clean-up finds nothing of ours
+        ])
+        var config = PRConfig(iscsiInitiator: "iqn.2026-01.test:b", hostPart: 0xB)
+        config.timeoutMilliseconds = 100
+        let locker = try PRLocker(config: config, vm: vm) { _ throws(LockError) in t }
+        let state = PRState(vm: vm, entries: [.init(resource: "lun", key: a, type: .writeExclusiveRegistrantsOnly)])
+        let e = #expect(throws: LockError.self) { try locker.acquire([PRResource("lun")], state: state) }
+        #expect(e?.kind == .conflict && e?.message.contains("another VM") == true, "\(String(describing: e))")
+        #expect(t.answers.isEmpty)
+        #expect(t.sent.last?.first == 0x5E)
+    }
+}

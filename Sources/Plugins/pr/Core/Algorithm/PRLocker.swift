@@ -141,7 +141,16 @@ public final class PRLocker {
             case .alreadyShared:
                 return
             }
-            if ok && !d.sawReservationChange { return }
+            // A GOOD RESERVE means this nexus holds the reservation. A GOOD
+            // PREEMPT or REGISTER does not prove it (the holder may have
+            // changed since we read it; PREEMPT of a key that no longer
+            // holds only removes registrations): those are checked.
+            let proven: Bool
+            switch step {
+            case .reserve: proven = true
+            case .reclaim, .takeover, .joinShared, .alreadyShared: proven = false
+            }
+            if ok && proven && !d.sawReservationChange { return }
             // Look again: either we hold it now (done), or someone else does.
             let v = try view(of: d)
             if holds(v, key: me, mode: r.mode) { return }
