@@ -87,6 +87,25 @@ import TestSupport
     }
 }
 
+extension PRAlgorithmTargetTests {
+    @Test func aSessionDroppedUnderneathIsAnErrorThenANewLogin() throws {
+        let tgt = try TgtTarget(); defer { tgt.stop() }
+        let t = try tgt.addTarget()
+        let lun = t.urls[0]
+        let a = PRHost("a")
+        let (locker, factory) = try locker(a, .one)
+        defer { factory.closeAll() }
+        try locker.acquire([PRResource(lun)], state: nil)
+        for sid in try tgt.sessions(tid: t.tid) { try tgt.dropSession(tid: t.tid, sid: sid) }
+        let e = #expect(throws: LockError.self) { try locker.inquire([PRResource(lun)]) }
+        #expect(e?.kind == .backend && e?.message.contains(lun) == true, "\(String(describing: e))")
+        // The broken session was discarded: the next call logs in again.
+        let state = try locker.inquire([PRResource(lun)])
+        #expect(state.entries == [.init(resource: lun, key: a.key(.one), type: .writeExclusiveRegistrantsOnly)])
+        #expect(factory.iscsiPool?.logins == 2)
+    }
+}
+
 /// Which command to spoil, and how.
 final class FaultPlan: @unchecked Sendable {
     enum Fault { case transportError, unitAttention(asc: UInt8, ascq: UInt8) }

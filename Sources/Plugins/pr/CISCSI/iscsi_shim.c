@@ -13,6 +13,7 @@
 struct lockmgr_iscsi_session {
     struct iscsi_context *ctx;
     int broken;
+    int connecting; /* connect_cb acts only while opening */
     /* The one operation in flight: callbacks write here, never to a stack
      * frame, because iscsi_destroy_context() may still invoke them. */
     int done;
@@ -75,7 +76,7 @@ static void connect_cb(struct iscsi_context *ctx, int status, void *data, void *
 {
     (void)data;
     lockmgr_iscsi_session *s = priv;
-    if (s->done)
+    if (!s->connecting || s->done)
         return; /* libiscsi calls again when the connection is torn down */
     if (status != SCSI_STATUS_GOOD || iscsi_login_async(ctx, login_cb, s) != 0) {
         s->status = status == SCSI_STATUS_GOOD ? SCSI_STATUS_ERROR : status;
@@ -105,12 +106,15 @@ lockmgr_iscsi_session *lockmgr_iscsi_open(const char *initiator, const char *por
     iscsi_set_targetname(s->ctx, target);
     iscsi_set_session_type(s->ctx, ISCSI_SESSION_NORMAL);
     iscsi_set_header_digest(s->ctx, ISCSI_HEADER_DIGEST_NONE_CRC32C);
+    s->connecting = 1;
     if (iscsi_connect_async(s->ctx, portal, connect_cb, s) != 0) {
         set_err(err, err_len, "cannot connect", iscsi_get_error(s->ctx));
         lockmgr_iscsi_close(s, 0);
         return NULL;
     }
-    if (wait_done(s, deadline, "login", err, err_len) != 0) {
+    int waited = wait_done(s, deadline, "login", err, err_len);
+    s->connecting = 0;
+    if (waited != 0) {
         lockmgr_iscsi_close(s, 0);
         return NULL;
     }
