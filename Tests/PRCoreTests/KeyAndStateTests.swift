@@ -87,6 +87,24 @@ import Testing
         rejects(sealed("lockmgr-pr-v1;vm=c7a5fdbdcdaf9455926ad65c16db1809;r=\(foreign),5,/d"), "does not belong")
     }
 
+    /// Every truncation and every single-character edit of a valid state
+    /// is rejected (and nothing traps on the way).
+    @Test func everyTruncationAndSingleEditIsRejected() {
+        let good = Array(sample().encoded.utf8)
+        for n in 0..<good.count {
+            #expect(throws: LockError.self) { try PRState(decoding: String(decoding: good.prefix(n), as: UTF8.self)) }
+        }
+        for i in good.indices {
+            for replacement in Array("0aZ;,=%<".utf8) where replacement != good[i] {
+                var edited = good
+                edited[i] = replacement
+                #expect(throws: LockError.self, "position \(i)") {
+                    try PRState(decoding: String(decoding: edited, as: UTF8.self))
+                }
+            }
+        }
+    }
+
     @Test func tooManyResources() {
         let many = PRState(vm: vm, entries: (0...PRState.maxEntries).map {
             .init(resource: "/d\($0)", key: .exclusive(vm: vm, host: 1), type: .writeExclusive)
