@@ -96,6 +96,8 @@ import Testing
         #expect(try decide(a, holder: nil) == .reserve(we5))
         #expect(try decide(a, holder: nil, keys: [a, a]) == .reserve(we5)) // our orphans
         #expect(try decide(a, holder: nil, state: entry(b, .exclusiveAccess)) == .reserve(.exclusiveAccess))
+        // Registrations the same VM left on other hosts are fenced after reserving.
+        #expect(try decide(a, holder: nil, keys: [b, a, b], state: entry(b)) == .reserve(we5, fencing: [b]))
         #expect(try decide(a, holder: a, type: .exclusiveAccess) == .reclaim(.exclusiveAccess))
     }
 

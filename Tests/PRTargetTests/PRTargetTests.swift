@@ -100,6 +100,19 @@ import TestSupport
         #expect(try check.keys(lun) == [b.key(.one).rawValue])
     }
 
+    @Test func reservingAfterAReleaseFencesTheSameVMsLeftoverPaths() throws {
+        let tgt = try TgtTarget(); defer { tgt.stop() }
+        let lun = try tgt.addTarget().urls[0]
+        expectOK(a.lockmgr("acquire", .one, disks: [lun]))
+        let saved = state(a.lockmgr("release", .one, disks: [lun]))
+        // A path of host a is still registered (its release missed it).
+        let pathA = try DataPath(a, lun, key: a.key(.one))
+        expectOK(b.lockmgr("acquire", .one, disks: [lun], state: saved))
+        #expect(try check.reservation(lun)?.key == b.key(.one).rawValue)
+        #expect(try check.keys(lun) == [b.key(.one).rawValue])
+        #expect(try pathA.write() == .reservationConflict)
+    }
+
     // 5
     @Test func rollbackGivesTheReservationBackToTheSource() throws {
         let tgt = try TgtTarget(); defer { tgt.stop() }

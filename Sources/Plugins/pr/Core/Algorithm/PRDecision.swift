@@ -3,8 +3,10 @@ import LockDriver
 /// What to do on one LU, decided from what the device shows (pure logic,
 /// unit-tested without a device).
 public enum PRStep: Sendable, Equatable {
-    /// Nothing reserved: REGISTER AND IGNORE our key, RESERVE.
-    case reserve(ReservationType)
+    /// Nothing reserved: REGISTER AND IGNORE our key, RESERVE, then PREEMPT
+    /// the `fencing` keys: registrations the same VM left on other hosts,
+    /// which could still write under a registrants-only type.
+    case reserve(ReservationType, fencing: [PRKey] = [])
     /// Our own key holds (an earlier process or login of this host):
     /// REGISTER AND IGNORE + RESERVE, and if another nexus of ours holds it
     /// (RESERVATION CONFLICT), PREEMPT(our key) to move it onto this nexus
@@ -53,8 +55,10 @@ public enum PRDecision {
                 throw .conflict("\(resource): not reserved, but key \(other) (\(describe(other))) is registered: another host may be acquiring it; refusing")
             }
             if mode == .shared { return .reserve(sharedType) }
-            if let t = stateEntry?.type, !t.isAllRegistrants { return .reserve(t) }
-            return .reserve(exclusiveType)
+            var peers: [PRKey] = []
+            for k in view.keys.map(PRKey.init(rawValue:)) where k != myKey && !peers.contains(k) { peers.append(k) }
+            if let t = stateEntry?.type, !t.isAllRegistrants { return .reserve(t, fencing: peers) }
+            return .reserve(exclusiveType, fencing: peers)
         }
         let holderKey = PRKey(rawValue: holder.key)
         if holder.type.isAllRegistrants {

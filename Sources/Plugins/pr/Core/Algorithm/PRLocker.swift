@@ -119,9 +119,12 @@ public final class PRLocker {
                 try d.prOut(.registerAndIgnore, key: 0, serviceActionKey: me.rawValue)
             }
             switch step {
-            case .reserve(let type):
+            case .reserve(let type, let fencing):
                 ok = try register()
                 if ok && !d.sawReservationChange { ok = try d.prOut(.reserve, type: type, key: me.rawValue) }
+                for peer in fencing where ok && !d.sawReservationChange {
+                    ok = try d.prOut(.preempt, type: type, key: me.rawValue, serviceActionKey: peer.rawValue)
+                }
             case .reclaim(let type):
                 // RESERVE answers GOOD only if this nexus already holds it
                 // (SG_IO: the host's nexus persists). A conflict is the
