@@ -70,6 +70,19 @@ let libvirtTargets: [Target] = [
 ]
 // ---- end real libvirt -----------------------------------------------------
 
+// MARK: pr plugin (SCSI-3 persistent reservations)
+let pr = plugin("pr", module: "PR", dependencies: ["PRCore"])
+let prTargets: [Target] = [
+    // libiscsi behind a small C shim with millisecond deadlines.
+    .target(name: "CISCSI", path: "Sources/Plugins/pr/CISCSI",
+            linkerSettings: [.linkedLibrary("iscsi")]),
+    .executableTarget(name: "pr-bench", dependencies: ["PRCore"], path: "Benchmarks/pr-bench"),
+    .executableTarget(name: "pr-tool", dependencies: ["PRCore"], path: "Sources/Tools/pr-tool"),
+    .testTarget(name: "PRCoreTests", dependencies: ["PRCore"], path: "Tests/PRCoreTests"),
+    .testTarget(name: "PRTargetTests", dependencies: ["PRCore", "LockDriver", "TestSupport"],
+                path: "Tests/PRTargetTests", linkerSettings: hostLinkerSettings),
+]
+
 let package = Package(
     name: "lockmgr",
     products: [
@@ -77,6 +90,7 @@ let package = Package(
         .library(name: "LockDriver", targets: ["LockDriver"]),
         nop.0,
         sanlock.0,
+        pr.0,
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -94,9 +108,9 @@ let package = Package(
         // Helpers shared by the test targets: build products, temp dirs, commands, daemons.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         // The pr plugin's testable core: SCSI transports, PR commands, keys, state.
-        .target(name: "PRCore", dependencies: ["LockDriver"], path: "Sources/Plugins/pr/Core"),
+        .target(name: "PRCore", dependencies: ["LockDriver", "CISCSI"], path: "Sources/Plugins/pr/Core"),
         .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
                     linkerSettings: hostLinkerSettings),
         .testTarget(name: "LockmgrToolTests", dependencies: ["TestSupport"]),
-    ] + nop.1 + sanlock.1 + sanlockTargets + interopTargets + libvirtTargets
+    ] + nop.1 + sanlock.1 + sanlockTargets + interopTargets + libvirtTargets + pr.1 + prTargets
 )

@@ -1,0 +1,3 @@
+#include "lock_driver.h"
+
+LOCKMGR_EXPORT_DRIVER(pr, VIR_LOCK_MANAGER_USES_STATE)
