@@ -1,0 +1,176 @@
+import Foundation
+import PRCore
+
+/// FAKE: the server side of the qemu-pr-helper protocol, in process, on a
+/// private Unix socket, answering from a FakePRDevice as one I_T nexus (a
+/// real helper serves its host's nexus). Like the real helper it checks the
+/// CDB, reads the parameter list, and closes the connection on a protocol
+/// violation. Misbehaviours let tests drive the client's error paths.
+public final class FakePRHelper: @unchecked Sendable {
+    public enum Behaviour: Sendable {
+        case faithful
+        /// Reads the request, then closes without a reply.
+        case closeAfterRequest
+        /// Sends the first `bytes` of the reply, then closes.
+        case shortReply(bytes: Int)
+        /// Announces and sends `extra` payload bytes more than the allocation length.
+        case oversizedPayload(extra: Int)
+        /// Reads the request and never answers (until the client goes away).
+        case neverAnswer
+        /// Accepts the connection but never sends its features.
+        case neverNegotiate
+    }
+
+    /// One request as the helper received it.
+    public struct Received: Sendable {
+        public var cdb: [UInt8]
+        public var parameterList: [UInt8]
+        /// The passed descriptor's identity (fstat st_dev, st_ino); nil if no fd came.
+        public var passedFile: FileIdentity?
+    }
+
+    public let socketPath: String
+    private let device: FakePRDevice
+    private let nexus: FakePRDevice.Nexus
+    private let behaviour: Behaviour
+    private let supportedFeatures: UInt32
+    private let listener: Int32
+    private let lock = NSLock()
+    private var log: [Received] = []
+    private var requested: [UInt32] = []
+    private var connections: [Int32] = []
+    private var stopped = false
+
+    public init(device: FakePRDevice, nexus: FakePRDevice.Nexus, behaviour: Behaviour = .faithful,
+                supportedFeatures: UInt32 = 0, directory: String) throws {
+        self.device = device
+        self.nexus = nexus
+        self.behaviour = behaviour
+        self.supportedFeatures = supportedFeatures
+        socketPath = "\(directory)/fake-pr-helper.sock"
+        listener = try SocketPair.listen(path: socketPath)
+        let thread = Thread { [self] in acceptLoop() }
+        thread.start()
+    }
+
+    deinit { stop() }
+
+    public var received: [Received] { lock.withLock { log } }
+    public var requestedFeatures: [UInt32] { lock.withLock { requested } }
+    public var connectionCount: Int { lock.withLock { connections.count } }
+
+    /// Stops accepting and drops every connection.
+    public func stop() {
+        let fds: [Int32]? = lock.withLock {
+            if stopped { return nil }
+            stopped = true
+            return connections
+        }
+        guard let fds else { return }
+        shutdown(listener, Int32(SHUT_RDWR))
+        for fd in fds { shutdown(fd, Int32(SHUT_RDWR)) }
+        unlink(socketPath)
+    }
+
+    private func acceptLoop() {
+        defer { close(listener) }
+        while true {
+            let fd = accept(listener, nil, nil)
+            if fd < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)  // never leak into a spawned qemu-pr-helper
+            let accepted: Bool = lock.withLock {
+                if stopped { return false }
+                connections.append(fd)
+                return true
+            }
+            guard accepted else { close(fd); return }
+            Thread { [self] in serve(fd); close(fd) }.start()
+        }
+    }
+
+    private func serve(_ fd: Int32) {
+        if case .neverNegotiate = behaviour {
+            _ = SocketPair.readFully(fd, count: 1)  // wait for the client to give up
+            return
+        }
+        guard SocketPair.writeFully(fd, bigEndian32(supportedFeatures)),
+              let features = SocketPair.readFully(fd, count: 4) else { return }
+        lock.withLock { requested.append(UInt32(features[0]) << 24 | UInt32(features[1]) << 16 | UInt32(features[2]) << 8 | UInt32(features[3])) }
+        while let request = SocketPair.receiveWithFD(fd, count: 16) {
+            guard let reply = handle(cdb: request.bytes, passedFD: request.fd, on: fd) else { return }
+            if !SocketPair.writeFully(fd, reply) { return }
+        }
+    }
+
+    /// The reply bytes for one request, or nil to close the connection.
+    private func handle(cdb: [UInt8], passedFD: Int32?, on fd: Int32) -> [UInt8]? {
+        let identity = passedFD.flatMap(FileIdentity.init(fd:))
+        if let passedFD { close(passedFD) }
+        let opcode = cdb[0]
+        var parameters: [UInt8] = []
+        var allocationLength = 0
+        switch opcode {
+        case 0x5E:
+            allocationLength = Int(cdb[7]) << 8 | Int(cdb[8])
+            guard allocationLength <= 8192 else { return nil }
+        case 0x5F:
+            let length = Int(cdb[5]) << 24 | Int(cdb[6]) << 16 | Int(cdb[7]) << 8 | Int(cdb[8])
+            guard length <= 8192, let list = SocketPair.readFully(fd, count: length) else { return nil }
+            parameters = list
+        default:
+            return nil  // the real helper: "Invalid CDB, closing socket"
+        }
+        lock.withLock { log.append(Received(cdb: cdb, parameterList: parameters, passedFile: identity)) }
+        guard identity != nil else { return nil }  // no descriptor: protocol violation
+
+        switch behaviour {
+        case .closeAfterRequest:
+            return nil
+        case .neverAnswer:
+            _ = SocketPair.readFully(fd, count: 1)
+            return nil
+        default:
+            break
+        }
+        let response = device.execute(cdb: cdb, dataOut: parameters, allocationLength: allocationLength, from: nexus)
+        var payload = response.status == 0 ? response.data : []
+        if case .oversizedPayload(let extra) = behaviour {
+            payload += [UInt8](repeating: 0xEE, count: allocationLength + extra - payload.count)
+        }
+        var sense = Array(response.sense.prefix(96))
+        sense += [UInt8](repeating: 0, count: 96 - sense.count)
+        let reply = bigEndian32(UInt32(response.status)) + bigEndian32(UInt32(payload.count)) + sense + payload
+        if case .shortReply(let bytes) = behaviour {
+            _ = SocketPair.writeFully(fd, Array(reply.prefix(bytes)))
+            return nil
+        }
+        return reply
+    }
+
+    private func bigEndian32(_ value: UInt32) -> [UInt8] {
+        [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
+    }
+}
+
+/// Which file a descriptor refers to, to prove the right one was passed.
+public struct FileIdentity: Equatable, Sendable {
+    public var device: UInt64
+    public var inode: UInt64
+
+    public init?(fd: Int32) {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+    }
+
+    public init?(path: String) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+    }
+}
