@@ -81,8 +81,12 @@ public final class SGIOTransport: SCSITransport {
             }
             try checkDelivery(header, opcode: opcode, timeoutMilliseconds: timeoutMilliseconds)
 
-            // resid = bytes the LU did not transfer; a bogus value must not make us read past the buffer.
-            let notTransferred = min(max(Int(header.resid), 0), dataBuffer.count)
+            // resid = bytes the LU did not transfer. Outside the buffer it is
+            // a driver bug, and no byte count derived from it can be trusted.
+            let notTransferred = Int(header.resid)
+            guard (0...dataBuffer.count).contains(notTransferred) else {
+                throw .backend("\(device.path): SG_IO reported resid \(notTransferred) for a \(dataBuffer.count)-byte buffer (command \(Self.hex(opcode)))")
+            }
             let transferred = dataBuffer.count - notTransferred
             let senseLength = min(Int(header.sb_len_wr), sense.count)
             let data = transferDirection == SG_DXFER_FROM_DEV ? Array(dataBuffer.prefix(transferred)) : []
