@@ -9,15 +9,17 @@ import LockDriver
 /// One command at a time per connection (the protocol forbids more). After
 /// any failure the connection is dropped — a late reply must never be read
 /// as the answer to the next command — and the next command reconnects.
-public final class PRHelperTransport: SCSITransport {
+/// Thread-safe: all mutable state is touched only under `serial`.
+public final class PRHelperTransport: SCSITransport, @unchecked Sendable {
     public let socketPath: String
     public var deviceDescription: String { device.path }
 
     private let device: DeviceFile
     private let serial = SerialLock()
     private var connection: UnixSocketConnection?
+    private var negotiatedFeatures: UInt32 = 0
     /// What the helper said it supports at the last negotiation.
-    public private(set) var helperFeatures: UInt32 = 0
+    public var helperFeatures: UInt32 { serial.withLock { negotiatedFeatures } }
 
     /// Opens the device and connects to the helper, failing early when either is unusable.
     /// - Parameter timeoutMilliseconds: bounds connecting and feature negotiation.
@@ -93,7 +95,7 @@ public final class PRHelperTransport: SCSITransport {
             try live.writeAll(PRHelperWire.requestedFeatures, deadline: deadline)
             return (live, supported)
         }
-        helperFeatures = PRHelperWire.bigEndian32(supported, at: 0)
+        negotiatedFeatures = PRHelperWire.bigEndian32(supported, at: 0)
         return live
     }
 

@@ -4,7 +4,7 @@ import LockDriver
 /// The two ioctls SGIOTransport needs. The kernel implementation is the
 /// production path; tests install a fake that plays the kernel's part on
 /// the same `sg_io_hdr_t`, because the test machine has no sg driver.
-public protocol SGIODriver: AnyObject {
+public protocol SGIODriver: AnyObject, Sendable {
     /// ioctl(SG_GET_VERSION_NUM): answered by sd, sg and dm devices, not by
     /// anything that is not SCSI.
     func versionNumber(fd: Int32) -> Result<Int32, Errno>
@@ -16,7 +16,7 @@ public protocol SGIODriver: AnyObject {
 }
 
 /// The real ioctls, through the C shim.
-public final class KernelSGIO: SGIODriver {
+public final class KernelSGIO: SGIODriver, Sendable {
     public init() {}
 
     public func versionNumber(fd: Int32) -> Result<Int32, Errno> {

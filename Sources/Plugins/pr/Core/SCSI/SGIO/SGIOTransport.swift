@@ -5,7 +5,8 @@ import LockDriver
 /// Sends CDBs to a SAN LU through the Linux SG_IO ioctl on a block device
 /// (/dev/sdX, /dev/mapper/*) or an sg node (/dev/sgN): the production path.
 /// PERSISTENT RESERVE OUT needs CAP_SYS_RAWIO.
-public final class SGIOTransport: SCSITransport {
+/// Thread-safe: one command at a time, under `serial`.
+public final class SGIOTransport: SCSITransport, @unchecked Sendable {
     /// Sense buffer size: the kernel's SCSI_SENSE_BUFFERSIZE.
     public static let senseCapacity = 96
 
