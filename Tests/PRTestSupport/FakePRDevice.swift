@@ -132,7 +132,7 @@ public final class FakePRDevice: @unchecked Sendable {
         let serviceAction = cdb[1] & 0x1F
         let scope = cdb[2] >> 4
         let type = cdb[2] & 0x0F
-        let listLength = Int(cdb[5]) << 24 | Int(cdb[6]) << 16 | Int(cdb[7]) << 8 | Int(cdb[8])
+        let listLength = Int(readBE32(cdb, at: 5))
         guard [0, 1, 2, 3, 4, 5, 6].contains(serviceAction) else { return check(.invalidFieldInCDB) }
         guard listLength == 24, parameters.count == 24 else { return check(.parameterListLengthError) }
         let reservationKey = readBE64(parameters, at: 0)
@@ -299,12 +299,6 @@ public final class FakePRDevice: @unchecked Sendable {
 
     private func check(_ code: SenseCode) -> SCSIResponse {
         SCSIResponse(status: Status.checkCondition, sense: code.fixedFormat)
-    }
-
-    private func be32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (24 - 8 * $0)) } }
-    private func be64(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) } }
-    private func readBE64(_ bytes: [UInt8], at offset: Int) -> UInt64 {
-        (0..<8).reduce(UInt64(0)) { $0 << 8 | UInt64(bytes[offset + $1]) }
     }
 
     enum Status {

@@ -96,9 +96,9 @@ public final class FakePRHelper: @unchecked Sendable {
             _ = SocketPair.readFully(fd, count: 1)  // wait for the client to give up
             return
         }
-        guard SocketPair.writeFully(fd, bigEndian32(supportedFeatures)),
+        guard SocketPair.writeFully(fd, be32(supportedFeatures)),
               let features = SocketPair.readFully(fd, count: 4) else { return }
-        lock.withLock { requested.append(UInt32(features[0]) << 24 | UInt32(features[1]) << 16 | UInt32(features[2]) << 8 | UInt32(features[3])) }
+        lock.withLock { requested.append(readBE32(features, at: 0)) }
         while let request = SocketPair.receiveWithFD(fd, count: 16) {
             guard let reply = handle(cdb: request.bytes, passedFD: request.fd, on: fd) else { return }
             if !SocketPair.writeFully(fd, reply) { return }
@@ -117,7 +117,7 @@ public final class FakePRHelper: @unchecked Sendable {
             allocationLength = Int(cdb[7]) << 8 | Int(cdb[8])
             guard allocationLength <= 8192 else { return nil }
         case 0x5F:
-            let length = Int(cdb[5]) << 24 | Int(cdb[6]) << 16 | Int(cdb[7]) << 8 | Int(cdb[8])
+            let length = Int(readBE32(cdb, at: 5))
             guard length <= 8192, let list = SocketPair.readFully(fd, count: length) else { return nil }
             parameters = list
         default:
@@ -142,16 +142,12 @@ public final class FakePRHelper: @unchecked Sendable {
         }
         var sense = Array(response.sense.prefix(96))
         sense += [UInt8](repeating: 0, count: 96 - sense.count)
-        let reply = bigEndian32(UInt32(response.status)) + bigEndian32(UInt32(payload.count)) + sense + payload
+        let reply = be32(UInt32(response.status)) + be32(UInt32(payload.count)) + sense + payload
         if case .shortReply(let bytes) = behaviour {
             _ = SocketPair.writeFully(fd, Array(reply.prefix(bytes)))
             return nil
         }
         return reply
-    }
-
-    private func bigEndian32(_ value: UInt32) -> [UInt8] {
-        [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
     }
 }
 

@@ -1,5 +1,6 @@
 import LockDriver
 import PRCore
+import PRTestSupport
 
 // Tests only: CDBs and PR data written out byte by byte, so these tests do
 // not depend on (or duplicate) PRCore's CDB encoder. Layouts: scsi-pr.md.
@@ -17,8 +18,7 @@ enum PROut: UInt8 {
     case registerAndIgnore = 6, registerAndMove = 7
 
     func cdb(type: UInt8 = 0, scope: UInt8 = 0, listLength: Int = 24) -> [UInt8] {
-        [0x5F, rawValue, scope << 4 | type, 0, 0,
-         UInt8(listLength >> 24 & 0xFF), UInt8(listLength >> 16 & 0xFF), UInt8(listLength >> 8 & 0xFF), UInt8(listLength & 0xFF), 0]
+        [0x5F, rawValue, scope << 4 | type, 0, 0] + be32(UInt32(listLength)) + [0]
     }
 }
 
@@ -29,16 +29,6 @@ enum PRType {
     static let exclusiveAccessRegistrantsOnly: UInt8 = 6
     static let writeExclusiveAllRegistrants: UInt8 = 7
     static let exclusiveAccessAllRegistrants: UInt8 = 8
-}
-
-func be64(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) } }
-
-func readBE32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
-    (0..<4).reduce(UInt32(0)) { $0 << 8 | UInt32(bytes[offset + $1]) }
-}
-
-func readBE64(_ bytes: [UInt8], at offset: Int) -> UInt64 {
-    (0..<8).reduce(UInt64(0)) { $0 << 8 | UInt64(bytes[offset + $1]) }
 }
 
 /// The 24-byte PR OUT parameter list.
