@@ -169,7 +169,7 @@ struct PRHelperTransportTests {
         let error = lockError { () throws(LockError) in
             _ = try PRHelperTransport(socketPath: server.socketPath, devicePath: lun, timeoutMilliseconds: 150)
         }
-        #expect(error == .backend("qemu-pr-helper at \(server.socketPath) did not answer connecting and negotiating features for \(lun) in time"))
+        #expect(error == .backend("qemu-pr-helper at \(server.socketPath) did not answer connecting and negotiating features for \(lun) within 150 ms"))
         #expect(Date().timeIntervalSince(start) < 2.0)
     }
 

@@ -27,7 +27,7 @@ public final class PRHelperTransport: SCSITransport, @unchecked Sendable {
         self.socketPath = socketPath
         device = try DeviceFile(path: devicePath, accepts: .scsiDevicesOrRegularFiles)
         try serial.withLock { () throws(LockError) in
-            connection = try connect(deadline: Deadline(millisecondsFromNow: timeoutMilliseconds))
+            connection = try connect(timeout: timeoutMilliseconds, deadline: Deadline(millisecondsFromNow: timeoutMilliseconds))
         }
     }
 
@@ -43,7 +43,7 @@ public final class PRHelperTransport: SCSITransport, @unchecked Sendable {
                 if let existing = connection {
                     live = existing
                 } else {
-                    live = try connect(deadline: deadline)
+                    live = try connect(timeout: timeoutMilliseconds, deadline: deadline)
                     connection = live
                 }
                 return try exchange(on: live, cdb: cdb, request: request, deadline: deadline, timeout: timeoutMilliseconds)
@@ -84,12 +84,12 @@ public final class PRHelperTransport: SCSITransport, @unchecked Sendable {
             }
             return Request(parameterList: parameters, allocationLength: 0)
         default:
-            throw .unsupported("\(device.path): qemu-pr-helper only forwards PERSISTENT RESERVE IN with data-in and PERSISTENT RESERVE OUT with a parameter list, not opcode \(SGIOStatus.hex(UInt16(cdb[0]))) with \(direction)")
+            throw .unsupported("\(device.path): qemu-pr-helper only forwards PERSISTENT RESERVE IN with data-in and PERSISTENT RESERVE OUT with a parameter list, not opcode \(hexByte(cdb[0])) with \(direction)")
         }
     }
 
-    private func connect(deadline: Deadline) throws(LockError) -> UnixSocketConnection {
-        let (live, supported) = try socketIO("connecting and negotiating features", timeout: nil) { () throws(SocketFailure) in
+    private func connect(timeout: UInt32, deadline: Deadline) throws(LockError) -> UnixSocketConnection {
+        let (live, supported) = try socketIO("connecting and negotiating features", timeout: timeout) { () throws(SocketFailure) in
             let live = try UnixSocketConnection.connect(path: socketPath, deadline: deadline)
             let supported = try live.readExactly(PRHelperWire.featuresSize, deadline: deadline)
             try live.writeAll(PRHelperWire.requestedFeatures, deadline: deadline)
@@ -99,7 +99,7 @@ public final class PRHelperTransport: SCSITransport, @unchecked Sendable {
         return live
     }
 
-    private func socketIO<T>(_ action: String, timeout: UInt32?, _ body: () throws(SocketFailure) -> T) throws(LockError) -> T {
+    private func socketIO<T>(_ action: String, timeout: UInt32, _ body: () throws(SocketFailure) -> T) throws(LockError) -> T {
         do {
             return try body()
         } catch {
@@ -109,7 +109,7 @@ public final class PRHelperTransport: SCSITransport, @unchecked Sendable {
 
     private func exchange(on live: UnixSocketConnection, cdb: [UInt8], request: Request,
                           deadline: Deadline, timeout: UInt32) throws(LockError) -> SCSIResponse {
-        let action = "command \(SGIOStatus.hex(UInt16(cdb[0])))"
+        let action = "command \(hexByte(cdb[0]))"
         let header = try socketIO(action, timeout: timeout) { () throws(SocketFailure) in
             try live.writeAll(PRHelperWire.paddedCDB(cdb), passing: device.fd, deadline: deadline)
             if !request.parameterList.isEmpty {
@@ -134,21 +134,20 @@ public final class PRHelperTransport: SCSITransport, @unchecked Sendable {
             throw .backend("qemu-pr-helper at \(socketPath) sent an invalid SCSI status \(header.status) for \(device.path)")
         }
         guard Int(header.payloadSize) <= request.allocationLength else {
-            throw .backend("qemu-pr-helper at \(socketPath) announced a \(header.payloadSize)-byte payload for \(device.path), more than the allocation length \(request.allocationLength) of command \(SGIOStatus.hex(UInt16(opcode)))")
+            throw .backend("qemu-pr-helper at \(socketPath) announced a \(header.payloadSize)-byte payload for \(device.path), more than the allocation length \(request.allocationLength) of command \(hexByte(opcode))")
         }
         guard header.payloadSize == 0 || header.status == PRHelperWire.statusGood else {
-            throw .backend("qemu-pr-helper at \(socketPath) sent a payload with SCSI status \(SGIOStatus.hex(UInt16(header.status))) for \(device.path)")
+            throw .backend("qemu-pr-helper at \(socketPath) sent a payload with SCSI status \(hexByte(UInt8(truncatingIfNeeded: header.status))) for \(device.path)")
         }
     }
 
-    private func describe(_ failure: SocketFailure, while action: String, timeout: UInt32?) -> LockError {
+    private func describe(_ failure: SocketFailure, while action: String, timeout: UInt32) -> LockError {
         let peer = "qemu-pr-helper at \(socketPath)"
         switch failure {
         case .pathTooLong:
             return .config("qemu-pr-helper socket path \(socketPath) is empty or longer than a Unix socket address allows")
         case .timedOut:
-            let limit = timeout.map { "within \($0) ms" } ?? "in time"
-            return .backend("\(peer) did not answer \(action) for \(device.path) \(limit)")
+            return .backend("\(peer) did not answer \(action) for \(device.path) within \(timeout) ms")
         case .closed(let received, let expected):
             return .backend("\(peer) closed the connection during \(action) for \(device.path) (after \(received) of \(expected) bytes)")
         case .system(let call, let error):

@@ -46,9 +46,4 @@ enum SGIOStatus {
         default: return "unknown driver status"
         }
     }
-
-    static func hex(_ value: UInt16) -> String {
-        let digits = String(value, radix: 16)
-        return "0x" + String(repeating: "0", count: max(0, 2 - digits.count)) + digits
-    }
 }
