@@ -19,6 +19,8 @@ public final class FakePRHelper: @unchecked Sendable {
         case neverAnswer
         /// Accepts the connection but never sends its features.
         case neverNegotiate
+        /// Answers every request with these bytes instead of a real reply.
+        case rawReply([UInt8])
     }
 
     /// One request as the helper received it.
@@ -132,6 +134,8 @@ public final class FakePRHelper: @unchecked Sendable {
         case .neverAnswer:
             _ = SocketPair.readFully(fd, count: 1)
             return nil
+        case .rawReply(let bytes):
+            return bytes
         default:
             break
         }

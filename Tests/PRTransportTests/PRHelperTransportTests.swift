@@ -149,6 +149,33 @@ struct PRHelperTransportTests {
         #expect(error == .backend("qemu-pr-helper at \(server.socketPath) announced a 41-byte payload for \(lun), more than the allocation length 40 of command 0x5e"))
     }
 
+    @Test(arguments: [
+        // status 0x100: not a SCSI status byte
+        (be32(0x100) + be32(0) + [UInt8](repeating: 0, count: 96), "sent an invalid SCSI status 256"),
+        // CHECK CONDITION with a payload: the protocol sends payloads only with GOOD
+        (be32(2) + be32(8) + [UInt8](repeating: 0, count: 96) + [UInt8](repeating: 0, count: 8), "sent a payload with SCSI status 0x02"),
+    ])
+    func repliesThatBreakTheProtocolAreRefused(reply: [UInt8], expected: String) throws {
+        let server = try helper(.rawReply(reply))
+        defer { server.stop() }
+        let client = try PRHelperTransport(socketPath: server.socketPath, devicePath: lun, timeoutMilliseconds: 2000)
+        let error = lockError { () throws(LockError) in _ = try Initiator(transport: client).prIn(.readKeys, allocationLength: 64) }
+        #expect(error?.kind == .backend)
+        #expect(error?.message == "qemu-pr-helper at \(server.socketPath) \(expected) for \(lun)")
+        // The stream is out of step: the next command uses a new connection.
+        _ = lockError { () throws(LockError) in _ = try Initiator(transport: client).prIn(.readKeys, allocationLength: 64) }
+        #expect(server.connectionCount == 2)
+    }
+
+    @Test func aSocketPathTooLongForAUnixAddressIsAConfigError() throws {
+        let path = dir + "/" + String(repeating: "s", count: 120) + ".sock"
+        let error = lockError { () throws(LockError) in
+            _ = try PRHelperTransport(socketPath: path, devicePath: lun, timeoutMilliseconds: 100)
+        }
+        #expect(error?.kind == .config)
+        #expect(error?.message.contains(path) == true)
+    }
+
     @Test func aHelperThatNeverAnswersFailsWithinTheTimeout() throws {
         let server = try helper(.neverAnswer)
         defer { server.stop() }
