@@ -32,6 +32,11 @@ struct SGIOTransportTests {
         #expect(request.senseCapacity == 96)
         #expect(request.timeoutMilliseconds == 1234)
         #expect(FileIdentity(fd: request.fd) == FileIdentity(path: "/dev/null"))
+        // Opened read-write (PR OUT needs it), non-blocking, close-on-exec.
+        let status = fcntl(request.fd, F_GETFL)
+        #expect(status & O_ACCMODE == O_RDWR && status & O_NONBLOCK != 0)
+        #expect(fcntl(request.fd, F_GETFD) & FD_CLOEXEC != 0)
+        withExtendedLifetime(sg) {}
     }
 
     @Test func persistentReserveOutSendsTheParameterList() throws {

@@ -39,7 +39,7 @@ enum PRHelperWire {
         init(_ bytes: [UInt8]) {
             status = PRHelperWire.bigEndian32(bytes, at: 0)
             payloadSize = PRHelperWire.bigEndian32(bytes, at: 4)
-            sense = Array(bytes[8..<min(bytes.count, PRHelperWire.replyHeaderSize)])
+            sense = bytes.count > 8 ? Array(bytes[8..<min(bytes.count, PRHelperWire.replyHeaderSize)]) : []
         }
     }
 
