@@ -40,7 +40,10 @@ public final class FakePRHelper: @unchecked Sendable {
     private let lock = NSLock()
     private var log: [Received] = []
     private var requested: [UInt32] = []
-    private var connections: [Int32] = []
+    /// Open connections, so stop() can cut them; closed ones leave at once
+    /// (their fd numbers get reused by other tests running in parallel).
+    private var connections: Set<Int32> = []
+    private var accepted = 0
     private var stopped = false
 
     public init(device: FakePRDevice, nexus: FakePRDevice.Nexus, behaviour: Behaviour = .faithful,
@@ -59,19 +62,18 @@ public final class FakePRHelper: @unchecked Sendable {
 
     public var received: [Received] { lock.withLock { log } }
     public var requestedFeatures: [UInt32] { lock.withLock { requested } }
-    public var connectionCount: Int { lock.withLock { connections.count } }
+    /// How many connections the helper has accepted.
+    public var connectionCount: Int { lock.withLock { accepted } }
 
     /// Stops accepting and drops every connection.
     public func stop() {
-        let fds: [Int32]? = lock.withLock {
-            if stopped { return nil }
+        lock.withLock {
+            if stopped { return }
             stopped = true
-            return connections
+            shutdown(listener, Int32(SHUT_RDWR))
+            for fd in connections { shutdown(fd, Int32(SHUT_RDWR)) }
+            unlink(socketPath)
         }
-        guard let fds else { return }
-        shutdown(listener, Int32(SHUT_RDWR))
-        for fd in fds { shutdown(fd, Int32(SHUT_RDWR)) }
-        unlink(socketPath)
     }
 
     private func acceptLoop() {
@@ -83,13 +85,20 @@ public final class FakePRHelper: @unchecked Sendable {
                 return
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)  // never leak into a spawned qemu-pr-helper
-            let accepted: Bool = lock.withLock {
+            let taken: Bool = lock.withLock {
                 if stopped { return false }
-                connections.append(fd)
+                connections.insert(fd)
+                accepted += 1
                 return true
             }
-            guard accepted else { close(fd); return }
-            Thread { [self] in serve(fd); close(fd) }.start()
+            guard taken else { close(fd); return }
+            Thread { [self] in
+                serve(fd)
+                lock.withLock {
+                    connections.remove(fd)
+                    close(fd)
+                }
+            }.start()
         }
     }
 
