@@ -53,7 +53,7 @@ public final class FakePRHelper: @unchecked Sendable {
         self.behaviour = behaviour
         self.supportedFeatures = supportedFeatures
         socketPath = "\(directory)/fake-pr-helper.sock"
-        listener = try SocketPair.listen(path: socketPath)
+        listener = try TestSocket.listen(path: socketPath)
         let thread = Thread { [self] in acceptLoop() }
         thread.start()
     }
@@ -104,15 +104,15 @@ public final class FakePRHelper: @unchecked Sendable {
 
     private func serve(_ fd: Int32) {
         if case .neverNegotiate = behaviour {
-            _ = SocketPair.readFully(fd, count: 1)  // wait for the client to give up
+            _ = TestSocket.readFully(fd, count: 1)  // wait for the client to give up
             return
         }
-        guard SocketPair.writeFully(fd, be32(supportedFeatures)),
-              let features = SocketPair.readFully(fd, count: 4) else { return }
+        guard TestSocket.writeFully(fd, be32(supportedFeatures)),
+              let features = TestSocket.readFully(fd, count: 4) else { return }
         lock.withLock { requested.append(readBE32(features, at: 0)) }
-        while let request = SocketPair.receiveWithFD(fd, count: 16) {
+        while let request = TestSocket.receiveWithFD(fd, count: 16) {
             guard let reply = handle(cdb: request.bytes, passedFD: request.fd, on: fd) else { return }
-            if !SocketPair.writeFully(fd, reply) { return }
+            if !TestSocket.writeFully(fd, reply) { return }
         }
     }
 
@@ -129,7 +129,7 @@ public final class FakePRHelper: @unchecked Sendable {
             guard allocationLength <= 8192 else { return nil }
         case 0x5F:
             let length = Int(readBE32(cdb, at: 5))
-            guard length <= 8192, let list = SocketPair.readFully(fd, count: length) else { return nil }
+            guard length <= 8192, let list = TestSocket.readFully(fd, count: length) else { return nil }
             parameters = list
         default:
             return nil  // the real helper: "Invalid CDB, closing socket"
@@ -141,7 +141,7 @@ public final class FakePRHelper: @unchecked Sendable {
         case .closeAfterRequest:
             return nil
         case .neverAnswer:
-            _ = SocketPair.readFully(fd, count: 1)
+            _ = TestSocket.readFully(fd, count: 1)
             return nil
         case .rawReply(let bytes):
             return bytes
@@ -157,7 +157,7 @@ public final class FakePRHelper: @unchecked Sendable {
         sense += [UInt8](repeating: 0, count: 96 - sense.count)
         let reply = be32(UInt32(response.status)) + be32(UInt32(payload.count)) + sense + payload
         if case .shortReply(let bytes) = behaviour {
-            _ = SocketPair.writeFully(fd, Array(reply.prefix(bytes)))
+            _ = TestSocket.writeFully(fd, Array(reply.prefix(bytes)))
             return nil
         }
         return reply

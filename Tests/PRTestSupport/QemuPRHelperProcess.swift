@@ -18,7 +18,7 @@ public final class QemuPRHelperProcess: @unchecked Sendable {
 
     public init(directory: String) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.executable) else {
-            throw SocketPair.SetupError(description: "\(Self.executable) is missing: install Debian package qemu-system-common (scripts/debian-packages.txt)")
+            throw TestSocket.SetupError(description: "\(Self.executable) is missing: install Debian package qemu-system-common (scripts/debian-packages.txt)")
         }
         socketPath = "\(directory)/qemu-pr-helper.sock"
         logPath = "\(directory)/qemu-pr-helper.log"
@@ -30,7 +30,7 @@ public final class QemuPRHelperProcess: @unchecked Sendable {
             usleep(10_000)
         }
         crash()
-        throw SocketPair.SetupError(description: "qemu-pr-helper did not create \(socketPath): \(logText())")
+        throw TestSocket.SetupError(description: "qemu-pr-helper did not create \(socketPath): \(logText())")
     }
 
     deinit { stop() }
@@ -101,7 +101,7 @@ public final class QemuPRHelperProcess: @unchecked Sendable {
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, argv[0], &actions, &attributes, &cArgs, environ)
         guard rc == 0 else {
-            throw SocketPair.SetupError(description: "cannot start \(argv[0]): \(String(cString: strerror(rc)))")
+            throw TestSocket.SetupError(description: "cannot start \(argv[0]): \(String(cString: strerror(rc)))")
         }
         return pid
     }

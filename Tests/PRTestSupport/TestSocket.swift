@@ -2,7 +2,7 @@ import Foundation
 
 /// Blocking Unix-socket primitives for the test-side servers (the client
 /// side lives in PRCore and is what the tests exercise).
-public enum SocketPair {
+public enum TestSocket {
     public struct SetupError: Error, CustomStringConvertible {
         public var description: String
     }
