@@ -83,6 +83,18 @@ let prTargets: [Target] = [
                 path: "Tests/PRTargetTests", linkerSettings: hostLinkerSettings),
 ]
 
+// MARK: pr plugin transports (SG_IO, qemu-pr-helper) and their tests
+let prTransportTargets: [Target] = [
+    // The pr plugin's system calls: SG_IO ioctls and SCM_RIGHTS sendmsg.
+    .target(name: "CPRShim", path: "Sources/Plugins/pr/Shim"),
+    // Test doubles for PR: a model LU (FakePRDevice), a fake SG_IO driver,
+    // an in-process qemu-pr-helper, and a runner for the real one.
+    .target(name: "PRTestSupport", dependencies: ["PRCore", "CPRShim", "LockDriver"],
+            path: "Tests/PRTestSupport"),
+    .testTarget(name: "PRTransportTests",
+                dependencies: ["PRCore", "CPRShim", "LockDriver", "PRTestSupport", "TestSupport"]),
+]
+
 let package = Package(
     name: "lockmgr",
     products: [
@@ -108,9 +120,9 @@ let package = Package(
         // Helpers shared by the test targets: build products, temp dirs, commands, daemons.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         // The pr plugin's testable core: SCSI transports, PR commands, keys, state.
-        .target(name: "PRCore", dependencies: ["LockDriver", "CISCSI"], path: "Sources/Plugins/pr/Core"),
+        .target(name: "PRCore", dependencies: ["LockDriver", "CPRShim", "CISCSI"], path: "Sources/Plugins/pr/Core"),
         .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
                     linkerSettings: hostLinkerSettings),
         .testTarget(name: "LockmgrToolTests", dependencies: ["TestSupport"]),
-    ] + nop.1 + sanlock.1 + sanlockTargets + interopTargets + libvirtTargets + pr.1 + prTargets
+    ] + nop.1 + sanlock.1 + sanlockTargets + interopTargets + libvirtTargets + pr.1 + prTargets + prTransportTargets
 )

@@ -25,12 +25,10 @@ public struct TransportFactory {
             throw .invalid("resource '\(resource)': the pr plugin takes an absolute device path or an iscsi:// URL")
         }
         if let socket = config.helperSocket {
-            // TODO(merge, branch prtransports): return try PRHelperTransport(socketPath: socket,
-            //     devicePath: resource, timeoutMilliseconds: config.timeoutMilliseconds)
-            throw .unsupported("resource '\(resource)': the qemu-pr-helper transport (\(socket)) is not built in yet")
+            return try PRHelperTransport(socketPath: socket, devicePath: resource,
+                                         timeoutMilliseconds: config.timeoutMilliseconds)
         }
-        // TODO(merge, branch prtransports): return try SGIOTransport(path: resource)
-        throw .unsupported("resource '\(resource)': the SG_IO transport is not built in yet")
+        return try SGIOTransport(path: resource)
     }
 
     public func closeAll() { iscsiPool?.closeAll() }
