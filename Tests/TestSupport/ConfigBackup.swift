@@ -22,7 +22,7 @@ public final class ConfigBackup: @unchecked Sendable {
         guard !restored else { return }
         restored = true
         if let previous {
-            FileManager.default.createFile(atPath: path, contents: previous)
+            _ = FileManager.default.createFile(atPath: path, contents: previous)
             if let previousMode { try? FileManager.default.setAttributes([.posixPermissions: previousMode], ofItemAtPath: path) }
         } else {
             try? FileManager.default.removeItem(atPath: path)

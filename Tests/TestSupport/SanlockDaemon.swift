@@ -40,7 +40,7 @@ public final class SanlockDaemon: @unchecked Sendable {
         process.environment = env
         process.standardOutput = FileHandle.nullDevice
         // -D keeps it in the foreground (so it is our child) and logs there.
-        FileManager.default.createFile(atPath: "\(runDir)/daemon.log", contents: nil)
+        _ = FileManager.default.createFile(atPath: "\(runDir)/daemon.log", contents: nil)
         process.standardError = FileHandle(forWritingAtPath: "\(runDir)/daemon.log") ?? FileHandle.nullDevice
         try process.run()
         let deadline = Date().addingTimeInterval(10)

@@ -82,7 +82,7 @@ public final class TgtTarget: @unchecked Sendable {
 
     private func addLUN(tid: Int, lun: Int, megabytes: Int) throws {
         let file = "\(dir)/t\(tid)-l\(lun).img"
-        FileManager.default.createFile(atPath: file, contents: nil)
+        _ = FileManager.default.createFile(atPath: file, contents: nil)
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: file))
         try h.truncate(atOffset: UInt64(megabytes) << 20)
         try h.close()
