@@ -22,7 +22,7 @@ func plugin(_ name: String, module: String, dependencies: [Target.Dependency] = 
                                   targets: ["\(module)Plugin", "\(module)PluginExport"])
     let targets: [Target] = [
         .target(name: "\(module)Plugin",
-                dependencies: ["LockDriver", "CLockDriver"] + dependencies,
+                dependencies: ["LockDriver", "CLockDriver", "PluginEntry"] + dependencies,
                 path: "Sources/Plugins/\(name)/Driver",
                 linkerSettings: pluginLinkerSettings),
         .target(name: "\(module)PluginExport",
@@ -112,6 +112,8 @@ let package = Package(
         .target(name: "CLockDriver", path: "Sources/CLockDriver", linkerSettings: [.linkedLibrary("dl")]),
         // The host library and the plugin-side bridge (no Foundation: plugins link it).
         .target(name: "LockDriver", dependencies: ["CLockDriver"], path: "Sources/LockDriver"),
+        // The C table's eight entry points, linked into every plugin (never into hosts).
+        .target(name: "PluginEntry", dependencies: ["LockDriver", "CLockDriver"], path: "Sources/PluginEntry"),
         .executableTarget(
             name: "lockmgr",
             dependencies: ["LockDriver", .product(name: "ArgumentParser", package: "swift-argument-parser")],
