@@ -89,7 +89,7 @@ let prTransportTargets: [Target] = [
     .target(name: "CPRShim", path: "Sources/Plugins/pr/Shim"),
     // Test doubles for PR: a model LU (FakePRDevice), a fake SG_IO driver,
     // an in-process qemu-pr-helper, and a runner for the real one.
-    .target(name: "PRTestSupport", dependencies: ["PRCore", "CPRShim", "LockDriver"],
+    .target(name: "PRTestSupport", dependencies: ["PRCore", "CPRShim", "LockDriver", "TestSupport"],
             path: "Tests/PRTestSupport"),
     .testTarget(name: "PRTransportTests",
                 dependencies: ["PRCore", "CPRShim", "LockDriver", "PRTestSupport", "TestSupport"]),
