@@ -3,7 +3,7 @@ PREFIX ?= $(CURDIR)/_install
 SWIFT ?= swift
 PLUGINS := $(patsubst Sources/Plugins/%/Driver,%,$(wildcard Sources/Plugins/*/Driver))
 
-.PHONY: all deps build test demo install release bench bench-sanlock clean
+.PHONY: all deps build test demo install release bench bench-sanlock bench-libvirt bench-pr clean
 
 all: build
 
@@ -24,6 +24,7 @@ install: release
 	@bin=$$($(SWIFT) build -c release --show-bin-path); \
 	install -d $(PREFIX)/bin $(PREFIX)/lib/lock_manager $(PREFIX)/etc/lockmgr; \
 	install -m 0755 $$bin/lockmgr $(PREFIX)/bin/lockmgr; \
+	install -m 0755 $$bin/pr-tool $(PREFIX)/bin/pr-tool; \
 	for p in $(PLUGINS); do install -m 0755 $$bin/liblockmgr_$$p.so $(PREFIX)/lib/lock_manager/$$p.so; done; \
 	for f in etc/*.conf; do \
 	    [ -e $(PREFIX)/etc/lockmgr/$$(basename $$f) ] || install -m 0644 $$f $(PREFIX)/etc/lockmgr/; \
@@ -39,6 +40,18 @@ bench-sanlock: deps
 	$(SWIFT) build -c release --product lockmgr_sanlock
 	$(SWIFT) build -c release --product sanlock-bench
 	$$($(SWIFT) build -c release --show-bin-path)/sanlock-bench $(CYCLES)
+
+# Real libvirtd + QEMU: start, create/suspend/resume/destroy, per sanlock plugin.
+LIBVIRT_CYCLES ?= 10
+bench-libvirt: deps
+	$(SWIFT) build -c release --product lockmgr_sanlock
+	$(SWIFT) build -c release --product libvirt-bench
+	$$($(SWIFT) build -c release --show-bin-path)/libvirt-bench $(LIBVIRT_CYCLES)
+
+# Latency of the pr plugin's operations next to the raw PR command floor (release build).
+bench-pr: deps
+	$(SWIFT) build -c release --product pr-bench
+	scripts/bench-pr.sh $$($(SWIFT) build -c release --show-bin-path) $(CYCLES)
 
 clean:
 	rm -rf .build _install

@@ -22,7 +22,7 @@ func plugin(_ name: String, module: String, dependencies: [Target.Dependency] = 
                                   targets: ["\(module)Plugin", "\(module)PluginExport"])
     let targets: [Target] = [
         .target(name: "\(module)Plugin",
-                dependencies: ["LockDriver", "CLockDriver"] + dependencies,
+                dependencies: ["LockDriver", "CLockDriver", "PluginEntry"] + dependencies,
                 path: "Sources/Plugins/\(name)/Driver",
                 linkerSettings: pluginLinkerSettings),
         .target(name: "\(module)PluginExport",
@@ -60,6 +60,41 @@ let interopTargets: [Target] = [
 ]
 // ---- end interop ----
 
+// ---- real libvirt end to end (issue 5) ------------------------------------
+// libvirtd + QEMU + a private sanlock daemon, with libvirt's sanlock.so and
+// ours. Uses the machine's one libvirtd: its suite runs serialized.
+let libvirtTargets: [Target] = [
+    .testTarget(name: "LibvirtTests", dependencies: ["TestSupport"]),
+    // Not a test: libvirtd start and domain create/suspend/resume/destroy latency per plugin.
+    .executableTarget(name: "libvirt-bench", dependencies: ["TestSupport"], path: "Benchmarks/libvirt-bench"),
+]
+// ---- end real libvirt -----------------------------------------------------
+
+// MARK: pr plugin (SCSI-3 persistent reservations)
+let pr = plugin("pr", module: "PR", dependencies: ["PRCore"])
+let prTargets: [Target] = [
+    // libiscsi behind a small C shim with millisecond deadlines.
+    .target(name: "CISCSI", path: "Sources/Plugins/pr/CISCSI",
+            linkerSettings: [.linkedLibrary("iscsi")]),
+    .executableTarget(name: "pr-bench", dependencies: ["PRCore"], path: "Benchmarks/pr-bench"),
+    .executableTarget(name: "pr-tool", dependencies: ["PRCore"], path: "Sources/Tools/pr-tool"),
+    .testTarget(name: "PRCoreTests", dependencies: ["PRCore"], path: "Tests/PRCoreTests"),
+    .testTarget(name: "PRTargetTests", dependencies: ["PRCore", "LockDriver", "TestSupport"],
+                path: "Tests/PRTargetTests", linkerSettings: hostLinkerSettings),
+]
+
+// MARK: pr plugin transports (SG_IO, qemu-pr-helper) and their tests
+let prTransportTargets: [Target] = [
+    // The pr plugin's system calls: SG_IO ioctls and SCM_RIGHTS sendmsg.
+    .target(name: "CPRShim", path: "Sources/Plugins/pr/Shim"),
+    // Test doubles for PR: a model LU (FakePRDevice), a fake SG_IO driver,
+    // an in-process qemu-pr-helper, and a runner for the real one.
+    .target(name: "PRTestSupport", dependencies: ["PRCore", "CPRShim", "LockDriver", "TestSupport"],
+            path: "Tests/PRTestSupport"),
+    .testTarget(name: "PRTransportTests",
+                dependencies: ["PRCore", "CPRShim", "LockDriver", "PRTestSupport", "TestSupport"]),
+]
+
 let package = Package(
     name: "lockmgr",
     products: [
@@ -67,6 +102,7 @@ let package = Package(
         .library(name: "LockDriver", targets: ["LockDriver"]),
         nop.0,
         sanlock.0,
+        pr.0,
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -76,6 +112,8 @@ let package = Package(
         .target(name: "CLockDriver", path: "Sources/CLockDriver", linkerSettings: [.linkedLibrary("dl")]),
         // The host library and the plugin-side bridge (no Foundation: plugins link it).
         .target(name: "LockDriver", dependencies: ["CLockDriver"], path: "Sources/LockDriver"),
+        // The C table's eight entry points, linked into every plugin (never into hosts).
+        .target(name: "PluginEntry", dependencies: ["LockDriver", "CLockDriver"], path: "Sources/PluginEntry"),
         .executableTarget(
             name: "lockmgr",
             dependencies: ["LockDriver", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -84,9 +122,9 @@ let package = Package(
         // Helpers shared by the test targets: build products, temp dirs, commands, daemons.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         // The pr plugin's testable core: SCSI transports, PR commands, keys, state.
-        .target(name: "PRCore", dependencies: ["LockDriver"], path: "Sources/Plugins/pr/Core"),
+        .target(name: "PRCore", dependencies: ["LockDriver", "CPRShim", "CISCSI"], path: "Sources/Plugins/pr/Core"),
         .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
                     linkerSettings: hostLinkerSettings),
         .testTarget(name: "LockmgrToolTests", dependencies: ["TestSupport"]),
-    ] + nop.1 + sanlock.1 + sanlockTargets + interopTargets
+    ] + nop.1 + sanlock.1 + sanlockTargets + interopTargets + libvirtTargets + pr.1 + prTargets + prTransportTargets
 )

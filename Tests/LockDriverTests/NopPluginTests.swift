@@ -1,3 +1,4 @@
+import Foundation
 import LockDriver
 import Testing
 import TestSupport
@@ -8,7 +9,8 @@ import TestSupport
     let object = LockObject(uuid: UUIDBytes("c7a5fdbd-cdaf-9455-926a-d65c16db1809")!, name: "vm1", id: 3, pid: 4242)
 
     @Test func loadsWithVersionAndNoFlags() throws {
-        let plugin = try LockPlugin.load(name: "nop", pluginDir: BuildProducts.pluginDir, configFile: "/nonexistent/qemu-nop.conf")
+        // Every in-process load of nop uses no config: one process, one config per plugin.
+        let plugin = try LockPlugin.load(name: "nop", pluginDir: BuildProducts.pluginDir, configFile: nil)
         #expect(plugin.version == ABIVersion.current)
         #expect(plugin.flags == [])
         try plugin.unload()
@@ -46,5 +48,24 @@ import TestSupport
         #expect(error?.message.contains("cannot release everything a process holds") == true, "\(String(describing: error))")
         let unknown = #expect(throws: LockError.self) { try manager.release(flags: ReleaseFlags(rawValue: 0x4)) }
         #expect(unknown?.message == "nop: drvRelease: unsupported flags 0x4")
+    }
+}
+
+/// One process, one config per plugin: a second load of the same library
+/// with another config is refused instead of silently using the first.
+@Suite struct PluginConfigPerProcessTests {
+    @Test func secondLoadWithAnotherConfigIsRefused() throws {
+        let dir = TempDir.make("config-per-process")
+        // A copy, not a link: its own library, apart from the nop other tests load.
+        try FileManager.default.copyItem(atPath: BuildProducts.library("nop"), toPath: "\(dir)/cfgprobe.so")
+        let first = try LockPlugin.load(name: "cfgprobe", pluginDir: dir, configFile: "\(dir)/qemu-a.conf")
+        defer { try? first.unload() }
+        let same = try LockPlugin.load(name: "cfgprobe", pluginDir: dir, configFile: "\(dir)/qemu-a.conf")
+        try same.unload()
+        let error = #expect(throws: LockError.self) {
+            try LockPlugin.load(name: "cfgprobe", pluginDir: dir, configFile: "\(dir)/qemu-b.conf")
+        }
+        #expect(error?.kind == .config)
+        #expect(error?.message.contains("already loaded in this process with config \(dir)/qemu-a.conf") == true, "\(error?.message ?? "")")
     }
 }

@@ -168,6 +168,14 @@ final class SanlockCluster: @unchecked Sendable {
         daemon(host).client(["examine", "-r", resource])
     }
 
+    /// A VM payload that exits by itself (status 0) once `file` exists.
+    /// Not EOF on stdin: the write end of a pipe leaks into every child the
+    /// test runner spawns meanwhile (a libvirtd of a concurrent suite keeps
+    /// it open for good), so the EOF may never come.
+    static func exitWhenCreated(_ file: String) -> [String] {
+        ["sh", "-c", "until [ -e \"$0\" ]; do sleep 0.05; done", file]
+    }
+
     /// The client block of `pid` in `sanlock client status -D`.
     func clientStatus(_ host: Host, pid: Int32) -> String {
         let text = daemon(host).status()

@@ -105,10 +105,12 @@ struct SanlockLifecycleTests {
         third.stop()
 
         // Normal exit frees the lease: a cold start on A that ends by itself.
-        let cold = try c.startVM(.a, name: name, pause + disk, payload: ["sh", "-c", "read line"])
+        let exitFile = "\(c.dir)/exit-life"
+        let cold = try c.startVM(.a, name: name, pause + disk, payload: SanlockCluster.exitWhenCreated(exitFile))
         #expect(c.lockmgr(.b, "acquire", disk).status == 75)
-        try cold.input.fileHandleForWriting.close()
-        #expect(cold.waitForExit())
+        TempDir.write("", to: exitFile)
+        try #require(cold.waitForExit())
+        #expect(cold.process.terminationReason == .exit && cold.process.terminationStatus == 0)
         #expect(eventually { c.lockmgr(.b, "acquire", disk).status == 0 }, "free once the VM exited")
 
         // SIGKILL of the VM frees the lease too.

@@ -221,15 +221,16 @@ struct SanlockPluginTests {
     @Test func runMakesTheCommandTheLeaseOwner() throws {
         let c = try cluster()
         let disk = c.disk("t6")
-        let vm = try c.startVM(.a, name: "vm-t6", ["--disk", disk], payload: ["sh", "-c", "read line"])
+        let exitFile = "\(c.dir)/exit-t6"
+        let vm = try c.startVM(.a, name: "vm-t6", ["--disk", disk], payload: SanlockCluster.exitWhenCreated(exitFile))
         #expect(vm.reportedPid == vm.pid, "the command runs as lockmgr's own pid")
         let state = c.state(.a, "inquire", pid: vm.pid, ["--disk", disk])
         #expect(state?.contains(MD5.hex(disk)) == true, "the command's pid holds the lease")
         #expect(c.lockmgr(.b, "acquire", ["--disk", disk]).status == 75)
 
-        try vm.input.fileHandleForWriting.close()   // the command reads EOF and exits
-        #expect(vm.waitForExit())
-        #expect(vm.process.terminationStatus != 0 || vm.process.terminationReason == .exit)
+        TempDir.write("", to: exitFile)   // the command ends by itself
+        try #require(vm.waitForExit())
+        #expect(vm.process.terminationReason == .exit && vm.process.terminationStatus == 0)
         #expect(eventually { c.lockmgr(.b, "acquire", ["--disk", disk]).status == 0 }, "free once the command exited")
     }
 

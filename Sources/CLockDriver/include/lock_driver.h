@@ -138,37 +138,42 @@ _Static_assert(offsetof(virLockDriver, drvInit) == 8, "drvInit at 8");
 _Static_assert(offsetof(virLockDriver, drvInquire) == 64, "drvInquire at 64");
 
 /*
- * LOCKMGR_EXPORT_DRIVER(prefix, flags) defines the plugin's exported table,
- * pointing at prefix_drvInit ... prefix_drvInquire (implemented in Swift
- * with @_cdecl), and pins the plugin against unloading.  Use it once, in
- * the plugin's own C file.
+ * Plugins written with this project's Swift bridge.  The table points at
+ * eight generic entry points (Sources/PluginEntry, one copy linked into each
+ * plugin), which reach the plugin's own driver through the one function the
+ * plugin defines: lockmgr_plugin_bridge(), returning its PluginBridge.
  */
-#define LOCKMGR_DECLARE_ENTRY_POINTS(prefix)                                  \
-    int prefix##_drvInit(unsigned int, const char *, unsigned int);           \
-    int prefix##_drvDeinit(void);                                             \
-    int prefix##_drvNew(virLockManager *, unsigned int, size_t,               \
-                        virLockManagerParam *, unsigned int);                 \
-    void prefix##_drvFree(virLockManager *);                                  \
-    int prefix##_drvAddResource(virLockManager *, unsigned int, const char *, \
-                                size_t, virLockManagerParam *, unsigned int); \
-    int prefix##_drvAcquire(virLockManager *, const char *, unsigned int,     \
-                            virDomainLockFailureAction, int *);               \
-    int prefix##_drvRelease(virLockManager *, char **, unsigned int);         \
-    int prefix##_drvInquire(virLockManager *, char **, unsigned int);
+int lockmgr_drvInit(unsigned int version, const char *configFile, unsigned int flags);
+int lockmgr_drvDeinit(void);
+int lockmgr_drvNew(virLockManager *man, unsigned int type, size_t nparams,
+                   virLockManagerParam *params, unsigned int flags);
+void lockmgr_drvFree(virLockManager *man);
+int lockmgr_drvAddResource(virLockManager *man, unsigned int type, const char *name,
+                           size_t nparams, virLockManagerParam *params, unsigned int flags);
+int lockmgr_drvAcquire(virLockManager *man, const char *state, unsigned int flags,
+                       virDomainLockFailureAction action, int *fd);
+int lockmgr_drvRelease(virLockManager *man, char **state, unsigned int flags);
+int lockmgr_drvInquire(virLockManager *man, char **state, unsigned int flags);
+
+/* Defined by each plugin (a Swift @_cdecl function): its PluginBridge. */
+void *lockmgr_plugin_bridge(void);
 
 /* Keeps the plugin mapped for the life of the process: unloading a .so
  * that carries a Swift runtime leaves dangling runtime registrations. */
 void lockmgr_pin_plugin(const void *address_in_plugin);
 
-#define LOCKMGR_EXPORT_DRIVER(prefix, driverFlags)                            \
-    LOCKMGR_DECLARE_ENTRY_POINTS(prefix)                                      \
+/*
+ * LOCKMGR_EXPORT_DRIVER(flags) defines the plugin's exported table and pins
+ * the plugin against unloading.  Use it once, in the plugin's own C file.
+ */
+#define LOCKMGR_EXPORT_DRIVER(driverFlags)                                    \
     __attribute__((visibility("default"))) virLockDriver virLockDriverImpl = { \
         VIR_LOCK_MANAGER_VERSION, (driverFlags),                              \
-        prefix##_drvInit, prefix##_drvDeinit, prefix##_drvNew,                \
-        prefix##_drvFree, prefix##_drvAddResource, prefix##_drvAcquire,       \
-        prefix##_drvRelease, prefix##_drvInquire,                             \
+        lockmgr_drvInit, lockmgr_drvDeinit, lockmgr_drvNew,                   \
+        lockmgr_drvFree, lockmgr_drvAddResource, lockmgr_drvAcquire,          \
+        lockmgr_drvRelease, lockmgr_drvInquire,                               \
     };                                                                        \
-    __attribute__((constructor)) static void prefix##_pin(void)               \
+    __attribute__((constructor)) static void lockmgr_pin_this_plugin(void)    \
     {                                                                         \
         lockmgr_pin_plugin(&virLockDriverImpl);                               \
     }

@@ -65,11 +65,19 @@ public final class LockPlugin: @unchecked Sendable {
         // libvirt's own plugins run on libvirt.so.0, which must be initialised first.
         _ = LibvirtRuntime.shared
         PluginErrors.reset()
-        let rc = LoadedLibraries.lock.withLock {
+        // A plugin keeps one configuration per process (libvirt loads each
+        // plugin once): a second load must not silently run with the first
+        // load's config, so a different config is refused.
+        let rc: Int32 = try LoadedLibraries.lock.withLock { () throws(LockError) -> Int32 in
+            if let first = LoadedLibraries.configFile(of: handle), first != configFile {
+                dlclose(handle)
+                throw LockError.config("lock plugin '\(name)' is already loaded in this process with config \(first ?? "none"); "
+                                       + "a process uses one config per plugin (use another process for \(configFile ?? "no config"))")
+            }
             let rc = configFile.withOptionalCString { cfg in
                 table.pointee.drvInit(UInt32(VIR_LOCK_MANAGER_VERSION), cfg, 0)
             }
-            if rc == 0 { LoadedLibraries.retain(handle) }
+            if rc == 0 { LoadedLibraries.retain(handle, configFile: configFile) }
             return rc
         }
         if rc < 0 {
@@ -131,17 +139,22 @@ public final class LockPlugin: @unchecked Sendable {
 /// orders drvInit/drvDeinit of concurrent loads and unloads.
 enum LoadedLibraries {
     static let lock = PthreadMutex()
-    nonisolated(unsafe) private static var users: [UnsafeMutableRawPointer: Int] = [:]
+    nonisolated(unsafe) private static var users: [UnsafeMutableRawPointer: (count: Int, configFile: String?)] = [:]
 
-    static func retain(_ handle: UnsafeMutableRawPointer) {
-        users[handle, default: 0] += 1
+    /// The config the library was first initialised with, if it is in use.
+    static func configFile(of handle: UnsafeMutableRawPointer) -> String?? {
+        users[handle].map { $0.configFile }
+    }
+
+    static func retain(_ handle: UnsafeMutableRawPointer, configFile: String?) {
+        users[handle] = ((users[handle]?.count ?? 0) + 1, users[handle]?.configFile ?? configFile)
     }
 
     /// Returns whether this was the last user. Call with `lock` held.
     static func release(_ handle: UnsafeMutableRawPointer) -> Bool {
-        let left = (users[handle] ?? 1) - 1
-        users[handle] = left > 0 ? left : nil
-        return left <= 0
+        guard let entry = users[handle] else { return true }
+        users[handle] = entry.count > 1 ? (entry.count - 1, entry.configFile) : nil
+        return entry.count <= 1
     }
 }
 

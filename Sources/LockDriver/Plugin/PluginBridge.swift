@@ -2,17 +2,18 @@ import CLockDriver
 import Glibc
 
 /// Adapts a `LockPluginDriver` to the eight C entry points of
-/// `virLockDriver`. A plugin creates one bridge and forwards each of its
-/// `@_cdecl` functions to it. The bridge validates what the C side hands
+/// `virLockDriver`. A plugin creates one bridge and returns it from its
+/// `lockmgr_plugin_bridge()`. The bridge validates what the C side hands
 /// over, turns thrown errors into -1 plus a message on the host's error
 /// channel, and never traps: a trap here would take libvirtd down with it.
-public final class PluginBridge<Driver: LockPluginDriver>: @unchecked Sendable {
+public final class PluginBridge<Driver: LockPluginDriver>: PluginEntryPoints, @unchecked Sendable {
     private var driver: Driver?
     private let name: String
 
     /// `name` prefixes error messages so users know which plugin spoke.
     public init(name: String) {
         self.name = name
+        super.init()
     }
 
     /// Holds one manager in `virLockManager.privateData`.
@@ -21,7 +22,7 @@ public final class PluginBridge<Driver: LockPluginDriver>: @unchecked Sendable {
         init(_ m: Driver.Manager) { manager = m }
     }
 
-    public func initialize(version: UInt32, configFile: UnsafePointer<CChar>?, flags: UInt32) -> Int32 {
+    override public func initialize(version: UInt32, configFile: UnsafePointer<CChar>?, flags: UInt32) -> Int32 {
         report {
             guard flags == 0 else { throw LockError.invalid("drvInit: unsupported flags 0x\(String(flags, radix: 16))") }
             guard ABIVersion(rawValue: version).major == ABIVersion.current.major else {
@@ -33,12 +34,12 @@ public final class PluginBridge<Driver: LockPluginDriver>: @unchecked Sendable {
         }
     }
 
-    public func deinitialize() -> Int32 {
+    override public func deinitialize() -> Int32 {
         driver = nil
         return 0
     }
 
-    public func new(_ manager: UnsafeMutablePointer<virLockManager>?, type: UInt32, nparams: Int,
+    override public func new(_ manager: UnsafeMutablePointer<virLockManager>?, type: UInt32, nparams: Int,
                     params: UnsafeMutablePointer<virLockManagerParam>?, flags: UInt32) -> Int32 {
         report {
             guard let manager else { throw LockError.invalid("drvNew: NULL manager") }
@@ -56,13 +57,13 @@ public final class PluginBridge<Driver: LockPluginDriver>: @unchecked Sendable {
         }
     }
 
-    public func free(_ manager: UnsafeMutablePointer<virLockManager>?) {
+    override public func free(_ manager: UnsafeMutablePointer<virLockManager>?) {
         guard let manager, let raw = manager.pointee.privateData else { return }
         Unmanaged<Box>.fromOpaque(raw).release()
         manager.pointee.privateData = nil
     }
 
-    public func addResource(_ manager: UnsafeMutablePointer<virLockManager>?, type: UInt32,
+    override public func addResource(_ manager: UnsafeMutablePointer<virLockManager>?, type: UInt32,
                             name: UnsafePointer<CChar>?, nparams: Int,
                             params: UnsafeMutablePointer<virLockManagerParam>?, flags: UInt32) -> Int32 {
         report {
@@ -74,7 +75,7 @@ public final class PluginBridge<Driver: LockPluginDriver>: @unchecked Sendable {
         }
     }
 
-    public func acquire(_ manager: UnsafeMutablePointer<virLockManager>?, state: UnsafePointer<CChar>?,
+    override public func acquire(_ manager: UnsafeMutablePointer<virLockManager>?, state: UnsafePointer<CChar>?,
                         flags: UInt32, action: virDomainLockFailureAction,
                         fd: UnsafeMutablePointer<Int32>?) -> Int32 {
         report {
@@ -93,7 +94,7 @@ public final class PluginBridge<Driver: LockPluginDriver>: @unchecked Sendable {
         }
     }
 
-    public func release(_ manager: UnsafeMutablePointer<virLockManager>?,
+    override public func release(_ manager: UnsafeMutablePointer<virLockManager>?,
                         state: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, flags: UInt32) -> Int32 {
         report {
             let m = try self.manager(manager)
@@ -105,7 +106,7 @@ public final class PluginBridge<Driver: LockPluginDriver>: @unchecked Sendable {
         }
     }
 
-    public func inquire(_ manager: UnsafeMutablePointer<virLockManager>?,
+    override public func inquire(_ manager: UnsafeMutablePointer<virLockManager>?,
                         state: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, flags: UInt32) -> Int32 {
         report {
             let m = try self.manager(manager)

@@ -11,11 +11,7 @@ struct Release: ParsableCommand {
     @OptionGroup var resources: ResourceOptions
 
     func run() throws {
-        try reportingErrors(json: host.json) { () throws(LockError) in
-            let manager = try openManager(host, object: object.object(defaultPid: UInt32(getpid())),
-                                          resources: resources.resources)
-            printState(try manager.release(), json: host.json)
-        }
+        try printingState(host, object, resources) { manager throws(LockError) in try manager.release() }
     }
 }
 
@@ -28,20 +24,22 @@ struct Inquire: ParsableCommand {
     @OptionGroup var resources: ResourceOptions
 
     func run() throws {
-        try reportingErrors(json: host.json) { () throws(LockError) in
-            let manager = try openManager(host, object: object.object(defaultPid: UInt32(getpid())),
-                                          resources: resources.resources)
-            printState(try manager.inquire(), json: host.json)
-        }
+        try printingState(host, object, resources) { manager throws(LockError) in try manager.inquire() }
     }
 }
 
-/// States go to stdout alone on a line (nothing when there is none), so
-/// `state=$(lockmgr release ...)` works.
-func printState(_ state: String?, json: Bool) {
-    if json {
-        print(JSON.object([("state", .string(state))]).text)
-    } else if let state {
-        print(state)
+/// Runs a state-returning operation on a fresh manager and prints the state
+/// alone on stdout (nothing when there is none), so `state=$(lockmgr release ...)` works.
+func printingState(_ host: HostOptions, _ object: ObjectOptions, _ resources: ResourceOptions,
+                   _ operation: (LockManager) throws(LockError) -> String?) throws {
+    try reportingErrors(json: host.json) { () throws(LockError) in
+        let manager = try openManager(host, object: object.object(defaultPid: UInt32(getpid())),
+                                      resources: resources.resources)
+        let state = try operation(manager)
+        if host.json {
+            print(JSON.object([("state", .string(state))]).text)
+        } else if let state {
+            print(state)
+        }
     }
 }

@@ -1,3 +1,3 @@
 #include "lock_driver.h"
 
-LOCKMGR_EXPORT_DRIVER(nop, 0)
+LOCKMGR_EXPORT_DRIVER(0)

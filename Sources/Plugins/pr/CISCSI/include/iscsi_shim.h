@@ -1,0 +1,53 @@
+#ifndef LOCKMGR_ISCSI_SHIM_H
+#define LOCKMGR_ISCSI_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * A bounded, blocking view of one libiscsi session for the pr plugin.
+ *
+ * libiscsi's *_sync calls poll without a deadline of their own (its task
+ * timeout has one-second granularity and does not cover the TCP connect), so
+ * this shim drives the async API from its own poll loop with a deadline in
+ * milliseconds: a target that never answers costs at most the timeout.
+ * After a timeout or transport error the session is marked broken and every
+ * later command fails at once; the caller opens a new one.
+ */
+typedef struct lockmgr_iscsi_session lockmgr_iscsi_session;
+
+enum lockmgr_iscsi_direction {
+    LOCKMGR_ISCSI_NONE = 0,
+    LOCKMGR_ISCSI_READ = 1,
+    LOCKMGR_ISCSI_WRITE = 2,
+};
+
+/* Result of one command that reached the target. */
+typedef struct {
+    int status;                 /* SAM status byte */
+    uint8_t sense[18];          /* fixed-format sense rebuilt from libiscsi's parsed sense */
+    size_t sense_len;           /* 0 unless status is CHECK CONDITION */
+    size_t data_len;            /* bytes copied to the caller's buffer */
+} lockmgr_iscsi_result;
+
+/*
+ * Logs in to `target` at `portal` ("host:port") as `initiator` with the ISID
+ * qualifier `isid_qualifier`. Returns NULL and writes a message to `err` on
+ * failure (refused, timed out, login rejected).
+ */
+lockmgr_iscsi_session *lockmgr_iscsi_open(const char *initiator, const char *portal, const char *target,
+                                          uint16_t isid_qualifier, int timeout_ms, char *err, size_t err_len);
+
+/*
+ * Sends one CDB to `lun`. For READ, up to `data_len` bytes land in `data`;
+ * for WRITE, `data_len` bytes of `data` are sent. Returns 0 when the target
+ * answered (see `result`), -1 with a message in `err` otherwise.
+ */
+int lockmgr_iscsi_command(lockmgr_iscsi_session *s, int lun, const uint8_t *cdb, size_t cdb_len,
+                          int direction, uint8_t *data, size_t data_len, int timeout_ms,
+                          lockmgr_iscsi_result *result, char *err, size_t err_len);
+
+/* Logs out (bounded by `timeout_ms`) when the session is healthy, then frees it. */
+void lockmgr_iscsi_close(lockmgr_iscsi_session *s, int timeout_ms);
+
+#endif

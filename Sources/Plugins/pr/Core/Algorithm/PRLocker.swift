@@ -1,0 +1,247 @@
+import LockDriver
+
+/// One resource as the plugin sees it.
+public struct PRResource: Sendable, Equatable {
+    public var name: String
+    public var mode: AccessMode
+
+    public init(_ name: String, mode: AccessMode = .exclusive) {
+        self.name = name
+        self.mode = mode
+    }
+}
+
+/// The PR algorithm for one VM on one host: acquire (all or nothing),
+/// release and inquire over a set of resources. It keeps nothing between
+/// calls: every decision comes from the device, read fresh, plus the
+/// config and the state string.
+public final class PRLocker {
+    public let config: PRConfig
+    public let vm: UUIDBytes
+    let hostPart: UInt32
+    let open: (String) throws(LockError) -> SCSITransport
+    /// Devices opened by this locker, by resource name (for counting).
+    public private(set) var devices: [String: PRDevice] = [:]
+
+    /// `open` makes the transport for a resource name (normally
+    /// `TransportFactory.transport(for:)`; tests wrap it).
+    public init(config: PRConfig, vm: UUIDBytes,
+                open: @escaping (String) throws(LockError) -> SCSITransport) throws(LockError) {
+        self.config = config
+        self.vm = vm
+        self.hostPart = try config.requireHostPart()
+        self.open = open
+    }
+
+    public func key(for mode: AccessMode) -> PRKey {
+        mode == .shared ? .shared(host: hostPart) : .exclusive(vm: vm, host: hostPart)
+    }
+
+    func device(_ name: String) throws(LockError) -> PRDevice {
+        if let d = devices[name] { return d }
+        let d = PRDevice(transport: try open(name), timeoutMilliseconds: config.timeoutMilliseconds)
+        devices[name] = d
+        return d
+    }
+
+    /// Every command sent so far, per resource.
+    public var commandsSent: [String: [String]] { devices.mapValues(\.sent) }
+
+    /// Checks a state string against this VM before anything is sent.
+    public func validate(_ state: PRState) throws(LockError) {
+        guard state.vm == vm else {
+            throw .invalid("invalid pr state string: it was produced for VM \(state.vm), not for this VM \(vm)")
+        }
+    }
+
+    // MARK: acquire
+
+    /// Acquires every non-readonly resource, or none: conflicts are found
+    /// by reading every device before the first PR OUT, and a failure
+    /// while acting gives back what was taken so far.
+    public func acquire(_ resources: [PRResource], state: PRState?) throws(LockError) {
+        if let state { try validate(state) }
+        let wanted = resources.filter { $0.mode != .readOnly }
+        var plans: [(PRResource, PRStep)] = []
+        for r in wanted {
+            plans.append((r, try decide(r, state: state)))
+        }
+        var done: [(PRResource, PRStep)] = []
+        for (r, step) in plans {
+            do {
+                try perform(step, on: r, state: state)
+                done.append((r, step))
+            } catch {
+                var notes: [String] = []
+                // The failing resource too: a step may have registered us
+                // (or even moved the reservation) before it failed. A
+                // reclaim is left alone: we held that LU before this call.
+                switch step {
+                case .reserve, .takeover, .joinShared:
+                    do { try releaseOne(r) } catch { notes.append(error.message) }
+                case .reclaim, .alreadyShared:
+                    break
+                }
+                for (taken, takenStep) in done.reversed() where takenStep != .alreadyShared {
+                    do { try releaseOne(taken) } catch { notes.append(error.message) }
+                }
+                let undo = notes.isEmpty ? "" : "; giving back what was taken also failed: " + notes.joined(separator: "; ")
+                throw LockError(error.kind, error.message + undo)
+            }
+        }
+    }
+
+    func view(of d: PRDevice) throws(LockError) -> PRView {
+        let reservation = try d.readReservation().reservation
+        let keys = try d.readKeys().keys
+        return PRView(reservation: reservation, keys: keys)
+    }
+
+    func decide(_ r: PRResource, state: PRState?) throws(LockError) -> PRStep {
+        let d = try device(r.name)
+        return try PRDecision.acquire(resource: r.name, mode: r.mode, myKey: key(for: r.mode), view: view(of: d),
+                                      exclusiveType: config.exclusiveType, sharedType: config.sharedType,
+                                      stateEntry: state?.entry(for: r.name), hasState: state != nil)
+    }
+
+    /// Carries out `step`. If a PR OUT meets a conflict or the device
+    /// signals that reservations changed meanwhile, the device is re-read
+    /// and the decision made again (once): a race is never taken for
+    /// success or failure without looking.
+    func perform(_ first: PRStep, on r: PRResource, state: PRState?) throws(LockError) {
+        let d = try device(r.name)
+        let me = key(for: r.mode)
+        var step = first
+        for attempt in 0..<2 {
+            d.sawReservationChange = false
+            var ok = true
+            let register = { () throws(LockError) -> Bool in
+                try d.prOut(.registerAndIgnore, key: 0, serviceActionKey: me.rawValue)
+            }
+            switch step {
+            case .reserve(let type, let fencing):
+                ok = try register()
+                if ok && !d.sawReservationChange { ok = try d.prOut(.reserve, type: type, key: me.rawValue) }
+                for peer in fencing where ok && !d.sawReservationChange {
+                    ok = try d.prOut(.preempt, type: type, key: me.rawValue, serviceActionKey: peer.rawValue)
+                }
+            case .reclaim(let type):
+                // RESERVE answers GOOD only if this nexus already holds it
+                // (SG_IO: the host's nexus persists). A conflict is the
+                // device saying our holding nexus is gone (tgt: every login
+                // is a new one): move it here with PREEMPT of our own key,
+                // which also drops the orphans. Not preempting otherwise
+                // keeps the registrations of the host's other paths.
+                ok = try register()
+                if ok && !d.sawReservationChange, try !d.prOut(.reserve, type: type, key: me.rawValue) {
+                    ok = try d.prOut(.preempt, type: type, key: me.rawValue, serviceActionKey: me.rawValue)
+                }
+            case .takeover(let holder, let type):
+                ok = try register()
+                if ok && !d.sawReservationChange { ok = try d.prOut(.preempt, type: type, key: me.rawValue, serviceActionKey: holder.rawValue) }
+            case .joinShared:
+                ok = try register()
+            case .alreadyShared:
+                return
+            }
+            // A GOOD RESERVE means this nexus holds the reservation. A GOOD
+            // PREEMPT or REGISTER does not prove it (the holder may have
+            // changed since we read it; PREEMPT of a key that no longer
+            // holds only removes registrations): those are checked.
+            let proven: Bool
+            switch step {
+            case .reserve: proven = true
+            case .reclaim, .takeover, .joinShared, .alreadyShared: proven = false
+            }
+            if ok && proven && !d.sawReservationChange { return }
+            // Look again: either we hold it now (done), or someone else does.
+            let v = try view(of: d)
+            if holds(v, key: me, mode: r.mode) { return }
+            guard attempt == 0 else { break }
+            do {
+                step = try PRDecision.acquire(resource: r.name, mode: r.mode, myKey: me, view: v,
+                                              exclusiveType: config.exclusiveType, sharedType: config.sharedType,
+                                              stateEntry: state?.entry(for: r.name), hasState: state != nil)
+            } catch {
+                try? dropRegistration(d, key: me)
+                throw error
+            }
+        }
+        try? dropRegistration(d, key: me)
+        throw .conflict("\(r.name): the reservation kept changing while acquiring it; gave up")
+    }
+
+    func holds(_ v: PRView, key: PRKey, mode: AccessMode) -> Bool {
+        guard let h = v.reservation else { return false }
+        if mode == .shared { return h.type.isAllRegistrants && v.keys.contains(key.rawValue) }
+        return h.key == key.rawValue && !h.type.isAllRegistrants
+    }
+
+    /// Undoes our registration on this nexus after a failed step (we never
+    /// got the reservation, so it releases nothing).
+    func dropRegistration(_ d: PRDevice, key: PRKey) throws(LockError) {
+        _ = try d.prOut(.register, key: key.rawValue, serviceActionKey: 0)
+    }
+
+    // MARK: release and inquire
+
+    /// Gives up the reservations and registrations of ours; returns the
+    /// state describing what was held. Never touches another key's
+    /// reservation: a host only preempts its own key here.
+    public func release(_ resources: [PRResource]) throws(LockError) -> PRState {
+        var entries: [PRState.Entry] = []
+        var errors: [String] = []
+        for r in resources where r.mode != .readOnly {
+            do {
+                if let e = try releaseOne(r) { entries.append(e) }
+            } catch {
+                errors.append(error.message)
+            }
+        }
+        guard errors.isEmpty else { throw .backend(errors.joined(separator: "; ")) }
+        return PRState(vm: vm, entries: entries)
+    }
+
+    /// Releases one resource; returns its state entry if we held it.
+    @discardableResult
+    func releaseOne(_ r: PRResource) throws(LockError) -> PRState.Entry? {
+        let d = try device(r.name)
+        let me = key(for: r.mode)
+        let v = try view(of: d)
+        guard v.keys.contains(me.rawValue) else { return nil }
+        let held = holds(v, key: me, mode: r.mode)
+        let entry = held ? v.reservation.map { PRState.Entry(resource: r.name, key: me, type: $0.type) } : nil
+        // Our registrations may belong to nexuses that no longer exist
+        // (tgt: every login is a new nexus). Register this nexus with our
+        // key, PREEMPT our own key (moving our reservation here, type kept,
+        // and dropping the orphans), then unregister: unregistering the
+        // holder of a non-all-registrants reservation releases it (SPC-4),
+        // and the last registrant leaving ends an all-registrants one.
+        try expect(d.prOut(.registerAndIgnore, key: 0, serviceActionKey: me.rawValue), d, "registering to release")
+        let type = v.reservation?.type ?? (r.mode == .shared ? config.sharedType : config.exclusiveType)
+        try expect(d.prOut(.preempt, type: type, key: me.rawValue, serviceActionKey: me.rawValue), d,
+                   "dropping our other registrations")
+        try expect(d.prOut(.register, key: me.rawValue, serviceActionKey: 0), d, "unregistering")
+        guard try !d.readKeys().keys.contains(me.rawValue) else {
+            throw .backend("\(r.name): key \(me) is still registered after release")
+        }
+        return entry
+    }
+
+    func expect(_ ok: Bool, _ d: PRDevice, _ what: String) throws(LockError) {
+        guard ok else { throw .conflict("\(d.name): RESERVATION CONFLICT while \(what)") }
+    }
+
+    /// The state of what this host holds for this VM, read from the devices.
+    public func inquire(_ resources: [PRResource]) throws(LockError) -> PRState {
+        var entries: [PRState.Entry] = []
+        for r in resources where r.mode != .readOnly {
+            let me = key(for: r.mode)
+            let v = try view(of: try device(r.name))
+            if holds(v, key: me, mode: r.mode), let h = v.reservation {
+                entries.append(PRState.Entry(resource: r.name, key: me, type: h.type))
+            }
+        }
+        return PRState(vm: vm, entries: entries)
+    }
+}

@@ -1,0 +1,130 @@
+import LockDriver
+
+import Glibc
+
+/// The pr plugin's settings, from `<driver>-pr.conf` (all optional):
+///
+///     iscsi_initiator = "iqn.2026-01.example:host1"  # one name = one host
+///     host_id = 17                     # host part of every key, 1..4294967295
+///     exclusive_type = "write-exclusive-registrants-only"
+///     shared_type = "write-exclusive-all-registrants"
+///     timeout_ms = 5000                # per SCSI command, and per login
+///     pr_helper_socket = "/run/qemu-pr-helper.sock"   # path disks via qemu-pr-helper
+///     command_log = "/var/log/lockmgr-pr.log"  # append every SCSI command sent (debugging)
+///
+/// Without a file: the initiator name comes from open-iscsi's
+/// /etc/iscsi/initiatorname.iscsi, the host part from that name or from
+/// /etc/machine-id, types are those of fence_scsi (exclusive) and LVM
+/// (shared), and path disks use SG_IO.
+public struct PRConfig: Sendable, Equatable {
+    public var iscsiInitiator: String?
+    public var hostPart: UInt32?
+    public var exclusiveType: ReservationType = .writeExclusiveRegistrantsOnly
+    public var sharedType: ReservationType = .writeExclusiveAllRegistrants
+    public var timeoutMilliseconds: UInt32 = 5000
+    public var helperSocket: String?
+    /// Appends one line per SCSI command sent: debugging, and how the
+    /// tests count what a plugin process really sent.
+    public var commandLog: String?
+    /// Where the settings came from, for error messages.
+    public var origin: String = "defaults"
+
+    public init(iscsiInitiator: String? = nil, hostPart: UInt32? = nil) {
+        self.iscsiInitiator = iscsiInitiator
+        self.hostPart = hostPart ?? iscsiInitiator.map(PRKey.hostPart(ofIdentity:))
+    }
+
+    static let known: Set<String> = ["iscsi_initiator", "host_id", "exclusive_type", "shared_type",
+                                     "timeout_ms", "pr_helper_socket", "command_log"]
+
+    /// Reads the settings; `nil` or a missing file means defaults.
+    public static func load(path: String?, systemInitiatorFile: String = "/etc/iscsi/initiatorname.iscsi",
+                            machineIDFile: String = "/etc/machine-id") throws(LockError) -> PRConfig {
+        let conf = try path.map { p throws(LockError) in try ConfFile.load(path: p, missingIsEmpty: true) }
+            ?? .empty(origin: "defaults")
+        return try PRConfig(conf, systemInitiatorFile: systemInitiatorFile, machineIDFile: machineIDFile)
+    }
+
+    public init(_ conf: ConfFile, systemInitiatorFile: String = "/etc/iscsi/initiatorname.iscsi",
+                machineIDFile: String = "/etc/machine-id") throws(LockError) {
+        try conf.rejectUnknown(Self.known)
+        origin = conf.origin
+        if let name = try conf.string("iscsi_initiator") {
+            guard Self.isValidInitiator(name) else {
+                throw .config("\(conf.origin):\(conf.entry("iscsi_initiator")?.line ?? 0): 'iscsi_initiator' must be an iqn. or eui. name without spaces, not '\(name)'")
+            }
+            iscsiInitiator = name
+        } else {
+            iscsiInitiator = Self.readSystemInitiator(systemInitiatorFile)
+        }
+        if let id = try conf.integer("host_id", in: 1...Int64(UInt32.max)) {
+            hostPart = UInt32(truncatingIfNeeded: id)
+        } else if let name = iscsiInitiator {
+            hostPart = PRKey.hostPart(ofIdentity: name)
+        } else if case .success(let text) = FileText.read(machineIDFile),
+                  case let id = text.filter({ !$0.isWhitespace }), !id.isEmpty {
+            hostPart = PRKey.hostPart(ofIdentity: "machine-id:" + id)
+        }
+        if let t = try Self.type(conf, "exclusive_type") {
+            guard !t.isAllRegistrants else {
+                throw .config("\(Self.line(conf, "exclusive_type")): 'exclusive_type' cannot be the all-registrants type '\(t)': it would not fence other hosts")
+            }
+            exclusiveType = t
+        }
+        if let t = try Self.type(conf, "shared_type") {
+            guard t.isAllRegistrants else {
+                throw .config("\(Self.line(conf, "shared_type")): 'shared_type' must be an all-registrants type (write-exclusive-all-registrants or exclusive-access-all-registrants), not '\(t)'")
+            }
+            sharedType = t
+        }
+        if let ms = try conf.integer("timeout_ms", in: 100...600_000) { timeoutMilliseconds = UInt32(ms) }
+        if let socket = try conf.string("pr_helper_socket") {
+            guard socket.hasPrefix("/") else {
+                throw .config("\(Self.line(conf, "pr_helper_socket")): 'pr_helper_socket' must be an absolute path, not '\(socket)'")
+            }
+            helperSocket = socket
+        }
+        if let log = try conf.string("command_log") {
+            guard log.hasPrefix("/") else {
+                throw .config("\(Self.line(conf, "command_log")): 'command_log' must be an absolute path, not '\(log)'")
+            }
+            commandLog = log
+        }
+    }
+
+    /// The host part of our keys, or a configuration error saying how to set it.
+    public func requireHostPart() throws(LockError) -> UInt32 {
+        guard let hostPart else {
+            throw .config("\(origin): no host identity: set 'host_id' or 'iscsi_initiator' (no /etc/iscsi/initiatorname.iscsi or /etc/machine-id found)")
+        }
+        return hostPart
+    }
+
+    static func type(_ conf: ConfFile, _ name: String) throws(LockError) -> ReservationType? {
+        guard let text = try conf.string(name) else { return nil }
+        guard let t = ReservationType.allCases.first(where: { $0.configName == text }) else {
+            let names = ReservationType.allCases.map(\.configName).joined(separator: ", ")
+            throw .config("\(line(conf, name)): '\(name)' must be one of \(names), not '\(text)'")
+        }
+        return t
+    }
+
+    static func line(_ conf: ConfFile, _ name: String) -> String {
+        "\(conf.origin):\(conf.entry(name)?.line ?? 0)"
+    }
+
+    static func isValidInitiator(_ s: String) -> Bool {
+        (s.hasPrefix("iqn.") || s.hasPrefix("eui.") || s.hasPrefix("naa.")) && s.utf8.count <= 223
+            && s.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+    }
+
+    /// open-iscsi's `InitiatorName=iqn...` line, if the file exists.
+    static func readSystemInitiator(_ path: String) -> String? {
+        guard case .success(let text) = FileText.read(path) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("InitiatorName=") {
+            let name = String(line.dropFirst("InitiatorName=".count)).filter { !$0.isWhitespace }
+            if isValidInitiator(name) { return name }
+        }
+        return nil
+    }
+}

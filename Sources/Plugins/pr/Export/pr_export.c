@@ -1,0 +1,3 @@
+#include "lock_driver.h"
+
+LOCKMGR_EXPORT_DRIVER(VIR_LOCK_MANAGER_USES_STATE)

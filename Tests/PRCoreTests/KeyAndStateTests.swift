@@ -1,0 +1,123 @@
+import LockDriver
+import PRCore
+import Testing
+
+/// Keys are deterministic and never zero; the state codec round-trips and
+/// rejects malformed, truncated, oversized, tampered and foreign input.
+@Suite struct KeyAndStateTests {
+    let vm = UUIDBytes("c7a5fdbd-cdaf-9455-926a-d65c16db1809")!
+    let otherVM = UUIDBytes("00000000-0000-0000-0000-000000000001")!
+
+    @Test func keysAreDeterministicAndSplitIntoVMAndHost() {
+        let host = PRKey.hostPart(ofIdentity: "iqn.2026-01.test:host-a")
+        let k = PRKey.exclusive(vm: vm, host: host)
+        #expect(k == PRKey.exclusive(vm: vm, host: PRKey.hostPart(ofIdentity: "iqn.2026-01.test:host-a")))
+        #expect(k.vmPart == PRKey.vmPart(of: vm))
+        #expect(k.hostPart == host)
+        #expect(k != PRKey.exclusive(vm: otherVM, host: host))
+        #expect(k != PRKey.exclusive(vm: vm, host: PRKey.hostPart(ofIdentity: "iqn.2026-01.test:host-b")))
+        #expect(PRKey.shared(host: host).isShared && !k.isShared)
+        // Known value: FNV-1a over the inputs, so other tools can compute it.
+        #expect(PRKey.exclusive(vm: vm, host: 1).description.hasSuffix("00000001"))
+        #expect(FNV.hash64(Array("a".utf8)) == 0xaf63_dc4c_8601_ec8c)
+    }
+
+    @Test func keyPartsAreNeverZero() {
+        #expect(PRKey.exclusive(vm: vm, host: 7).rawValue != 0)
+        #expect(PRKey.shared(host: 1).rawValue != 0)
+        // A hash folding to zero still gives a non-zero part.
+        for i in 0..<5000 {
+            #expect(PRKey.hostPart(ofIdentity: "h\(i)") != 0)
+        }
+    }
+
+    func sample() -> PRState {
+        PRState(vm: vm, entries: [
+            .init(resource: "iscsi://127.0.0.1:3260/iqn.2026-01.test:disk/1",
+                  key: .exclusive(vm: vm, host: 0xA), type: .writeExclusiveRegistrantsOnly),
+            .init(resource: "/dev/disk/by-id/wwn-0x5000 weird;name,=%<&>'\"", key: .shared(host: 0xA),
+                  type: .writeExclusiveAllRegistrants),
+        ])
+    }
+
+    @Test func roundTripsAndIsSafeInXML() throws {
+        let s = sample()
+        let text = s.encoded
+        #expect(try PRState(decoding: text) == s)
+        #expect(text.hasPrefix("lockmgr-pr-v1;vm=c7a5fdbdcdaf9455926ad65c16db1809;r="))
+        for bad in "<>&'\" \n".unicodeScalars { #expect(!text.unicodeScalars.contains(bad)) }
+        #expect(try PRState(decoding: PRState(vm: vm, entries: []).encoded).entries.isEmpty)
+    }
+
+    func rejects(_ text: String, _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let error = #expect(throws: LockError.self, sourceLocation: sourceLocation) { try PRState(decoding: text) }
+        #expect(error?.kind == .invalid, sourceLocation: sourceLocation)
+        #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "")", sourceLocation: sourceLocation)
+    }
+
+    /// Re-seals a hand-made body with a valid checksum, to reach the checks
+    /// behind the checksum.
+    func sealed(_ body: String) -> String {
+        let h = FNV.hash32(body.utf8)
+        return body + ";sum=" + Hex.string([UInt8(h >> 24), UInt8((h >> 16) & 0xFF), UInt8((h >> 8) & 0xFF), UInt8(h & 0xFF)])
+    }
+
+    @Test func rejectsMalformedTruncatedOversizedAndTampered() {
+        let good = sample().encoded
+        rejects("", "empty")
+        rejects("hello", "not a pr plugin state")
+        rejects("lockmgr-pr-v2;vm=00;sum=00000000", "version")
+        rejects(String(good.dropLast(12)), "truncated")
+        rejects(String(good.dropLast(1)), "checksum")
+        rejects(good.replacingFirst("iqn.2026", with: "iqn.2027"), "checksum")
+        rejects(good + "<x>", "not allowed")
+        rejects(String(repeating: "a", count: PRState.maxLength + 1), "limit")
+        let key = PRKey.exclusive(vm: vm, host: 1)
+        rejects(sealed("lockmgr-pr-v1;vm=c7a5fdbdcdaf9455926ad65c16db180"), "vm=")
+        rejects(sealed("lockmgr-pr-v1;vm=c7a5fdbdcdaf9455926ad65c16db1809;x=1"), "unknown")
+        rejects(sealed("lockmgr-pr-v1;vm=c7a5fdbdcdaf9455926ad65c16db1809;r=\(key),5"), "key,type,name")
+        rejects(sealed("lockmgr-pr-v1;vm=c7a5fdbdcdaf9455926ad65c16db1809;r=0000000000000000,5,/d"), "non-zero")
+        rejects(sealed("lockmgr-pr-v1;vm=c7a5fdbdcdaf9455926ad65c16db1809;r=\(key),2,/d"), "reservation type")
+        rejects(sealed("lockmgr-pr-v1;vm=c7a5fdbdcdaf9455926ad65c16db1809;r=\(key),7,/d"), "disagree")
+        rejects(sealed("lockmgr-pr-v1;vm=c7a5fdbdcdaf9455926ad65c16db1809;r=\(key),5,/d%2"), "escape")
+        rejects(sealed("lockmgr-pr-v1;vm=c7a5fdbdcdaf9455926ad65c16db1809;r=\(key),5,/d%41"), "needless")
+        rejects(sealed("lockmgr-pr-v1;vm=c7a5fdbdcdaf9455926ad65c16db1809;r=\(key),5,/d;r=\(key),5,/d"), "twice")
+        // A key of another VM inside this VM's state: tampered.
+        let foreign = PRKey.exclusive(vm: otherVM, host: 1)
+        rejects(sealed("lockmgr-pr-v1;vm=c7a5fdbdcdaf9455926ad65c16db1809;r=\(foreign),5,/d"), "does not belong")
+    }
+
+    /// Every truncation and every single-character edit of a valid state
+    /// is rejected (and nothing traps on the way).
+    @Test func everyTruncationAndSingleEditIsRejected() {
+        let good = Array(sample().encoded.utf8)
+        for n in 0..<good.count {
+            #expect(throws: LockError.self) { try PRState(decoding: String(decoding: good.prefix(n), as: UTF8.self)) }
+        }
+        for i in good.indices {
+            for replacement in Array("0aZ;,=%<".utf8) where replacement != good[i] {
+                var edited = good
+                edited[i] = replacement
+                #expect(throws: LockError.self, "position \(i)") {
+                    try PRState(decoding: String(decoding: edited, as: UTF8.self))
+                }
+            }
+        }
+    }
+
+    @Test func tooManyResources() {
+        let many = PRState(vm: vm, entries: (0...PRState.maxEntries).map {
+            .init(resource: "/d\($0)", key: .exclusive(vm: vm, host: 1), type: .writeExclusive)
+        })
+        rejects(many.encoded, "more than")
+    }
+}
+
+extension String {
+    func replacingFirst(_ a: String, with b: String) -> String {
+        guard let r = firstRange(of: a) else { return self }
+        var copy = self
+        copy.replaceSubrange(r, with: b)
+        return copy
+    }
+}
