@@ -71,9 +71,6 @@ final class SanlockCluster: @unchecked Sendable {
             throw SanlockDaemon.Failure(description: "our plugin could not set up the lockspace on host A: \(info)")
         }
         try b.join(Self.lockspace, hostID: 2, path: SanlockLease.autoLockspacePath(leaseDir: leaseDir))
-        // A formed cluster: each host has seen the other renew (else -247, not -243).
-        try b.waitUntilSeen(hostID: 1, in: Self.lockspace)
-        try a.waitUntilSeen(hostID: 2, in: Self.lockspace)
         explicitLease = "\(dir)/explicit-1.lease"
         try a.initLease(lockspace: Self.lockspace, name: "explicit-1", path: explicitLease)
     }
@@ -121,6 +118,18 @@ final class SanlockCluster: @unchecked Sendable {
     /// acquires in its own process, then execs the payload, which reports
     /// its pid. Throws with lockmgr's message if the acquire fails.
     func startVM(_ host: Host, name: String, _ args: [String], payload: [String] = ["sleep", "300"]) throws -> VM {
+        let vm = try launchVM(host, name: name, args, payload: payload)
+        guard vm.waitReady(timeout: 30) else {
+            vm.stop()
+            let message = String(decoding: vm.stderr.availableData, as: UTF8.self)
+            throw SanlockDaemon.Failure(description: "lockmgr run \(args) failed: \(message)")
+        }
+        return vm
+    }
+
+    /// `lockmgr run` on `host`, not waiting for it: the payload reports
+    /// ready (`VM.waitReady`) once lockmgr has acquired and exec'd it.
+    func launchVM(_ host: Host, name: String, _ args: [String], payload: [String] = ["sleep", "300"]) throws -> VM {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: BuildProducts.lockmgr)
         process.arguments = ["run"] + hostOptions(host) + ["--uuid", UUID().uuidString, "--name", name] + args
@@ -133,30 +142,7 @@ final class SanlockCluster: @unchecked Sendable {
         process.standardError = err
         process.standardInput = input
         try process.run()
-        let vm = VM(process: process, input: input)
-        guard let line = Self.readLine(out.fileHandleForReading, timeout: 30), line.hasPrefix("ready ") else {
-            vm.stop()
-            let message = String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
-            throw SanlockDaemon.Failure(description: "lockmgr run \(args) failed: \(message)")
-        }
-        vm.reportedPid = Int32(line.dropFirst("ready ".count).trimmingCharacters(in: .whitespaces)) ?? -1
-        vm.stderr = err.fileHandleForReading
-        return vm
-    }
-
-    private static func readLine(_ handle: FileHandle, timeout: TimeInterval) -> String? {
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var line = ""
-        DispatchQueue.global().async {
-            while true {
-                let byte = handle.readData(ofLength: 1)
-                if byte.isEmpty || byte == Data("\n".utf8) { break }
-                line += String(decoding: byte, as: UTF8.self)
-            }
-            done.signal()
-        }
-        guard done.wait(timeout: .now() + timeout) == .success else { return nil }
-        return line
+        return VM(process: process, input: input, output: out.fileHandleForReading, stderr: err.fileHandleForReading)
     }
 
     /// Revokes the lease a one-lease `state` describes, as another owner
@@ -190,12 +176,23 @@ final class SanlockCluster: @unchecked Sendable {
 final class VM: @unchecked Sendable {
     let process: Process
     let input: Pipe
-    var reportedPid: Int32 = -1
-    var stderr: FileHandle?
+    let stderr: FileHandle
+    private(set) var reportedPid: Int32 = -1
+    private let firstLine: FirstLine
 
-    init(process: Process, input: Pipe) {
+    init(process: Process, input: Pipe, output: FileHandle, stderr: FileHandle) {
         self.process = process
         self.input = input
+        self.stderr = stderr
+        firstLine = FirstLine(output)
+    }
+
+    /// Whether the payload reported "ready PID" within `timeout`: lockmgr
+    /// acquired and exec'd it.
+    func waitReady(timeout: TimeInterval) -> Bool {
+        guard let line = firstLine.wait(timeout: timeout), line.hasPrefix("ready ") else { return false }
+        reportedPid = Int32(line.dropFirst("ready ".count).trimmingCharacters(in: .whitespaces)) ?? -1
+        return true
     }
 
     var pid: Int32 { process.processIdentifier }
@@ -222,6 +219,31 @@ final class VM: @unchecked Sendable {
 /// The lease version at the end of a one-lease state string.
 func leaseVersion(_ state: String?) -> UInt64? {
     state?.split(separator: ":").last.flatMap { UInt64($0) }
+}
+
+/// The first line of a pipe, read in the background (not by the VM,
+/// whose deinit must stay free to stop the process).
+private final class FirstLine: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var line = ""
+
+    init(_ handle: FileHandle) {
+        DispatchQueue.global().async { [self] in
+            while true {
+                let byte = handle.readData(ofLength: 1)
+                if byte.isEmpty || byte == Data("\n".utf8) { break }
+                line += String(decoding: byte, as: UTF8.self)
+            }
+            done.signal()
+        }
+    }
+
+    /// The line once read, nil if not within `timeout`; ready at once on later calls.
+    func wait(timeout: TimeInterval) -> String? {
+        guard done.wait(timeout: .now() + timeout) == .success else { return nil }
+        done.signal()
+        return line
+    }
 }
 
 /// Polls `condition` until it holds or `timeout` passes.

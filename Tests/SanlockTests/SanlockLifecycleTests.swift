@@ -127,12 +127,14 @@ struct SanlockLifecycleTests {
 
     /// A host that dies holding a lease keeps it: sanlock cannot tell a dead
     /// host from a slow one until its host lease times out (68 s with
-    /// io_timeout 1), and that is the fence. The explicit way to clear it is
-    /// the host coming back: a daemon with the same host name (-e) rejoining
-    /// the lockspace tells the others that its previous life's leases are
-    /// dead. sanlock 3.8 has no command that frees another host's lease
-    /// (re-initialising the lease area would also reset its version, so old
-    /// states would become valid again).
+    /// io_timeout 1, and safe only because the watchdog resets the host by
+    /// then); that is the fence. A start on another host is refused while
+    /// the dead host's lease still looks fresh, then waits. The explicit way
+    /// to clear it is the host coming back: a daemon with the same host name
+    /// (-e) rejoining the lockspace tells the others that its previous life's
+    /// leases are dead, and the waiting start gets the lease. sanlock 3.8 has
+    /// no command that frees another host's lease (re-initialising the lease
+    /// area would also reset its version, so old states would become valid).
     @Test func aDeadHostsLeaseStaysUntilTheHostRejoins() throws {
         let c = try cluster()
         let disk = ["--disk", c.disk("dead-host")]
@@ -143,14 +145,20 @@ struct SanlockLifecycleTests {
         let crashed = Date()
         let right = c.lockmgr(.b, "acquire", disk)
         #expect(right.status == 75 && right.stderr.contains("held by another host that is alive"), "\(right)")
-        // Once host A misses renewals, B sees it (and is still refused).
-        var noticed: CommandResult?
-        let suspect = eventually(timeout: 20) {
-            noticed = c.lockmgr(.b, "acquire", disk)
-            return noticed?.status != 75 || noticed?.stderr.contains("liveness is not confirmed") == true
+
+        // Once A misses renewals, a start on B is no longer refused but
+        // waits for A's lease to be known dead; it does not get the lease.
+        var attempt: VM?
+        let waits = eventually(timeout: 20) {
+            attempt = try? c.launchVM(.b, name: "vm-dead-host", disk)
+            guard let vm = attempt else { return false }
+            // Ready: it took the lease (checked below). Ended: refused, try again.
+            return vm.waitReady(timeout: 1) || !vm.waitForExit(timeout: 1)
         }
-        #expect(suspect && noticed?.status == 75, "\(String(describing: noticed))")
-        let refusedFor = Date().timeIntervalSince(crashed)
+        let waiting = try #require(attempt)
+        #expect(waits, "every start on B ended at once")
+        #expect(!waiting.waitReady(timeout: 3), "host B took a dead host's lease without it being cleared")
+        let waitedFrom = Date().timeIntervalSince(crashed) - 5   // the last attempt's two checks
 
         try c.a.restart()
         let restarted = Date()
@@ -159,14 +167,14 @@ struct SanlockLifecycleTests {
                                   "--config-dir", c.configDirA], environment: c.a.environment, timeout: 60)
         #expect(rejoin.status == 0, "\(rejoin)")
         let rejoined = Date()
-        var last: CommandResult?
-        let taken = eventually(timeout: 30) {
-            last = c.lockmgr(.b, "acquire", disk)
-            return last?.status == 0
-        }
-        #expect(taken, "host B could not take the lease after host A rejoined: \(String(describing: last))")
-        print(String(format: "dead host: refused for %.1f s after the crash; rejoin took %.1f s; lease free %.1f s after the restart",
-                     refusedFor, rejoined.timeIntervalSince(restarted), Date().timeIntervalSince(restarted)))
+        #expect(waiting.waitReady(timeout: 30), "host B's start did not get the lease after host A rejoined")
+        #expect(c.state(.b, "inquire", pid: waiting.pid, disk) != nil, "B's VM holds the lease")
+        print(String(format: "dead host: refused until %.1f s after the crash, then waiting; A's rejoin took %.1f s;",
+                     waitedFrom, rejoined.timeIntervalSince(restarted)),
+              String(format: "B's start ran %.1f s after A's restart, %.1f s after the crash",
+                     Date().timeIntervalSince(restarted), Date().timeIntervalSince(crashed)))
+        #expect(Date().timeIntervalSince(crashed) < 60, "freed by the rejoin, not by the host lease expiring")
+        waiting.stop()
         #expect(try c.startVM(.a, name: "vm-after-rejoin", ["--disk", c.disk("after-rejoin")]).pid > 0,
                 "host A works again")
     }

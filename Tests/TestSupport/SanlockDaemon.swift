@@ -130,23 +130,6 @@ public final class SanlockDaemon: @unchecked Sendable {
                   "join lockspace \(name) as host \(hostID)")
     }
 
-    /// Waits until this daemon has seen host `hostID` renew its host lease
-    /// in `lockspace`. Before that, a lease that host holds is refused with
-    /// -247 (liveness not confirmed) instead of -243 (alive).
-    public func waitUntilSeen(hostID: Int, in lockspace: String, timeout: TimeInterval = 30) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            let lines = client(["host_status", "-s", lockspace, "-D"]).stdout.split(separator: "\n")
-            // "N timestamp T", then indented fields of host N, last_live among them.
-            if let start = lines.firstIndex(where: { $0.hasPrefix("\(hostID) timestamp ") }) {
-                let fields = lines[start...].dropFirst().prefix(while: { $0.hasPrefix(" ") })
-                if fields.contains(where: { $0.contains("last_live=") && !$0.hasSuffix("last_live=0") }) { return }
-            }
-            usleep(100_000)
-        }
-        throw Failure(description: "sanlock daemon \(name) did not see host \(hostID) renew in \(lockspace) within \(Int(timeout)) s")
-    }
-
     /// Initialises a resource lease area.
     public func initLease(lockspace: String, name: String, path: String) throws {
         try Self.makeLeaseFile(path)

@@ -108,7 +108,7 @@ public enum SanlockStatus {
         -244: "held by another host",
         -245: "held by another owner",
         -246: "a shared holder is still present; try again",
-        -247: "held by another host whose liveness is not confirmed (it stopped renewing its host lease, or this host joined too recently to have seen it renew): free once that host rejoins the lockspace or its host lease expires; try again",
+        -247: "held by another host whose lease has not expired yet; try again",
         -250: "the lease version changed before release",
         -251: "the lease is owned by someone else",
         -260: "another host took over this host's id in the lockspace",

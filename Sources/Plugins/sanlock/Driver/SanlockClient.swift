@@ -36,10 +36,7 @@ enum SanlockClient {
         try withResources(leases) { resources, count throws(LockError) in
             var options = sanlk_options()
             csanlock_options_set_owner(&options, owner)
-            // OWNER_NOWAIT: a lease whose holder's host stopped renewing
-            // is refused at once (-247) instead of blocking the caller (a
-            // VM start) until that host's lease expires, about a minute.
-            let rv = sanlock_acquire(fd, fd >= 0 ? -1 : pid, UInt32(SANLK_ACQUIRE_OWNER_NOWAIT), count, resources, &options)
+            let rv = sanlock_acquire(fd, fd >= 0 ? -1 : pid, 0, count, resources, &options)
             guard rv >= 0 else { throw SanlockStatus.error(rv, .acquire, "cannot acquire \(describe(leases))") }
         }
     }
