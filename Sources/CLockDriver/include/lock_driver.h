@@ -160,6 +160,10 @@ _Static_assert(offsetof(virLockDriver, drvInquire) == 64, "drvInquire at 64");
  * that carries a Swift runtime leaves dangling runtime registrations. */
 void lockmgr_pin_plugin(const void *address_in_plugin);
 
+/* The file (plugin .so or executable) the code at `address` was loaded
+ * from, as the loader was given it; NULL if unknown. */
+const char *lockmgr_loaded_file(const void *address);
+
 #define LOCKMGR_EXPORT_DRIVER(prefix, driverFlags)                            \
     LOCKMGR_DECLARE_ENTRY_POINTS(prefix)                                      \
     __attribute__((visibility("default"))) virLockDriver virLockDriverImpl = { \
