@@ -217,6 +217,39 @@ import TestSupport
         kill(vm.pid, SIGCONT)
     }
 
+    /// Under libvirt (a URI was given) the keeper asks libvirt to apply the
+    /// action, so libvirt knows the domain's new state. libvirt's own test
+    /// driver stands in for libvirtd: with a node file that defines the
+    /// domain, `virsh destroy` succeeds and the keeper sends no signal;
+    /// where libvirt does not know the domain, the keeper falls back to SIGKILL.
+    @Test(arguments: [true, false])
+    func underLibvirtTheActionGoesThroughVirsh(_ libvirtKnowsTheDomain: Bool) throws {
+        let tgt = try TgtTarget(); defer { stopKeepers(); tgt.stop() }
+        let lun = try tgt.addTarget().urls[0]
+        let node = "\(a.configDir)/node.xml"
+        TempDir.write("""
+            <node><domain type='test'><name>\(VM.one.name)</name><uuid>\(VM.one.uuid)</uuid>
+            <memory>8192</memory><os><type>hvm</type></os></domain></node>
+            """, to: node)
+        let uri = libvirtKnowsTheDomain ? "test://\(node)" : "test:///default"
+        let vm = try RunningVM(a, .one, lun, action: "poweroff", extra: ["--uri", uri])
+        defer { vm.kill() }
+        let intruder = try DataPath(c, lun, key: c.key(.two))
+        #expect(try intruder.device.prOut(.preempt, type: .writeExclusiveRegistrantsOnly,
+                                          key: c.key(.two).rawValue, serviceActionKey: a.key(.one).rawValue))
+        #expect(eventually { keeperLog(a).contains("LOCK LOST") }, "\(keeperLog(a))")
+        #expect(eventually { keeper(a, .one) == nil })
+        let log = keeperLog(a)
+        if libvirtKnowsTheDomain {
+            #expect(log.contains("done through libvirt (virsh destroy)"), "\(log)")
+            #expect(vm.isRunning, "signalled although libvirt applied the action")
+        } else {
+            #expect(log.contains("virsh destroy failed"), "\(log)")
+            #expect(log.contains("sent SIGKILL to pid \(vm.pid)"), "\(log)")
+            #expect(eventually { !vm.isRunning })
+        }
+    }
+
     // MARK: a dead host
 
     @Test func aDeadHostKeepsItsReservationUntilExplicitlyCleared() throws {
@@ -349,11 +382,11 @@ final class RunningVM {
     let stopFile: String
     var pid: Int32 { process.pid }
 
-    init(_ host: PRHost, _ vm: VM, _ lun: String, state: String? = nil, action: String? = nil) throws {
+    init(_ host: PRHost, _ vm: VM, _ lun: String, state: String? = nil, action: String? = nil, extra: [String] = []) throws {
         stopFile = "\(host.configDir)/stop-\(vm.name)-\(UInt32.random(in: 0...UInt32.max))"
         let loop = "while [ ! -e \(stopFile) ]; do sleep 0.02; done"
         let argv = host.lockmgrArgv("run", vm, disks: [lun], state: state,
-                                    options: action.map { ["--action", $0] } ?? [], command: ["/bin/sh", "-c", loop])
+                                    options: (action.map { ["--action", $0] } ?? []) + extra, command: ["/bin/sh", "-c", loop])
         process = try SpawnedProcess(argv, output: "\(host.configDir)/vm-\(vm.name).out")
         // Started once the shell runs (lockmgr run execs it after acquiring).
         let deadline = Date().addingTimeInterval(15)
