@@ -76,6 +76,30 @@ import TestSupport
         next.kill()
     }
 
+    /// Unwatched, a reservation would outlive its VM: an acquire whose
+    /// keeper cannot start gives everything back; one whose keeper is not
+    /// installed sends nothing at all.
+    @Test func anAcquireWithoutAKeeperLeavesNothingBehind() throws {
+        let tgt = try TgtTarget(); defer { stopKeepers(); tgt.stop() }
+        let lun = try tgt.addTarget().urls[0]
+        let qemu = try SpawnedProcess(["/bin/sleep", "60"])
+        defer { qemu.stop(SIGKILL) }
+        let failing = PRHost("x", config: "keeper_path = \"/bin/false\"", keeperIntervalMilliseconds: Self.interval)
+        let r = failing.lockmgr("acquire", .one, disks: [lun], options: ["--pid", "\(qemu.pid)"])
+        #expect(r.status == 69, "\(r)")
+        #expect(r.stderr.contains("the pr keeper for VM \(VM.one.uuid) did not start"), "\(r)")
+        #expect(try check.reservation(lun) == nil)
+        #expect(try check.keys(lun).isEmpty)
+        #expect(failing.keeperDir.map { KeeperStore(dir: $0).vms() } == [], "a record was left behind")
+
+        let generation = try check.generation(lun)
+        let missing = PRHost("y", config: "keeper_path = \"/nonexistent/pr-keeper\"", keeperIntervalMilliseconds: Self.interval)
+        let m = missing.lockmgr("acquire", .one, disks: [lun], options: ["--pid", "\(qemu.pid)"])
+        #expect(m.status == 78, "\(m)")
+        #expect(m.stderr.contains("/nonexistent/pr-keeper is not an executable program"), "\(m)")
+        #expect(try check.generation(lun) == generation)
+    }
+
     /// libvirt acquires on resume from libvirtd for the QEMU pid; libvirtd
     /// may exit or restart afterwards. The keeper must not depend on it.
     @Test func theKeeperOutlivesTheProcessThatStartedIt() throws {

@@ -47,7 +47,11 @@ public struct KeeperStore: Sendable {
             let text = try Self.readAll(fd, path)
             var record = text.isEmpty ? nil : try KeeperRecord(decoding: text, origin: path)
             let before = record
-            let result = try body(&record)
+            let result: R
+            do { result = try body(&record) } catch {
+                if before == nil { unlink(path) }    // created by this open: leave nothing behind
+                throw error
+            }
             if record != before {
                 if let record {
                     try Self.rewrite(fd, record.encoded, path)
