@@ -48,15 +48,19 @@ import Testing
                                   uri: "qemu:///system", configFile: "/etc/libvirt/qemu-pr.conf",
                                   resources: [lun, PRResource("/dev/disk/by-id/scsi-3600 x", mode: .shared)])
         #expect(try KeeperRecord(decoding: record.encoded, origin: "t") == record)
+        record.markReleasing([lun.name, "iscsi://not/listed/1"])
+        #expect(record.releasing == [lun.name])
+        #expect(try KeeperRecord(decoding: record.encoded, origin: "t") == record)
         record.add([lun, PRResource("iscsi://127.0.0.1:3260/iqn.x:t1/2")])
         #expect(record.resources.count == 3)
         record.remove([lun.name])
-        #expect(!record.resources.contains(lun))
+        #expect(!record.resources.contains(lun) && record.releasing.isEmpty)
         for bad in ["", "lockmgr-pr-keeper-v2\nuuid \(vm)\npid 1\nstart 1\naction pause\n",
                     "lockmgr-pr-keeper-v1\nuuid \(vm)\npid 0\nstart 1\naction pause\n",
                     "lockmgr-pr-keeper-v1\nuuid \(vm)\npid 5\nstart 1\naction explode\n",
                     "lockmgr-pr-keeper-v1\nuuid \(vm)\npid 5\nstart 1\naction pause\ndisk sideways x\n",
-                    "lockmgr-pr-keeper-v1\nuuid \(vm)\npid 5\nstart 1\naction pause\nmystery 1\n"] {
+                    "lockmgr-pr-keeper-v1\nuuid \(vm)\npid 5\nstart 1\naction pause\nmystery 1\n",
+                    "lockmgr-pr-keeper-v1\nuuid \(vm)\npid 5\nstart 1\naction pause\nreleasing x\n"] {
             #expect(throws: LockError.self, "accepted: \(bad)") { try KeeperRecord(decoding: bad, origin: "t") }
         }
     }

@@ -205,6 +205,28 @@ import TestSupport
         #expect(eventually { (try? check.reservation(lun)) == .some(nil) })
     }
 
+    /// A pause whose release fails part-way (one of two targets is down):
+    /// the error reaches the caller, and the keeper does not take the
+    /// disk the release did give back for a stolen one.
+    @Test func aReleaseThatFailsPartWayIsNoLostLock() throws {
+        let tgt = try TgtTarget(); defer { stopKeepers(); tgt.stop() }
+        let other = try TgtTarget(); defer { other.stop() }
+        let (lun, lost) = (try tgt.addTarget().urls[0], try other.addTarget().urls[0])
+        let vm = try RunningVM(a, .one, [lun, lost], action: "poweroff")
+        defer { vm.kill() }
+        let k = try #require(keeper(a, .one))
+        other.crash()
+        let r = a.lockmgr("release", .one, disks: [lun, lost], options: ["--pid", "\(vm.pid)"])
+        #expect(r.status == 69, "\(r)")
+        #expect(try check.reservation(lun) == nil, "the reachable disk was released")
+        #expect(eventually { keeperLog(a).contains("\(lun) is no longer held, as the failed release call asked") }, "\(keeperLog(a))")
+        usleep(useconds_t(3 * Self.interval * 1000))
+        #expect(!keeperLog(a).contains("LOST"), "\(keeperLog(a))")
+        #expect(vm.isRunning, "a failure action for a pause")
+        // Its target gone, the keeper could only retry releasing the other disk.
+        kill(k, SIGKILL)
+    }
+
     // MARK: losing the lock while running
 
     @Test(arguments: ["poweroff", "pause", "default"])
@@ -406,10 +428,14 @@ final class RunningVM {
     let stopFile: String
     var pid: Int32 { process.pid }
 
-    init(_ host: PRHost, _ vm: VM, _ lun: String, state: String? = nil, action: String? = nil, extra: [String] = []) throws {
+    convenience init(_ host: PRHost, _ vm: VM, _ lun: String, state: String? = nil, action: String? = nil, extra: [String] = []) throws {
+        try self.init(host, vm, [lun], state: state, action: action, extra: extra)
+    }
+
+    init(_ host: PRHost, _ vm: VM, _ luns: [String], state: String? = nil, action: String? = nil, extra: [String] = []) throws {
         stopFile = "\(host.configDir)/stop-\(vm.name)-\(UInt32.random(in: 0...UInt32.max))"
         let loop = "while [ ! -e \(stopFile) ]; do sleep 0.02; done"
-        let argv = host.lockmgrArgv("run", vm, disks: [lun], state: state,
+        let argv = host.lockmgrArgv("run", vm, disks: luns, state: state,
                                     options: (action.map { ["--action", $0] } ?? []) + extra, command: ["/bin/sh", "-c", loop])
         process = try SpawnedProcess(argv, output: "\(host.configDir)/vm-\(vm.name).out")
         // Started once the shell runs (lockmgr run execs it after acquiring).

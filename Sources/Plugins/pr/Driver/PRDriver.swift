@@ -103,14 +103,24 @@ final class PRManager: LockPluginManager {
         return (path, KeeperStore(dir: config.keeperDir), process)
     }
 
-    /// Releases our resources and drops them from the keeper's record.
+    /// Releases our resources and drops them from the keeper's record. If
+    /// the release fails part-way they stay in the record, marked: the
+    /// keeper still gives them back when the VM exits, and does not take
+    /// their disappearance for a lost lock (the VM is being paused or
+    /// migrated away, not robbed).
     private func forget(_ store: KeeperStore) throws(LockError) -> String {
-        try store.update(object.uuid) { record throws(LockError) in
-            let state = try withLocker { locker throws(LockError) in try locker.release(resources).encoded }
-            record?.remove(resources.map(\.name))
-            if record?.resources.isEmpty == true { record = nil }
-            return state
-        }
+        let names = resources.map(\.name)
+        return try store.update(object.uuid) { record throws(LockError) -> Result<String, LockError> in
+            do throws(LockError) {
+                let state = try withLocker { locker throws(LockError) in try locker.release(resources).encoded }
+                record?.remove(names)
+                if record?.resources.isEmpty == true { record = nil }
+                return .success(state)
+            } catch {
+                record?.markReleasing(names)
+                return .failure(error)
+            }
+        }.get()
     }
 
     func release() throws(LockError) -> String? {

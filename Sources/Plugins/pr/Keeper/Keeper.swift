@@ -178,6 +178,8 @@ final class Keeper {
                         continue
                     case .handedOver(let key)?:
                         KeeperLog.report("\(describe(r)): \(s.name) handed over to key \(key) (VM part \(PRDecision.hex(key.vmPart)), host part \(PRDecision.hex(key.hostPart))): a migration, no failure action", priority: LOG_INFO)
+                    case .lost?  where r.releasing.contains(s.name):
+                        KeeperLog.report("\(describe(r)): \(s.name) is no longer held, as the failed release call asked", priority: LOG_INFO)
                     case .lost(let why)?:
                         lost.append("\(s.name): \(why)")
                     }

@@ -14,6 +14,7 @@ import LockDriver
 ///     uri qemu:///system      (only under libvirt)
 ///     config /etc/libvirt/qemu-pr.conf
 ///     disk exclusive iscsi://127.0.0.1:3260/iqn.x:t1/1
+///     releasing iscsi://127.0.0.1:3260/iqn.x:t1/1   (a release call failed part-way)
 ///
 /// Values are %-escaped like state string names, so a line never holds a
 /// space or a newline of its own.
@@ -26,6 +27,10 @@ public struct KeeperRecord: Sendable, Equatable {
     public var uri: String?
     public var configFile: String?
     public var resources: [PRResource]
+    /// Resources whose release was asked for but failed part-way: still
+    /// given back when the VM exits, but no longer the VM's, so their
+    /// disappearance is no loss.
+    public var releasing: [String] = []
 
     public init(vm: UUIDBytes, name: String, pid: Int32, startTime: UInt64, action: FailureAction,
                 uri: String?, configFile: String?, resources: [PRResource]) {
@@ -48,6 +53,11 @@ public struct KeeperRecord: Sendable, Equatable {
 
     public mutating func remove(_ names: [String]) {
         resources.removeAll { names.contains($0.name) }
+        releasing.removeAll { names.contains($0) }
+    }
+
+    public mutating func markReleasing(_ names: [String]) {
+        for n in names where resources.contains(where: { $0.name == n }) && !releasing.contains(n) { releasing.append(n) }
     }
 
     public var encoded: String {
@@ -56,6 +66,7 @@ public struct KeeperRecord: Sendable, Equatable {
         if let uri { lines.append("uri \(PRState.escape(uri))") }
         if let configFile { lines.append("config \(PRState.escape(configFile))") }
         for r in resources { lines.append("disk \(r.mode.rawValue) \(PRState.escape(r.name))") }
+        for n in releasing { lines.append("releasing \(PRState.escape(n))") }
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -64,7 +75,7 @@ public struct KeeperRecord: Sendable, Equatable {
         let lines = text.split(separator: "\n").map(String.init)
         guard lines.first == Self.magic else { throw Self.bad(origin, 1, "it does not start with '\(Self.magic)'") }
         var vm: UUIDBytes?, name = "", pid: Int32?, start: UInt64?, action: FailureAction?
-        var uri: String?, config: String?, resources: [PRResource] = []
+        var uri: String?, config: String?, resources: [PRResource] = [], releasing: [String] = []
         for (i, line) in lines.enumerated().dropFirst() {
             let fields = line.split(separator: " ").map(String.init)
             guard fields.count >= 2 else { throw Self.bad(origin, i + 1, "'\(line)' is not 'field value'") }
@@ -80,6 +91,12 @@ public struct KeeperRecord: Sendable, Equatable {
             case ("disk", 3):
                 guard let mode = AccessMode(rawValue: value) else { throw Self.bad(origin, i + 1, "unknown disk mode '\(value)'") }
                 resources.append(PRResource(try PRState.unescape(fields[2], field: i + 1), mode: mode))
+            case ("releasing", 2):
+                let name = try PRState.unescape(value, field: i + 1)
+                guard resources.contains(where: { $0.name == name }) else {
+                    throw Self.bad(origin, i + 1, "'releasing' names a disk not listed before it")
+                }
+                releasing.append(name)
             default:
                 throw Self.bad(origin, i + 1, "unknown or malformed line '\(line)'")
             }
@@ -89,6 +106,7 @@ public struct KeeperRecord: Sendable, Equatable {
         }
         self.init(vm: vm, name: name, pid: pid, startTime: start, action: action, uri: uri, configFile: config,
                   resources: resources)
+        self.releasing = releasing
     }
 
     static func bad(_ origin: String, _ line: Int, _ why: String) -> LockError {
