@@ -52,6 +52,7 @@ bench-libvirt: deps
 # Latency of the pr plugin's operations next to the raw PR command floor (release build).
 bench-pr: deps
 	$(SWIFT) build -c release --product pr-bench
+	$(SWIFT) build -c release --product pr-keeper
 	scripts/bench-pr.sh $$($(SWIFT) build -c release --show-bin-path) $(CYCLES)
 
 clean:
