@@ -101,22 +101,32 @@ import TestSupport
     }
 
     /// libvirt acquires on resume from libvirtd for the QEMU pid; libvirtd
-    /// may exit or restart afterwards. The keeper must not depend on it.
-    @Test func theKeeperOutlivesTheProcessThatStartedIt() throws {
+    /// may then exit, crash or restart. Here the "daemon" is a shell in a
+    /// session of its own that runs `lockmgr acquire --pid QEMU` and stays;
+    /// killing its whole process group must not touch the keeper.
+    @Test func theKeeperOutlivesTheDaemonThatStartedIt() throws {
         let tgt = try TgtTarget(); defer { stopKeepers(); tgt.stop() }
         let lun = try tgt.addTarget().urls[0]
         let qemu = try SpawnedProcess(["/bin/sleep", "60"])
         defer { qemu.stop(SIGKILL) }
-        // The "daemon": a short-lived lockmgr acquiring for qemu's pid.
-        expectOK(a.lockmgr("acquire", .one, disks: [lun], options: ["--pid", "\(qemu.pid)"]))
+        let acquire = a.lockmgrArgv("acquire", .one, disks: [lun], options: ["--pid", "\(qemu.pid)"])
+            .map { "'\($0)'" }.joined(separator: " ")
+        let daemon = try SpawnedProcess(["/usr/bin/setsid", "/bin/sh", "-c", "\(acquire) && exec sleep 60"],
+                                        output: "\(a.configDir)/daemon.out")
+        defer { daemon.stop(SIGKILL) }
+        #expect(eventually { keeper(a, .one) != nil }, "\((try? String(contentsOfFile: "\(a.configDir)/daemon.out", encoding: .utf8)) ?? "")")
         let k = try #require(keeper(a, .one))
         #expect(getsid(k) == k, "the keeper leads its own session")
-        #expect(parent(of: k) != getpid(), "the keeper is not the test's child")
+        #expect(parent(of: k) != daemon.pid, "the keeper is the daemon's child")
+        #expect(try check.reservation(lun)?.key == a.key(.one).rawValue)
+
+        kill(-daemon.pid, SIGKILL)      // the daemon and its whole process group
+        #expect(eventually { !daemon.isRunning })
         usleep(useconds_t(5 * Self.interval * 1000))
+        #expect(keeper(a, .one) == k, "the keeper died with the daemon")
         #expect(try check.reservation(lun)?.key == a.key(.one).rawValue, "released although the VM runs")
-        #expect(keeper(a, .one) == k)
         qemu.stop(SIGKILL)
-        #expect(eventually { (try? check.reservation(lun)) == .some(nil) })
+        #expect(eventually { (try? check.reservation(lun)) == .some(nil) }, "the keeper no longer watches the VM")
         #expect(eventually { keeper(a, .one) == nil })
     }
 

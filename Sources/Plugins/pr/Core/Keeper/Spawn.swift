@@ -41,7 +41,9 @@ public enum Spawn {
     /// Waits for our own child `pid` (never any other) for up to `timeoutMilliseconds`;
     /// its exit status, 128+signal, or nil on timeout (the child is then killed).
     public static func wait(_ pid: pid_t, timeoutMilliseconds: Int) -> Int32? {
-        var waited = 0
+        // Polled: a blocking waitpid has no deadline. Fine steps at first
+        // (a keeper is ready within milliseconds), coarser later.
+        var waitedMicroseconds = 0
         while true {
             var status: Int32 = 0
             let rc = waitpid(pid, &status, WNOHANG)
@@ -49,13 +51,14 @@ public enum Spawn {
             if rc < 0 && errno == EINTR { continue }
             // ECHILD: the host ignores SIGCHLD (children are reaped for it).
             if rc < 0 { return errno == ECHILD ? 0 : nil }
-            if waited >= timeoutMilliseconds {
+            if waitedMicroseconds >= timeoutMilliseconds * 1000 {
                 kill(pid, SIGKILL)
                 _ = waitpid(pid, &status, 0)
                 return nil
             }
-            usleep(5_000)
-            waited += 5
+            let step = waitedMicroseconds < 50_000 ? 250 : 5_000
+            usleep(useconds_t(step))
+            waitedMicroseconds += step
         }
     }
 }
