@@ -74,16 +74,19 @@ final class Keeper {
     }
 
     /// Called with the record's flock held, when the record is about to
-    /// go: from here a new keeper of this VM may take the pid file.
+    /// go: reports why, then lets go of the pid file (from here a new
+    /// keeper of this VM may start). Whoever sees this keeper gone can
+    /// read its last word in the log.
     func stepDown(_ why: String) -> String {
+        KeeperLog.report(why, priority: LOG_INFO)
         close(pidFile)
         pidFile = -1
         return why
     }
 
+    /// Exits once `stepDown` has been called (`why` is its message).
     func leave(_ why: String?) {
-        guard let why else { return }
-        KeeperLog.report(why, priority: LOG_INFO)
+        guard why != nil else { return }
         exit(0)
     }
 
