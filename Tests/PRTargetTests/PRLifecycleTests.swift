@@ -347,6 +347,29 @@ import TestSupport
         next.kill()
     }
 
+    /// clear-host drops every key of the dead host and nothing else: its
+    /// VM's exclusive reservation goes, and on a shared disk only its own
+    /// registration, the live host keeping the shared reservation.
+    @Test func clearingADeadHostLeavesOtherHostsAlone() throws {
+        let tgt = try TgtTarget(); defer { stopKeepers(); tgt.stop() }
+        let t = try tgt.addTarget(luns: 2)
+        let (exclusive, shared) = (t.urls[0], t.urls[1])
+        let d = PRHost("d")
+        expectOK(c.lockmgr("acquire", .two, disks: [exclusive], shared: [shared]))
+        expectOK(d.lockmgr("acquire", .one, shared: [shared]))
+        #expect(try Set(check.keys(shared)) == [c.sharedKey.rawValue, d.sharedKey.rawValue])
+
+        let cleared = clearHost(as: d, dead: c, exclusive, shared, extra: ["--host-is-dead"])
+        #expect(cleared.status == 0, "\(cleared)")
+        #expect(try check.reservation(exclusive) == nil)
+        #expect(try check.keys(exclusive).isEmpty)
+        #expect(try check.reservation(shared) == .init(key: 0, type: .writeExclusiveAllRegistrants))
+        #expect(try check.keys(shared) == [d.sharedKey.rawValue])
+        // Nothing of c left: a second run has nothing to do.
+        let again = clearHost(as: d, dead: c, exclusive, shared, extra: ["--host-is-dead"])
+        #expect(again.status == 0 && again.stderr.contains("nothing of host part"), "\(again)")
+    }
+
     /// The same host, rebooted (its keepers and VMs gone): it may clear its
     /// own leftovers without the flag, since here its liveness is known.
     @Test func aHostClearsItsOwnLeftoversOnceItsVMsAreGone() throws {
@@ -389,9 +412,9 @@ import TestSupport
         host.keeperDir.flatMap { try? String(contentsOfFile: "\($0)/keeper.log", encoding: .utf8) } ?? ""
     }
 
-    func clearHost(as host: PRHost, dead: PRHost, _ lun: String, extra: [String] = []) -> CommandResult {
+    func clearHost(as host: PRHost, dead: PRHost, _ luns: String..., extra: [String] = []) -> CommandResult {
         Command.run(["\(BuildProducts.binDir)/pr-tool", "clear-host", "--config", host.configFile,
-                     "--dead-host", dead.initiator] + extra + [lun], timeout: 30)
+                     "--dead-host", dead.initiator] + extra + luns, timeout: 30)
     }
 
     func expectOK(_ r: CommandResult, sourceLocation: SourceLocation = #_sourceLocation) {
