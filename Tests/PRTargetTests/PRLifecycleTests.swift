@@ -139,10 +139,7 @@ import TestSupport
         let lun = try tgt.addTarget().urls[0]
         let source = try RunningVM(a, .one, lun, action: "poweroff")
         defer { source.kill() }
-        let released = a.lockmgr("release", .one, disks: [lun], options: ["--pid", "\(source.pid)"])
-        expectOK(released)
-        let state = released.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let destination = try RunningVM(b, .one, lun, state: state, action: "poweroff")
+        let destination = try RunningVM(b, .one, lun, state: try state("release", of: source, on: a, lun), action: "poweroff")
         defer { destination.kill() }
         #expect(try check.keys(lun) == [b.key(.one).rawValue])
         let generation = try check.generation(lun)
@@ -165,10 +162,7 @@ import TestSupport
         let lun = try tgt.addTarget().urls[0]
         let source = try RunningVM(a, .one, lun, action: "poweroff")
         defer { source.kill() }
-        let inquired = a.lockmgr("inquire", .one, disks: [lun], options: ["--pid", "\(source.pid)"])
-        expectOK(inquired)
-        let state = inquired.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let destination = try RunningVM(b, .one, lun, state: state, action: "poweroff")
+        let destination = try RunningVM(b, .one, lun, state: try state("inquire", of: source, on: a, lun), action: "poweroff")
         defer { destination.kill() }
         #expect(try check.keys(lun) == [b.key(.one).rawValue], "the takeover left the source registered")
         // The source's keeper confirms the handover and leaves; the source VM lives on.
@@ -193,8 +187,7 @@ import TestSupport
         let lun = try tgt.addTarget().urls[0]
         let source = try RunningVM(a, .one, lun, action: "poweroff")
         defer { source.kill() }
-        let state = a.lockmgr("inquire", .one, disks: [lun], options: ["--pid", "\(source.pid)"])
-            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let state = try state("inquire", of: source, on: a, lun)
         let destination = try RunningVM(b, .one, lun, state: state, action: "poweroff")
         defer { destination.kill() }
         let pathB = try DataPath(b, lun, key: b.key(.one))
@@ -388,6 +381,13 @@ import TestSupport
     }
 
     // MARK: helpers
+
+    /// The state string `lockmgr inquire|release --pid VM` prints on the source.
+    func state(_ operation: String, of vm: RunningVM, on host: PRHost, _ lun: String) throws -> String {
+        let r = host.lockmgr(operation, .one, disks: [lun], options: ["--pid", "\(vm.pid)"])
+        guard r.status == 0 else { throw TgtTarget.Failure(description: "\(operation) on host \(host.name): \(r)") }
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
 
     /// Runs after every VM of the test is gone and before the target stops
     /// (a keeper whose target vanished would retry its release forever):
