@@ -22,9 +22,10 @@ release: deps
 
 install: release
 	@bin=$$($(SWIFT) build -c release --show-bin-path); \
-	install -d $(PREFIX)/bin $(PREFIX)/lib/lock_manager $(PREFIX)/etc/lockmgr; \
+	install -d $(PREFIX)/bin $(PREFIX)/lib/lock_manager $(PREFIX)/libexec/lockmgr $(PREFIX)/etc/lockmgr; \
 	install -m 0755 $$bin/lockmgr $(PREFIX)/bin/lockmgr; \
 	install -m 0755 $$bin/pr-tool $(PREFIX)/bin/pr-tool; \
+	install -m 0755 $$bin/pr-keeper $(PREFIX)/libexec/lockmgr/pr-keeper; \
 	for p in $(PLUGINS); do install -m 0755 $$bin/liblockmgr_$$p.so $(PREFIX)/lib/lock_manager/$$p.so; done; \
 	for f in etc/*.conf; do \
 	    [ -e $(PREFIX)/etc/lockmgr/$$(basename $$f) ] || install -m 0644 $$f $(PREFIX)/etc/lockmgr/; \
@@ -51,6 +52,7 @@ bench-libvirt: deps
 # Latency of the pr plugin's operations next to the raw PR command floor (release build).
 bench-pr: deps
 	$(SWIFT) build -c release --product pr-bench
+	$(SWIFT) build -c release --product pr-keeper
 	scripts/bench-pr.sh $$($(SWIFT) build -c release --show-bin-path) $(CYCLES)
 
 clean:

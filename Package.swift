@@ -83,6 +83,14 @@ let prTargets: [Target] = [
                 path: "Tests/PRTargetTests", linkerSettings: hostLinkerSettings),
 ]
 
+// MARK: pr plugin lifecycle (issue 5): the keeper that ties reservations to the VM's process
+// (its tests: Tests/PRTargetTests/PRLifecycleTests.swift)
+let prLifecycleTargets: [Target] = [
+    // Started by the plugin, outlives its caller: carries its own Swift runtime like the plugins.
+    .executableTarget(name: "pr-keeper", dependencies: ["PRCore", "LockDriver"], path: "Sources/Plugins/pr/Keeper",
+                      linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+]
+
 // MARK: pr plugin transports (SG_IO, qemu-pr-helper) and their tests
 let prTransportTargets: [Target] = [
     // The pr plugin's system calls: SG_IO ioctls and SCM_RIGHTS sendmsg.
@@ -127,4 +135,5 @@ let package = Package(
                     linkerSettings: hostLinkerSettings),
         .testTarget(name: "LockmgrToolTests", dependencies: ["TestSupport"]),
     ] + nop.1 + sanlock.1 + sanlockTargets + interopTargets + libvirtTargets + pr.1 + prTargets + prTransportTargets
+        + prLifecycleTargets
 )

@@ -127,3 +127,37 @@ for (name, s) in [("acquire ", acquire), ("handover", handover), ("release ", re
     print("\(name)    \(fmt(median(s.plugin)))  \(fmt(p90(s.plugin)))   |        \(fmt(median(s.raw)))  \(fmt(p90(s.raw)))   | \(counts(s.commands)): \(s.commands.map(\.name).joined(separator: ", "))")
 }
 print("login + 1 PR IN + logout (what a fresh manager pays first): median \(fmt(median(login))) p90 \(fmt(p90(login)))")
+
+// What a keeper adds to every real acquire: writing the VM's record and
+// starting pr-keeper (spawn, detach, wait until it holds its pid file).
+// pr-keeper is the one built beside this program.
+/// The directory this program was run from.
+func ownDirectory() -> String {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    let exe = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+    return exe.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+}
+let keeperPath = ownDirectory() + "/pr-keeper"
+let store = KeeperStore(dir: "/tmp/pr-bench-keeper-\(getpid())")
+var keeperStart: [Double] = []
+do {
+    guard let me = VMProcess.current(getpid()) else { die("cannot read /proc/self/stat") }
+    for _ in 0..<min(iterations, 50) {
+        let t0 = now()
+        try store.update(vm) { record throws(LockError) in
+            record = KeeperRecord(vm: vm, name: "bench", pid: me.pid, startTime: me.startTime, action: .default,
+                                  uri: nil, configFile: nil, resources: [])
+        }
+        try KeeperLauncher.ensureRunning(keeperPath: keeperPath, store: store, vm: vm)
+        keeperStart.append(now() - t0)
+        // Let it go (no record: it leaves) before the next round.
+        try store.update(vm) { record throws(LockError) in record = nil }
+        while store.runningKeeper(vm) != nil { usleep(1000) }
+    }
+} catch {
+    die(error.message)
+}
+for file in [store.logPath, store.pidPath(vm)] { unlink(file) }
+rmdir(store.dir)
+print("keeper start (record + spawn + ready), \(keeperStart.count) runs: median \(fmt(median(keeperStart))) p90 \(fmt(p90(keeperStart)))")

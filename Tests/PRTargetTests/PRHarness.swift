@@ -12,18 +12,35 @@ struct PRHost {
     let configDir: String
     let commandLog: String
 
-    init(_ name: String, config extra: String = "", timeoutMilliseconds: Int = 2000) {
+    /// The keeper's directory; nil when this host runs without keepers
+    /// (`keeper = 0`: the algorithm suites, where a reservation taken by a
+    /// short-lived `lockmgr acquire` must stay for the test to look at).
+    let keeperDir: String?
+
+    init(_ name: String, config extra: String = "", timeoutMilliseconds: Int = 2000, keeperIntervalMilliseconds: Int? = nil) {
         self.name = name
         initiator = "iqn.2026-01.lockmgr.test:host-\(name)"
-        configDir = TempDir.make("pr-host-\(name)")
-        commandLog = "\(configDir)/commands.log"
+        let dir = TempDir.make("pr-host-\(name)")
+        configDir = dir
+        commandLog = "\(dir)/commands.log"
+        keeperDir = keeperIntervalMilliseconds.map { _ in "\(dir)/keeper" }
+        let keeper = keeperIntervalMilliseconds.map {
+            """
+            keeper_dir = "\(dir)/keeper"
+            keeper_path = "\(BuildProducts.binDir)/pr-keeper"
+            keeper_interval_ms = \($0)
+            """
+        } ?? "keeper = 0"
         TempDir.write("""
             iscsi_initiator = "\(initiator)"
             timeout_ms = \(timeoutMilliseconds)
             command_log = "\(commandLog)"
             \(extra)
+            \(keeper)
             """, to: "\(configDir)/qemu-pr.conf")
     }
+
+    var configFile: String { "\(configDir)/qemu-pr.conf" }
 
     func key(_ vm: VM) -> PRKey { .exclusive(vm: vm.uuid, host: PRKey.hostPart(ofIdentity: initiator)) }
     var sharedKey: PRKey { .shared(host: PRKey.hostPart(ofIdentity: initiator)) }
@@ -31,14 +48,21 @@ struct PRHost {
     /// Runs `lockmgr <sub> --plugin pr ...` for `vm`.
     @discardableResult
     func lockmgr(_ sub: String, _ vm: VM, disks: [String] = [], shared: [String] = [], readonly: [String] = [],
-                 state: String? = nil, command: [String] = []) -> CommandResult {
+                 state: String? = nil, options: [String] = [], command: [String] = []) -> CommandResult {
+        Command.run(lockmgrArgv(sub, vm, disks: disks, shared: shared, readonly: readonly, state: state,
+                                options: options, command: command), timeout: 30)
+    }
+
+    func lockmgrArgv(_ sub: String, _ vm: VM, disks: [String] = [], shared: [String] = [], readonly: [String] = [],
+                     state: String? = nil, options: [String] = [], command: [String] = []) -> [String] {
         var argv = [BuildProducts.lockmgr, sub, "--plugin", "pr", "--plugin-dir", BuildProducts.pluginDir,
                     "--config-dir", configDir, "--uuid", vm.uuid.description, "--name", vm.name]
         argv += disks.flatMap { ["--disk", $0] } + shared.flatMap { ["--shared-disk", $0] }
             + readonly.flatMap { ["--readonly-disk", $0] }
         if let state { argv += ["--state", state] }
+        argv += options
         if !command.isEmpty { argv += ["--"] + command }
-        return Command.run(argv, timeout: 30)
+        return argv
     }
 
     /// PR OUT commands the plugin logged since the last call (then forgets them).

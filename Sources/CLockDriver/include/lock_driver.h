@@ -162,6 +162,10 @@ void *lockmgr_plugin_bridge(void);
  * that carries a Swift runtime leaves dangling runtime registrations. */
 void lockmgr_pin_plugin(const void *address_in_plugin);
 
+/* The file (plugin .so or executable) the code at `address` was loaded
+ * from, as the loader was given it; NULL if unknown. */
+const char *lockmgr_loaded_file(const void *address);
+
 /*
  * LOCKMGR_EXPORT_DRIVER(flags) defines the plugin's exported table and pins
  * the plugin against unloading.  Use it once, in the plugin's own C file.

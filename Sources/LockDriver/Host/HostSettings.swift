@@ -1,3 +1,4 @@
+import CLockDriver
 import Glibc
 
 /// Where the host finds its plugins and their configuration, and which
@@ -89,6 +90,30 @@ public struct InstallLayout: Sendable, Equatable {
     public var pluginDir: String { "\(prefix)/lib/lock_manager" }
     public var configDir: String { "\(prefix)/etc/lockmgr" }
     public var hostConfigFile: String { "\(configDir)/lockmgr.conf" }
+    public var binDir: String { under("bin") }
+    /// Helper programs plugins start (the pr plugin's keeper).
+    public var libexecDir: String { under("libexec/lockmgr") }
+
+    func under(_ path: String) -> String { prefix == "/" ? "/" + path : "\(prefix)/\(path)" }
+
+    /// The layout an installed plugin belongs to:
+    /// `<prefix>/lib/lock_manager/<name>.so` → `<prefix>`; nil for a plugin
+    /// loaded from anywhere else (a build directory, libvirt's own).
+    public init?(pluginPath: String) {
+        var parts = pluginPath.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 4, parts[parts.count - 2] == "lock_manager", parts[parts.count - 3] == "lib" else {
+            return nil
+        }
+        parts.removeLast(3)
+        let prefix = parts.joined(separator: "/")
+        self.init(prefix: prefix.isEmpty ? "/" : prefix)
+    }
+
+    /// The file the code at `address` was loaded from (pass `#dsohandle`
+    /// from inside a plugin to find the plugin's own path).
+    public static func loadedFile(containing address: UnsafeRawPointer) -> String? {
+        lockmgr_loaded_file(address).map { String(cString: $0) }
+    }
 
     public static func current() -> InstallLayout {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)

@@ -9,6 +9,8 @@ import PRCore
 //
 //   pr-tool --initiator IQN [--isid N] [--timeout MS] iscsi://HOST:PORT/IQN/LUN COMMAND...
 //   pr-tool --initiator IQN key VM-UUID     (the pr plugin's key of that VM on that host)
+//   pr-tool clear-host --config FILE (--dead-host IQN | --dead-host-id N) [--host-is-dead] [--log FILE] URL...
+//                                            (drop a dead host's reservations: ClearHost.swift)
 //
 // Commands run in order on one session (one I_T nexus):
 //   keys | reservation | rai KEY | register OLDKEY NEWKEY | reserve KEY TYPE
@@ -28,6 +30,7 @@ func fail(_ message: String) -> Never {
 }
 
 var args = Array(CommandLine.arguments.dropFirst())
+if args.first == "clear-host" { exit(ClearHost.run(Array(args.dropFirst()))) }
 var initiator = "iqn.2026-01.lockmgr:pr-tool"
 var isid: UInt16 = 0
 var timeout: UInt32 = 5000

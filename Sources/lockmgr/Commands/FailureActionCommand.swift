@@ -3,8 +3,8 @@ import Glibc
 import LockDriver
 
 /// Carries out a lock failure action on a process when no libvirt is
-/// around to do it. Lock backends run it when an object loses a lock
-/// (sanlock's killpath; the pr plugin's keeper).
+/// around to do it: the sanlock plugin makes it sanlock's killpath. (The pr
+/// plugin's keeper signals the VM, or asks libvirt, itself.)
 struct FailureActionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "failure-action",

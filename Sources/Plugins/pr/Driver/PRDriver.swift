@@ -6,23 +6,32 @@ import PRCore
 /// logic is in PRCore; this is the glue to the lock driver interface.
 final class PRDriver: LockPluginDriver {
     let config: PRConfig
+    let configFile: String?
+    /// The keeper program: `keeper_path`, else beside the installed plugin
+    /// (`<prefix>/lib/lock_manager/pr.so` → `<prefix>/libexec/lockmgr/pr-keeper`).
+    let keeperPath: String?
 
     init(configFile: String?) throws(LockError) {
         config = try PRConfig.load(path: configFile)
+        self.configFile = configFile
+        keeperPath = config.keeperPath
+            ?? InstallLayout.loadedFile(containing: #dsohandle).flatMap(InstallLayout.init(pluginPath:))
+                .map { "\($0.libexecDir)/pr-keeper" }
     }
 
     func makeManager(for object: LockObject, flags: NewFlags) throws(LockError) -> PRManager {
-        PRManager(config: config, object: object)
+        PRManager(driver: self, object: object)
     }
 }
 
 final class PRManager: LockPluginManager {
-    let config: PRConfig
+    let driver: PRDriver
     let object: LockObject
     var resources: [PRResource] = []
+    var config: PRConfig { driver.config }
 
-    init(config: PRConfig, object: LockObject) {
-        self.config = config
+    init(driver: PRDriver, object: LockObject) {
+        self.driver = driver
         self.object = object
     }
 
@@ -44,12 +53,81 @@ final class PRManager: LockPluginManager {
         // Registration of the process (libvirt, between fork and exec): a
         // reservation belongs to the host, not to a process; nothing to do.
         if flags.contains(.registerOnly) { return nil }
-        try withLocker { locker throws(LockError) in try locker.acquire(resources, state: parsed) }
+        let held = resources.filter { $0.mode != .readOnly }
+        guard config.keeper, !held.isEmpty else {
+            try withLocker { locker throws(LockError) in try locker.acquire(resources, state: parsed) }
+            return nil
+        }
+        let keeper = try keeperPlan(action)
+        try keeper.store.update(object.uuid) { record throws(LockError) in
+            // The device cannot tell two processes of one host apart (same
+            // key): the keeper's record can.
+            if let other = record, other.pid != keeper.process.pid || other.startTime != keeper.process.startTime,
+               VMProcess(pid: other.pid, startTime: other.startTime).isAlive {
+                throw .conflict("VM '\(object.name)' (\(object.uuid)) already runs on this host as process \(other.pid), holding \(other.resources.map(\.name).joined(separator: ", ")); refusing a double start")
+            }
+            try withLocker { locker throws(LockError) in try locker.acquire(resources, state: parsed) }
+            var r = record.flatMap { $0.pid == keeper.process.pid && $0.startTime == keeper.process.startTime ? $0 : nil }
+                ?? KeeperRecord(vm: object.uuid, name: object.name, pid: keeper.process.pid,
+                                startTime: keeper.process.startTime, action: action, uri: object.uri,
+                                configFile: driver.configFile, resources: [])
+            r.action = action
+            r.add(held)
+            record = r
+        }
+        do {
+            try KeeperLauncher.ensureRunning(keeperPath: keeper.path, store: keeper.store, vm: object.uuid)
+        } catch {
+            // Unwatched, the reservation would outlive the VM: give it back.
+            let undo = Result { () throws(LockError) in try forget(keeper.store) }
+            let note = if case .failure(let e) = undo { "; giving the reservations back also failed: \(e.message)" } else { "" }
+            throw LockError(error.kind, error.message + note)
+        }
         return nil
     }
 
+    /// Everything the keeper needs, checked before any SCSI command.
+    private func keeperPlan(_ action: FailureAction) throws(LockError) -> (path: String, store: KeeperStore, process: VMProcess) {
+        if action == .restart {
+            throw .unsupported("failure action 'restart' is not supported by the pr plugin (supported: default, poweroff, pause, ignore)")
+        }
+        guard let path = driver.keeperPath else {
+            throw .config("\(config.origin): the pr keeper is not installed beside this plugin: set 'keeper_path' (or 'keeper = 0', unsafe: reservations then outlive their VM)")
+        }
+        guard access(path, X_OK) == 0 else {
+            throw .config("\(config.origin): the pr keeper \(path) is not an executable program: \(Errno.current)")
+        }
+        guard object.pid > 1, object.pid <= UInt32(Int32.max), let process = VMProcess.current(Int32(object.pid)) else {
+            throw .invalid("VM '\(object.name)': process \(object.pid) does not exist; the pr plugin holds reservations for a running process")
+        }
+        return (path, KeeperStore(dir: config.keeperDir), process)
+    }
+
+    /// Releases our resources and drops them from the keeper's record. If
+    /// the release fails part-way they stay in the record, marked: the
+    /// keeper still gives them back when the VM exits, and does not take
+    /// their disappearance for a lost lock (the VM is being paused or
+    /// migrated away, not robbed).
+    private func forget(_ store: KeeperStore) throws(LockError) -> String {
+        let names = resources.map(\.name)
+        return try store.update(object.uuid) { record throws(LockError) -> Result<String, LockError> in
+            do throws(LockError) {
+                let state = try withLocker { locker throws(LockError) in try locker.release(resources).encoded }
+                record?.remove(names)
+                if record?.resources.isEmpty == true { record = nil }
+                return .success(state)
+            } catch {
+                record?.markReleasing(names)
+                return .failure(error)
+            }
+        }.get()
+    }
+
     func release() throws(LockError) -> String? {
-        try withLocker { locker throws(LockError) in try locker.release(resources).encoded }
+        guard config.keeper else {
+            return try withLocker { locker throws(LockError) in try locker.release(resources).encoded }
+        }
+        return try forget(KeeperStore(dir: config.keeperDir))
     }
 
     func inquire() throws(LockError) -> String? {

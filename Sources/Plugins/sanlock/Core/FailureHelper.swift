@@ -68,12 +68,7 @@ public struct FailureHelper: Sendable, Equatable {
     /// The default helper next to an installed plugin:
     /// `<prefix>/lib/lock_manager/sanlock.so` → `<prefix>/bin/lockmgr`.
     public static func lockmgr(besidePlugin pluginPath: String) -> String? {
-        var parts = pluginPath.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count >= 4, parts[parts.count - 2] == "lock_manager", parts[parts.count - 3] == "lib" else {
-            return nil
-        }
-        parts.removeLast(3)
-        return (parts + ["bin", "lockmgr"]).joined(separator: "/")
+        InstallLayout(pluginPath: pluginPath).map { "\($0.binDir)/lockmgr" }
     }
 
     /// The name lockmgr loads a plugin file by: `<dir>/NAME.so` → NAME.

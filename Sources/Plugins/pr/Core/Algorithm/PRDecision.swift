@@ -96,7 +96,7 @@ public enum PRDecision {
             : "VM part \(hex(k.vmPart)), host part \(hex(k.hostPart))"
     }
 
-    static func hex(_ v: UInt32) -> String {
+    public static func hex(_ v: UInt32) -> String {
         Hex.string([UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)])
     }
 }

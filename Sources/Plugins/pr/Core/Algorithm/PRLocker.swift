@@ -217,19 +217,28 @@ public final class PRLocker {
         // and dropping the orphans), then unregister: unregistering the
         // holder of a non-all-registrants reservation releases it (SPC-4),
         // and the last registrant leaving ends an all-registrants one.
-        try expect(d.prOut(.registerAndIgnore, key: 0, serviceActionKey: me.rawValue), d, "registering to release")
         let type = v.reservation?.type ?? (r.mode == .shared ? config.sharedType : config.exclusiveType)
-        try expect(d.prOut(.preempt, type: type, key: me.rawValue, serviceActionKey: me.rawValue), d,
-                   "dropping our other registrations")
-        try expect(d.prOut(.register, key: me.rawValue, serviceActionKey: 0), d, "unregistering")
-        guard try !d.readKeys().keys.contains(me.rawValue) else {
-            throw .backend("\(r.name): key \(me) is still registered after release")
-        }
+        try Self.dropKey(me, type: type, on: d)
         return entry
     }
 
-    func expect(_ ok: Bool, _ d: PRDevice, _ what: String) throws(LockError) {
-        guard ok else { throw .conflict("\(d.name): RESERVATION CONFLICT while \(what)") }
+    /// Removes every registration of `key` (and the reservation, if `key`
+    /// holds it), whichever nexuses they belong to: REGISTER AND IGNORE
+    /// `key` on this nexus, PREEMPT(`key`, `key`) (moving a reservation
+    /// held by `key` here, type kept, and dropping the other registrations
+    /// of `key`), then unregister (which releases a reservation this nexus
+    /// holds; SPC-4). Never touches another key's reservation.
+    public static func dropKey(_ key: PRKey, type: ReservationType, on d: PRDevice) throws(LockError) {
+        func expect(_ ok: Bool, _ what: String) throws(LockError) {
+            guard ok else { throw .conflict("\(d.name): RESERVATION CONFLICT while \(what)") }
+        }
+        try expect(d.prOut(.registerAndIgnore, key: 0, serviceActionKey: key.rawValue), "registering key \(key) to drop it")
+        try expect(d.prOut(.preempt, type: type, key: key.rawValue, serviceActionKey: key.rawValue),
+                   "dropping the other registrations of key \(key)")
+        try expect(d.prOut(.register, key: key.rawValue, serviceActionKey: 0), "unregistering key \(key)")
+        guard try !d.readKeys().keys.contains(key.rawValue) else {
+            throw .backend("\(d.name): key \(key) is still registered after dropping it")
+        }
     }
 
     /// The state of what this host holds for this VM, read from the devices.

@@ -11,6 +11,10 @@ import Glibc
 ///     timeout_ms = 5000                # per SCSI command, and per login
 ///     pr_helper_socket = "/run/qemu-pr-helper.sock"   # path disks via qemu-pr-helper
 ///     command_log = "/var/log/lockmgr-pr.log"  # append every SCSI command sent (debugging)
+///     keeper = 1                       # 0: reservations outlive their VM (unsafe)
+///     keeper_dir = "/run/lockmgr/pr"   # the keepers' records, pid files and log
+///     keeper_path = "/usr/local/libexec/lockmgr/pr-keeper"  # default: beside the plugin
+///     keeper_interval_ms = 1000        # how often a keeper looks at its VM and LUs
 ///
 /// Without a file: the initiator name comes from open-iscsi's
 /// /etc/iscsi/initiatorname.iscsi, the host part from that name or from
@@ -26,6 +30,12 @@ public struct PRConfig: Sendable, Equatable {
     /// Appends one line per SCSI command sent: debugging, and how the
     /// tests count what a plugin process really sent.
     public var commandLog: String?
+    /// Whether a keeper process watches each VM (see Core/Keeper).
+    public var keeper = true
+    public var keeperDir = "/run/lockmgr/pr"
+    /// nil: found beside the installed plugin.
+    public var keeperPath: String?
+    public var keeperIntervalMilliseconds: UInt32 = 1000
     /// Where the settings came from, for error messages.
     public var origin: String = "defaults"
 
@@ -35,7 +45,8 @@ public struct PRConfig: Sendable, Equatable {
     }
 
     static let known: Set<String> = ["iscsi_initiator", "host_id", "exclusive_type", "shared_type",
-                                     "timeout_ms", "pr_helper_socket", "command_log"]
+                                     "timeout_ms", "pr_helper_socket", "command_log",
+                                     "keeper", "keeper_dir", "keeper_path", "keeper_interval_ms"]
 
     /// Reads the settings; `nil` or a missing file means defaults.
     public static func load(path: String?, systemInitiatorFile: String = "/etc/iscsi/initiatorname.iscsi",
@@ -90,6 +101,17 @@ public struct PRConfig: Sendable, Equatable {
             }
             commandLog = log
         }
+        if let on = try conf.integer("keeper", in: 0...1) { keeper = on == 1 }
+        if let dir = try conf.string("keeper_dir") { keeperDir = try Self.absolute(conf, "keeper_dir", dir) }
+        if let path = try conf.string("keeper_path") { keeperPath = try Self.absolute(conf, "keeper_path", path) }
+        if let ms = try conf.integer("keeper_interval_ms", in: 20...60_000) { keeperIntervalMilliseconds = UInt32(ms) }
+    }
+
+    static func absolute(_ conf: ConfFile, _ name: String, _ value: String) throws(LockError) -> String {
+        guard value.hasPrefix("/") else {
+            throw .config("\(line(conf, name)): '\(name)' must be an absolute path, not '\(value)'")
+        }
+        return value
     }
 
     /// The host part of our keys, or a configuration error saying how to set it.

@@ -1,0 +1,64 @@
+import CPRShim
+import Glibc
+import LockDriver
+
+/// posix_spawn with a clean signal mask and default dispositions (hosts
+/// like libvirtd block signals in their threads; a keeper must not inherit
+/// that), stdin from /dev/null, stdout and stderr appended to `output`,
+/// and optionally `passFD` as fd 3.
+public enum Spawn {
+    public static func start(_ argv: [String], output: String, passFD: Int32? = nil, newSession: Bool = false) -> Result<pid_t, Errno> {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+        if newSession { flags |= Int32(lockmgr_spawn_setsid_flag()) }
+        posix_spawnattr_setflags(&attributes, Int16(truncatingIfNeeded: flags))
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if let passFD { posix_spawn_file_actions_adddup2(&actions, passFD, 3) }
+        // Nothing else of the caller's (libvirtd's, QEMU's) open files.
+        lockmgr_spawn_closefrom(&actions, passFD == nil ? 3 : 4)
+
+        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        var child: pid_t = 0
+        let rc = posix_spawn(&child, argv[0], &actions, &attributes, &cArgs, environ)
+        guard rc == 0 else { return .failure(Errno(rc)) }
+        return .success(child)
+    }
+
+    /// Waits for our own child `pid` (never any other) for up to `timeoutMilliseconds`;
+    /// its exit status, 128+signal, or nil on timeout (the child is then killed).
+    public static func wait(_ pid: pid_t, timeoutMilliseconds: Int) -> Int32? {
+        // Polled: a blocking waitpid has no deadline. Fine steps at first
+        // (a keeper is ready within milliseconds), coarser later.
+        var waitedMicroseconds = 0
+        while true {
+            var status: Int32 = 0
+            let rc = waitpid(pid, &status, WNOHANG)
+            if rc == pid { return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f) }
+            if rc < 0 && errno == EINTR { continue }
+            // ECHILD: the host ignores SIGCHLD (children are reaped for it).
+            if rc < 0 { return errno == ECHILD ? 0 : nil }
+            if waitedMicroseconds >= timeoutMilliseconds * 1000 {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                return nil
+            }
+            let step = waitedMicroseconds < 50_000 ? 250 : 5_000
+            usleep(useconds_t(step))
+            waitedMicroseconds += step
+        }
+    }
+}

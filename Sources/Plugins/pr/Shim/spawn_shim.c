@@ -1,0 +1,14 @@
+#define _GNU_SOURCE
+#include <spawn.h>
+
+#include "pr_shim.h"
+
+short lockmgr_spawn_setsid_flag(void)
+{
+    return POSIX_SPAWN_SETSID;
+}
+
+int lockmgr_spawn_closefrom(posix_spawn_file_actions_t *actions, int from)
+{
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
