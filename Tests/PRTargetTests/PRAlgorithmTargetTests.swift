@@ -41,7 +41,9 @@ import TestSupport
         let tgt = try TgtTarget(); defer { tgt.stop() }
         let lun = try tgt.addTarget().urls[0]
         let a = PRHost("a"), b = PRHost("b")
-        let stateA = a.lockmgr("acquire", .one, disks: [lun]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let acquired = a.lockmgr("acquire", .one, disks: [lun])
+        try #require(acquired.status == 0, "\(acquired)")
+        let stateA = acquired.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         // "Reservations preempted" arrives instead of B's PREEMPT (not executed, as SAM says).
         let plan = FaultPlan(resource: lun, prOutNumber: 2, fault: .unitAttention(asc: 0x2A, ascq: 0x03))
         let (locker, factory) = try locker(b, .one, faults: plan)

@@ -17,7 +17,7 @@ struct PRHost {
     /// short-lived `lockmgr acquire` must stay for the test to look at).
     let keeperDir: String?
 
-    init(_ name: String, config extra: String = "", timeoutMilliseconds: Int = 2000, keeperIntervalMilliseconds: Int? = nil) {
+    init(_ name: String, config extra: String = "", timeoutMilliseconds: Int = 10_000, keeperIntervalMilliseconds: Int? = nil) {
         self.name = name
         initiator = "iqn.2026-01.lockmgr.test:host-\(name)"
         let dir = TempDir.make("pr-host-\(name)")
