@@ -128,7 +128,7 @@ let package = Package(
             path: "Sources/lockmgr",
             linkerSettings: hostLinkerSettings),
         // Helpers shared by the test targets: build products, temp dirs, commands, daemons.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["LockDriver"], path: "Tests/TestSupport"),
         // The pr plugin's testable core: SCSI transports, PR commands, keys, state.
         .target(name: "PRCore", dependencies: ["LockDriver", "CPRShim", "CISCSI"], path: "Sources/Plugins/pr/Core"),
         .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],

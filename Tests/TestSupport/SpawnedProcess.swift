@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LockDriver
 
 /// A child process started with posix_spawn from the calling thread, with
 /// a clean signal mask and default dispositions.
@@ -19,29 +20,10 @@ public final class SpawnedProcess {
 
     /// Starts `argv` with stdin from /dev/null and stdout+stderr appended to `output`.
     public init(_ argv: [String], output: String = "/dev/null") throws {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t(), all = sigset_t()
-        sigemptyset(&none)
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-
-        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        defer { cArgs.forEach { free($0) } }
-        var child: pid_t = 0
-        let rc = posix_spawn(&child, argv[0], &actions, &attributes, &cArgs, environ)
-        guard rc == 0 else { throw SpawnError(description: "cannot start \(argv[0]): \(String(cString: strerror(rc)))") }
-        pid = child
+        switch Spawn.start(argv, output: output) {
+        case .success(let child): pid = child
+        case .failure(let error): throw SpawnError(description: "cannot start \(argv[0]): \(error)")
+        }
     }
 
     public var isRunning: Bool {

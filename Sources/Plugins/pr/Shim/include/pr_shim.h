@@ -20,10 +20,4 @@ int lockmgr_sg_get_version(int fd, int *version);
  * first byte), or -errno. */
 ssize_t lockmgr_send_with_fd(int sock, const void *buf, size_t len, int passed_fd);
 
-/* The pr keeper's spawn options that glibc keeps behind _GNU_SOURCE:
- * POSIX_SPAWN_SETSID, and closing every fd from `from` up in the child. */
-#include <spawn.h>
-short lockmgr_spawn_setsid_flag(void);
-int lockmgr_spawn_closefrom(posix_spawn_file_actions_t *actions, int from);
-
 #endif

@@ -1,7 +1,7 @@
 #define _GNU_SOURCE
 #include <spawn.h>
 
-#include "pr_shim.h"
+#include "spawn_options.h"
 
 short lockmgr_spawn_setsid_flag(void)
 {

@@ -1,6 +1,5 @@
-import CPRShim
+import CLockDriver
 import Glibc
-import LockDriver
 
 /// posix_spawn with a clean signal mask and default dispositions (hosts
 /// like libvirtd block signals in their threads; a keeper must not inherit
