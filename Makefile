@@ -55,5 +55,8 @@ bench-pr: deps
 	$(SWIFT) build -c release --product pr-keeper
 	scripts/bench-pr.sh $$($(SWIFT) build -c release --show-bin-path) $(CYCLES)
 
+# Every benchmark, one after the other.
+bench: bench-sanlock bench-pr bench-libvirt
+
 clean:
 	rm -rf .build _install

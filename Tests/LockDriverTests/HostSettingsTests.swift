@@ -53,6 +53,10 @@ import TestSupport
         #expect(throws: LockError.config("\(unknown):2: unknown setting 'lock_manger'")) {
             try HostSettings.resolve(configPath: unknown, layout: layout, environment: { _ in nil })
         }
+        let disagree = write("lockManager = 'sanlock'\nlock_manager = 'nop'")
+        #expect(throws: LockError.config("\(disagree):2: lock_manager = \"nop\" disagrees with lockManager = \"sanlock\"")) {
+            try HostSettings.resolve(configPath: disagree, layout: layout, environment: { _ in nil })
+        }
         let wrongType = write("\nlockManager = 1")
         #expect(throws: LockError.config("\(wrongType):2: 'lockManager' must be a string, not an integer")) {
             try HostSettings.resolve(configPath: wrongType, layout: layout, environment: { _ in nil })

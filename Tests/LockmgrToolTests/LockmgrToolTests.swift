@@ -17,7 +17,7 @@ import TestSupport
         #expect(text.status == 0, "\(text)")
         #expect(text.stdout.contains("version: 1.0.0 (1000000)"))
         #expect(text.stdout.contains("flags:   none"))
-        let json = lockmgr(["info", "--json", "probe"], plugins: ProbePlugin.pluginDir)
+        let json = lockmgr(["info", "--json", "probe"], plugins: try ProbePlugin.pluginDir)
         #expect(json.status == 0, "\(json)")
         let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
         #expect(object?["version"] as? String == "1.0.0")
@@ -49,9 +49,9 @@ import TestSupport
         }
     }
 
-    @Test func releasePrintsThePluginsState() {
+    @Test func releasePrintsThePluginsState() throws {
         let r = lockmgr(["release", "--plugin", "probe", "--uuid", uuid, "--name", "vm1", "--pid", "1234",
-                         "--disk", "/d"], plugins: ProbePlugin.pluginDir)
+                         "--disk", "/d"], plugins: try ProbePlugin.pluginDir)
         #expect(r.status == 0, "\(r)")
         #expect(r.stdout == "probe-state\n")
     }
@@ -64,7 +64,7 @@ import TestSupport
         let report = "\(configDir)/qemu-probe.conf.report"
         let r = lockmgr(["run", "--plugin", "probe", "--uuid", uuid, "--name", "vm1", "--disk", "/d", "--",
                          "sh", "-c", "echo $$; readlink /proc/$$/fd/$LOCKMGR_LOCK_FD; echo $LOCKMGR_PLUGIN"],
-                        plugins: ProbePlugin.pluginDir, configDir: configDir)
+                        plugins: try ProbePlugin.pluginDir, configDir: configDir)
         #expect(r.status == 0, "\(r)")
         let lines = r.stdout.split(separator: "\n").map(String.init)
         #expect(lines.count == 3, "\(r)")
@@ -78,10 +78,21 @@ import TestSupport
         #expect(!log.contains("release"), "nothing is released when the command starts: \(log)")
     }
 
+    /// With no lock fd (nop), an inherited LOCKMGR_LOCK_FD must not reach
+    /// the command pointing at some unrelated fd.
+    @Test func runWithoutALockFdClearsAnInheritedOne() {
+        let r = Command.run([BuildProducts.lockmgr, "run", "--plugin-dir", BuildProducts.pluginDir, "--config-dir", TempDir.make("nofd"),
+                             "--plugin", "nop", "--uuid", uuid, "--name", "vm1", "--disk", "/d", "--",
+                             "sh", "-c", "echo \"fd=${LOCKMGR_LOCK_FD-unset}\""],
+                            environment: ["LOCKMGR_LOCK_FD": "7"])
+        #expect(r.status == 0, "\(r)")
+        #expect(r.stdout == "fd=unset\n", "\(r)")
+    }
+
     @Test func runThatCannotStartReleasesAndExits127() throws {
         let configDir = TempDir.make("run-fail")
         let r = lockmgr(["run", "--plugin", "probe", "--uuid", uuid, "--name", "vm1", "--disk", "/d", "--",
-                         "/nonexistent/qemu"], plugins: ProbePlugin.pluginDir, configDir: configDir)
+                         "/nonexistent/qemu"], plugins: try ProbePlugin.pluginDir, configDir: configDir)
         #expect(r.status == 127, "\(r)")
         #expect(r.stderr.contains("cannot run '/nonexistent/qemu': No such file or directory"))
         let log = (try? String(contentsOfFile: "\(configDir)/qemu-probe.conf.report", encoding: .utf8)) ?? ""
@@ -125,6 +136,6 @@ import TestSupport
         let r = Command.run([BuildProducts.lockmgr, "--help"])
         #expect(r.status == 0)
         #expect(r.stdout.contains("75 lock conflict"))
-        #expect(r.stdout.contains("run"))
+        #expect(r.stdout.contains("run                     Acquire the locks for a command, then exec it"), "\(r.stdout)")
     }
 }

@@ -76,13 +76,15 @@ enum ProbePlugin {
     """#
 
     /// A plugin dir holding `probe.so` next to symlinks to the built plugins.
-    static let pluginDir: String = {
+    /// A compile error fails every test that uses it, with gcc's message.
+    static var pluginDir: String {
+        get throws { try built.get() }
+    }
+
+    private static let built = Result { () throws -> String in
         let dir = TempDir.make("probe-plugins")
-        _ = try? CProgram.build(source, name: "probe.so", in: dir, shared: true)
-        for name in ["nop"] {
-            try? FileManager.default.createSymbolicLink(atPath: "\(dir)/\(name).so",
-                                                        withDestinationPath: BuildProducts.library(name))
-        }
+        _ = try CProgram.build(source, name: "probe.so", in: dir, shared: true)
+        try FileManager.default.createSymbolicLink(atPath: "\(dir)/nop.so", withDestinationPath: BuildProducts.library("nop"))
         return dir
-    }()
+    }
 }

@@ -59,6 +59,9 @@ public struct HostSettings: Sendable, Equatable {
         // Read every key first: `??` takes autoclosures, which lose typed throws.
         let spelledLikeSeed = try conf.string("lockManager")
         let spelledLikeLibvirt = try conf.string("lock_manager")
+        if let a = spelledLikeSeed, let b = spelledLikeLibvirt, a != b, let e = conf.entry("lock_manager") {
+            throw .config("\(conf.origin):\(e.line): lock_manager = \"\(b)\" disagrees with lockManager = \"\(a)\"")
+        }
         let configuredManager = spelledLikeSeed ?? spelledLikeLibvirt
         let configuredPluginDir = try conf.string("plugin_dir")
         let configuredConfigDir = try conf.string("config_dir")

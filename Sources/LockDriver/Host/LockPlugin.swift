@@ -92,15 +92,23 @@ public final class LockPlugin: @unchecked Sendable {
     /// While other LockPlugin objects use the same library, only closes it.
     public func unload() throws(LockError) {
         guard let handle else { return }
-        self.handle = nil
         PluginErrors.reset()
         let refused = LoadedLibraries.lock.withLock {
-            LoadedLibraries.release(handle) && table.pointee.drvDeinit() < 0
+            // Only the last user deinitialises; a plugin returning -1 asks
+            // to stay loaded (libvirt's rule) and stays tracked, so its
+            // config is still checked against later loads.
+            guard LoadedLibraries.isLastUser(handle) else {
+                LoadedLibraries.release(handle)
+                return false
+            }
+            guard table.pointee.drvDeinit() == 0 else { return true }
+            LoadedLibraries.release(handle)
+            return false
         }
         if refused {
-            // libvirt's rule: a plugin returning -1 asks to stay loaded.
             throw PluginErrors.take(operation: "drvDeinit", plugin: name)
         }
+        self.handle = nil
         dlclose(handle)
     }
 
@@ -150,11 +158,15 @@ enum LoadedLibraries {
         users[handle] = ((users[handle]?.count ?? 0) + 1, users[handle]?.configFile ?? configFile)
     }
 
-    /// Returns whether this was the last user. Call with `lock` held.
-    static func release(_ handle: UnsafeMutableRawPointer) -> Bool {
-        guard let entry = users[handle] else { return true }
+    /// Whether one user is left. Call with `lock` held.
+    static func isLastUser(_ handle: UnsafeMutableRawPointer) -> Bool {
+        (users[handle]?.count ?? 1) <= 1
+    }
+
+    /// Forgets one user. Call with `lock` held.
+    static func release(_ handle: UnsafeMutableRawPointer) {
+        guard let entry = users[handle] else { return }
         users[handle] = entry.count > 1 ? (entry.count - 1, entry.configFile) : nil
-        return entry.count <= 1
     }
 }
 

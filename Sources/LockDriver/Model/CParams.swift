@@ -6,6 +6,7 @@ enum CParams {
     /// Decodes `count` parameters. Never traps on hostile input: a NULL
     /// array with a non-zero count or an unknown type is an error.
     static func decode(_ params: UnsafeMutablePointer<virLockManagerParam>?, count: Int) throws(LockError) -> [LockParam] {
+        guard count >= 0 else { throw .invalid("parameter count \(UInt(bitPattern: count)) is out of range") }
         guard count > 0 else { return [] }
         guard let params else { throw .invalid("\(count) parameters announced but none passed") }
         guard count <= 64 else { throw .invalid("too many parameters (\(count))") }

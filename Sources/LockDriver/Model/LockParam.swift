@@ -47,7 +47,9 @@ extension LockObject {
             case ("id", .uint(let v)): id = v
             case ("id", .int(let v)): id = UInt32(bitPattern: v)
             case ("pid", .uint(let v)): pid = v
-            case ("pid", .int(let v)) where v >= 0: pid = UInt32(v)
+            case ("pid", .int(let v)):
+                guard v >= 0 else { throw .invalid("object parameter 'pid' is negative (\(v))") }
+                pid = UInt32(v)
             case ("uri", .cstring(let s)), ("uri", .string(let s)): uri = s
             case ("uuid", _), ("name", _), ("id", _), ("pid", _), ("uri", _):
                 throw .invalid("object parameter '\(p.key)' has the wrong type")
@@ -96,7 +98,9 @@ extension LockResource {
                 case ("path", .string(let s)), ("path", .cstring(let s)): path = s
                 case ("lockspace", .string(let s)), ("lockspace", .cstring(let s)): lockspace = s
                 case ("offset", .ulong(let v)): offset = v
-                case ("offset", .long(let v)) where v >= 0: offset = UInt64(v)
+                case ("offset", .long(let v)):
+                    guard v >= 0 else { throw .invalid("lease '\(name)': negative offset \(v)") }
+                    offset = UInt64(v)
                 default:
                     throw .invalid("lease '\(name)': unexpected parameter '\(p.key)'")
                 }

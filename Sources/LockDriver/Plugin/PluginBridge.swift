@@ -90,7 +90,14 @@ public final class PluginBridge<Driver: LockPluginDriver>: PluginEntryPoints, @u
             let text = state.map { String(cString: $0) }
             let leaked = try m.acquire(state: text?.isEmpty == true ? nil : text,
                                        flags: acquireFlags, action: failureAction)
-            if let fd { fd.pointee = leaked ?? -1 }
+            if let fd {
+                fd.pointee = leaked ?? -1
+            } else if let leaked {
+                // Nowhere to hand it: closing it drops what it holds, so
+                // nothing stays held inside the host by accident.
+                close(leaked)
+                throw LockError.internalError("drvAcquire: the plugin returned a lock fd but the caller passed no fd pointer")
+            }
         }
     }
 

@@ -7,6 +7,7 @@ import Glibc
 /// and optionally `passFD` as fd 3.
 public enum Spawn {
     public static func start(_ argv: [String], output: String, passFD: Int32? = nil, newSession: Bool = false) -> Result<pid_t, Errno> {
+        guard let program = argv.first else { return .failure(Errno(EINVAL)) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -32,13 +33,15 @@ public enum Spawn {
         var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
         var child: pid_t = 0
-        let rc = posix_spawn(&child, argv[0], &actions, &attributes, &cArgs, environ)
+        let rc = posix_spawn(&child, program, &actions, &attributes, &cArgs, environ)
         guard rc == 0 else { return .failure(Errno(rc)) }
         return .success(child)
     }
 
     /// Waits for our own child `pid` (never any other) for up to `timeoutMilliseconds`;
-    /// its exit status, 128+signal, or nil on timeout (the child is then killed).
+    /// its exit status, 128+signal, or nil when it timed out (the child is
+    /// then killed) or its status cannot be known (e.g. the host reaps
+    /// children itself).
     public static func wait(_ pid: pid_t, timeoutMilliseconds: Int) -> Int32? {
         // Polled: a blocking waitpid has no deadline. Fine steps at first
         // (a keeper is ready within milliseconds), coarser later.
@@ -48,9 +51,9 @@ public enum Spawn {
             let rc = waitpid(pid, &status, WNOHANG)
             if rc == pid { return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f) }
             if rc < 0 && errno == EINTR { continue }
-            // ECHILD: the host ignores SIGCHLD (children are reaped for it).
-            if rc < 0 { return errno == ECHILD ? 0 : nil }
-            if waitedMicroseconds >= timeoutMilliseconds * 1000 {
+            // ECHILD: the host reaps its children itself; the status is unknown.
+            if rc < 0 { return nil }
+            if waitedMicroseconds / 1000 >= timeoutMilliseconds {
                 kill(pid, SIGKILL)
                 _ = waitpid(pid, &status, 0)
                 return nil

@@ -11,7 +11,7 @@ struct Run: ParsableCommand {
             process that runs is the process that holds the locks (libvirt's "between fork
             and exec"). The command sees LOCKMGR_LOCK_FD (when the plugin returned an fd)
             and LOCKMGR_PLUGIN in its environment. If the command cannot be started, the
-            locks are released and lockmgr exits 127.
+            locks are released and lockmgr exits 127 (not found) or 126 (not executable).
 
             Example: lockmgr run --uuid U --name vm1 --disk /dev/sdb -- qemu-system-x86_64 ...
             """)
@@ -30,28 +30,50 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
-        var manager: LockManager?
+        let object = object.object(defaultPid: UInt32(getpid()))
+        let resources = resources.resources
+        var plugin: LockPlugin?
         var fd: Int32?
         try reportingErrors(json: host.json) { () throws(LockError) in
-            let m = try openManager(host, object: object.object(defaultPid: UInt32(getpid())),
-                                    resources: resources.resources, flags: .started)
+            // As libvirt does in its child: a manager for the acquire only,
+            // freed before exec so nothing of it outlives into the command.
+            let m = try openManager(host, object: object, resources: resources, flags: .started)
             fd = try m.acquire(state: acquire.state, flags: acquire.flags, action: acquire.failureAction)
-            manager = m
+            plugin = m.plugin
         }
         if let fd {
             // The lock fd must survive exec: the command, not lockmgr, holds it.
             let flags = fcntl(fd, F_GETFD)
-            if flags >= 0 { _ = fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) }
+            guard flags >= 0, fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) == 0 else {
+                let error = Errno.current
+                releaseForFailedStart(plugin, object, resources)
+                printError(.internalError("cannot keep the lock fd \(fd) open across exec: \(error)"), json: host.json)
+                throw ExitCode(ExitStatus.code(for: .internalError))
+            }
             setenv("LOCKMGR_LOCK_FD", String(fd), 1)
+        } else {
+            unsetenv("LOCKMGR_LOCK_FD")
         }
-        setenv("LOCKMGR_PLUGIN", manager?.plugin.name ?? "", 1)
+        setenv("LOCKMGR_PLUGIN", plugin?.name ?? "", 1)
 
         let argv = command.map { strdup($0) } + [nil]
         execvp(command[0], argv)
         let error = Errno.current
-        // Not started: give back what was taken on its behalf.
-        if let manager, !acquire.flags.contains(.registerOnly) { _ = try? manager.release() }
-        printError(.invalid("cannot run '\(command[0])': \(error)"), json: host.json)
+        releaseForFailedStart(plugin, object, resources)
+        writeStderr("lockmgr: cannot run '\(command[0])': \(error)")
         throw ExitCode(error.code == ENOENT ? 127 : 126)
+    }
+
+    /// The command never started: give back what was taken on its behalf,
+    /// through a fresh manager (libvirt's pattern), and say so if that fails.
+    private func releaseForFailedStart(_ plugin: LockPlugin?, _ object: LockObject, _ resources: [LockResource]) {
+        guard let plugin, !acquire.flags.contains(.registerOnly) else { return }
+        do {
+            let m = try plugin.makeManager(for: object)
+            for r in resources { try m.addResource(r) }
+            _ = try m.release()
+        } catch {
+            writeStderr("lockmgr: releasing the locks taken for the command failed; they may still be held: \(error.message)")
+        }
     }
 }

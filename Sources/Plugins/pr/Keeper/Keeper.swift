@@ -163,15 +163,27 @@ final class Keeper {
             note("VM \(vm): cannot read \(r.name) (will retry): \(error.message)")
             // A fresh login next time.
             reader.factory.closeAll()
-            self.reader = (config, TransportFactory(config: config))
+            self.reader = (config, TransportFactory(config: config, isidQualifier: TransportFactory.keeperISIDQualifier(for: vm)))
             return nil
         }
     }
 
     /// Looks again under the record's flock and acts on what is confirmed.
+    /// The failure action runs after the flock is released: under libvirt,
+    /// `virsh suspend` makes libvirtd call the plugin's release, which
+    /// takes the same flock, so acting while holding it would deadlock
+    /// until virsh timed out.
     func confirm(_ suspects: [PRResource], _ process: VMProcess) {
+        var loss: (record: KeeperRecord, what: [String])?
+        func actOnLoss() {
+            guard let (r, what) = loss else { return }
+            loss = nil
+            let outcome = FailureResponse.apply(r.action, to: r)
+            KeeperLog.report("\(describe(r)): LOCK LOST while running: \(what.joined(separator: "; ")); failure action \(r.action): \(outcome)")
+        }
+        defer { actOnLoss() }
         do {
-            leave(try store.update(vm) { (record: inout KeeperRecord?) throws(LockError) -> String? in
+            let why = try store.update(vm) { (record: inout KeeperRecord?) throws(LockError) -> String? in
                 guard var r = record, r.pid == process.pid, r.startTime == process.startTime, process.isAlive else { return nil }
                 let config = try loadConfig(r)
                 var lost: [String] = []
@@ -188,13 +200,14 @@ final class Keeper {
                     }
                     r.remove([s.name])
                 }
-                if !lost.isEmpty {
-                    let outcome = FailureResponse.apply(r.action, to: r)
-                    KeeperLog.report("\(describe(r)): LOCK LOST while running: \(lost.joined(separator: "; ")); failure action \(r.action): \(outcome)")
-                }
+                if !lost.isEmpty { loss = (r, lost) }
                 record = r.resources.isEmpty ? nil : r
                 return record == nil ? stepDown("\(describe(r)): nothing left to watch; keeper exits") : nil
-            })
+            }
+            if why != nil {
+                actOnLoss()   // before leave(): exit(0) skips the defer
+                leave(why)
+            }
         } catch {
             note("VM \(vm): \(error.message)")
         }
@@ -204,7 +217,7 @@ final class Keeper {
         if let reader, reader.config.origin == (record.configFile ?? "defaults") { return reader.config }
         let config = try PRConfig.load(path: record.configFile)
         reader?.factory.closeAll()
-        reader = (config, TransportFactory(config: config))
+        reader = (config, TransportFactory(config: config, isidQualifier: TransportFactory.keeperISIDQualifier(for: vm)))
         return config
     }
 

@@ -32,6 +32,13 @@ public struct PRView: Sendable, Equatable {
     }
 }
 
+extension PRStep {
+    public var isTakeover: Bool {
+        if case .takeover = self { return true }
+        return false
+    }
+}
+
 public enum PRDecision {
     /// Decides how to acquire `resource` in `mode` with `myKey`.
     /// `stateEntry` is the entry of a supplied state string for this

@@ -66,6 +66,11 @@ public final class PRLocker {
         for r in wanted {
             plans.append((r, try decide(r, state: state)))
         }
+        // Takeovers last: a takeover fences the migration peer, which may
+        // still be running, and cannot be undone from here (we cannot
+        // register as the peer's nexus). Doing them after everything else
+        // means a failure elsewhere never has one to undo.
+        plans.sort { !$0.1.isTakeover && $1.1.isTakeover }
         var done: [(PRResource, PRStep)] = []
         for (r, step) in plans {
             do {
@@ -73,20 +78,29 @@ public final class PRLocker {
                 done.append((r, step))
             } catch {
                 var notes: [String] = []
+                var keptFromPeer: [String] = []
                 // The failing resource too: a step may have registered us
-                // (or even moved the reservation) before it failed. A
-                // reclaim is left alone: we held that LU before this call.
-                switch step {
-                case .reserve, .takeover, .joinShared:
-                    do { try releaseOne(r) } catch { notes.append(error.message) }
-                case .reclaim, .alreadyShared:
-                    break
-                }
-                for (taken, takenStep) in done.reversed() where takenStep != .alreadyShared {
-                    do { try releaseOne(taken) } catch { notes.append(error.message) }
+                // before it failed. A reclaim is left alone (we held that LU
+                // before this call); a takeover is left with our key: giving
+                // it up would leave the LU unreserved and the running peer
+                // would take that for a lost lock. The peer takes it back by
+                // acquiring with its own state (migrate-pr's rollback).
+                for (taken, takenStep) in [(r, step)] + done.reversed() {
+                    switch takenStep {
+                    case .reserve, .joinShared:
+                        do { try releaseOne(taken) } catch { notes.append(error.message) }
+                    case .takeover:
+                        if taken.name != r.name || (try? view(of: device(taken.name))).map({ holds($0, key: key(for: taken.mode), mode: taken.mode) }) == true {
+                            keptFromPeer.append(taken.name)
+                        }
+                    case .reclaim, .alreadyShared:
+                        break
+                    }
                 }
                 let undo = notes.isEmpty ? "" : "; giving back what was taken also failed: " + notes.joined(separator: "; ")
-                throw LockError(error.kind, error.message + undo)
+                let kept = keptFromPeer.isEmpty ? "" : "; taken over from the migration peer and kept with this host's key "
+                    + "(the peer takes them back by acquiring with its own state): " + keptFromPeer.joined(separator: ", ")
+                throw LockError(error.kind, error.message + undo + kept)
             }
         }
     }
@@ -156,7 +170,13 @@ public final class PRLocker {
             if ok && proven && !d.sawReservationChange { return }
             // Look again: either we hold it now (done), or someone else does.
             let v = try view(of: d)
-            if holds(v, key: me, mode: r.mode) { return }
+            if holds(v, key: me, mode: r.mode) {
+                // Holding is not enough under a registrants-only type: the
+                // same VM's registrations from other hosts could still
+                // write. A unit attention may have cut the fencing short.
+                try fenceSameVMPeers(d, view: v, me: me)
+                return
+            }
             guard attempt == 0 else { break }
             do {
                 step = try PRDecision.acquire(resource: r.name, mode: r.mode, myKey: me, view: v,
@@ -169,6 +189,17 @@ public final class PRLocker {
         }
         try? dropRegistration(d, key: me)
         throw .conflict("\(r.name): the reservation kept changing while acquiring it; gave up")
+    }
+
+    /// PREEMPTs (registrations only: we hold the reservation) every key of
+    /// this VM registered from another host.
+    func fenceSameVMPeers(_ d: PRDevice, view v: PRView, me: PRKey) throws(LockError) {
+        guard let held = v.reservation, !held.type.isAllRegistrants, !me.isShared else { return }
+        for raw in Set(v.keys) where raw != me.rawValue {
+            let peer = PRKey(rawValue: raw)
+            guard peer.vmPart == me.vmPart, !peer.isShared else { continue }
+            _ = try d.prOut(.preempt, type: held.type, key: me.rawValue, serviceActionKey: raw)
+        }
     }
 
     func holds(_ v: PRView, key: PRKey, mode: AccessMode) -> Bool {

@@ -16,8 +16,16 @@ public enum KeeperLauncher {
         case .success(let p): pid = p
         case .failure(let e): throw .backend("cannot start the pr keeper \(keeperPath): \(e)")
         }
+        // The intermediate exits 0 once the keeper holds its pid-file lock.
+        // A host that reaps its own children leaves the status unknown
+        // (nil): then the lock itself is the proof, given a moment.
         let status = Spawn.wait(pid, timeoutMilliseconds: 10_000)
-        guard let status, status == 0, store.runningKeeper(vm) != nil else {
+        var running = store.runningKeeper(vm) != nil
+        for _ in 0..<200 where !running && status == nil {
+            usleep(10_000)
+            running = store.runningKeeper(vm) != nil
+        }
+        guard running, status == nil || status == 0 else {
             let how = status.map { "exit status \($0)" } ?? "no answer within 10 s"
             throw .backend("the pr keeper for VM \(vm) did not start (\(keeperPath): \(how); see \(store.logPath))")
         }

@@ -8,9 +8,18 @@ public struct TransportFactory {
     /// iSCSI sessions opened for this operation; close them when done.
     public let iscsiPool: ISCSISessionPool?
 
-    public init(config: PRConfig) {
+    /// `isidQualifier` picks the iSCSI session id: the plugin's calls use 0;
+    /// a long-lived reader (the keeper) needs its own, because a target
+    /// that reinstates sessions closes an open session when another login
+    /// arrives with the same initiator name and ISID.
+    public init(config: PRConfig, isidQualifier: UInt16 = 0) {
         self.config = config
-        iscsiPool = config.iscsiInitiator.map { ISCSISessionPool(initiator: $0) }
+        iscsiPool = config.iscsiInitiator.map { ISCSISessionPool(initiator: $0, isidQualifier: isidQualifier) }
+    }
+
+    /// A session id for a VM's keeper: derived from the VM, never the plugin's 0.
+    public static func keeperISIDQualifier(for vm: UUIDBytes) -> UInt16 {
+        UInt16(truncatingIfNeeded: FNV.hash32(vm.bytes) % 0xFFFF) &+ 1
     }
 
     public func transport(for resource: String) throws(LockError) -> SCSITransport {
