@@ -152,13 +152,15 @@ struct SanlockLifecycleTests {
         let waits = eventually(timeout: 20) {
             attempt = try? c.launchVM(.b, name: "vm-dead-host", disk)
             guard let vm = attempt else { return false }
-            // Ready: it took the lease (checked below). Ended: refused, try again.
-            return vm.waitReady(timeout: 1) || !vm.waitForExit(timeout: 1)
+            // Ready: it took the lease (checked below). Ended: refused, try
+            // again. A refusal takes well under a second here; 5 s keeps a
+            // slow refusal on a loaded CI machine from passing as "waiting".
+            return vm.waitReady(timeout: 1) || !vm.waitForExit(timeout: 5)
         }
         let waiting = try #require(attempt)
         #expect(waits, "every start on B ended at once")
         #expect(!waiting.waitReady(timeout: 3), "host B took a dead host's lease without it being cleared")
-        let waitedFrom = Date().timeIntervalSince(crashed) - 5   // the last attempt's two checks
+        let waitedFrom = Date().timeIntervalSince(crashed) - 9   // the last attempt's checks (1 + 5 s) and the 3 s above
 
         try c.a.restart()
         let restarted = Date()

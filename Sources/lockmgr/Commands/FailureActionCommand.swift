@@ -62,7 +62,11 @@ struct FailureActionCommand: ParsableCommand {
             guard let noUUID = UUIDBytes(bytes: [UInt8](repeating: 0, count: 16)) else {
                 throw .internalError("cannot build an all-zero UUID")
             }
-            let plugin = try host.settings().loadPlugin()
+            // No plugin config: releasing everything a pid holds needs none,
+            // and the plugin's setup (sanlock joining its disk lockspace)
+            // could block or fail exactly when leases are being lost.
+            let settings = try host.settings()
+            let plugin = try LockPlugin.load(name: settings.lockManager, pluginDir: settings.pluginDir, configFile: nil)
             let object = LockObject(uuid: noUUID, name: name ?? "pid \(pid)", pid: UInt32(pid))
             let state = try plugin.makeManager(for: object, flags: []).release(flags: .allHeld)
             writeStderr("lockmgr: \(who) paused; released through \(plugin.name): \(state ?? "nothing was held")")

@@ -1,3 +1,4 @@
+import Glibc
 import LockDriver
 
 /// What sanlock runs when a process's lease is lost (its "killpath"):
@@ -14,10 +15,19 @@ public struct FailureHelper: Sendable, Equatable {
     }
 
     /// sanlock's field sizes (SANLK_HELPER_PATH_LEN, SANLK_HELPER_ARGS_LEN).
+    /// sanlock_killpath copies them with snprintf(buf, LEN - 1, ...), so at
+    /// most 126 bytes arrive; anything longer is cut off silently.
     public static let maxLength = 128
+    static let usableLength = maxLength - 2
 
     /// libvirt's helper: pauses or destroys the domain through libvirtd.
-    public static let libvirtHelper = "/usr/lib/libvirt/libvirt_sanlock_helper"
+    /// libvirt installs it in its LIBEXECDIR: /usr/lib/libvirt on Debian,
+    /// /usr/libexec on Fedora and RHEL.
+    public static let libvirtHelperCandidates = ["/usr/lib/libvirt/libvirt_sanlock_helper",
+                                                 "/usr/libexec/libvirt_sanlock_helper"]
+    public static var libvirtHelper: String {
+        libvirtHelperCandidates.first { access($0, X_OK) == 0 } ?? libvirtHelperCandidates[0]
+    }
 
     /// The helper for `action` on `object`, nil when sanlock's default
     /// (terminate the process) applies. `lockmgr` is the tool to use
@@ -43,13 +53,13 @@ public struct FailureHelper: Sendable, Equatable {
             if action == .pause { args += " --plugin=\(escape(plugin))" }
             let named = "\(args) --name=\(escape(object.name))"
             // The name only decorates the helper's message: drop it rather than fail.
-            helper = FailureHelper(path: lockmgr, args: named.utf8.count < maxLength ? named : args)
+            helper = FailureHelper(path: lockmgr, args: named.utf8.count <= usableLength ? named : args)
         }
-        guard helper.path.utf8.count < maxLength else {
-            throw .config("failure helper path '\(helper.path)' is longer than sanlock allows (\(maxLength - 1) bytes)")
+        guard helper.path.utf8.count <= usableLength else {
+            throw .config("failure helper path '\(helper.path)' is longer than sanlock passes on (\(usableLength) bytes)")
         }
-        guard helper.args.utf8.count < maxLength else {
-            throw .invalid("failure helper arguments '\(helper.args)' are longer than sanlock allows (\(maxLength - 1) bytes)")
+        guard helper.args.utf8.count <= usableLength else {
+            throw .invalid("failure helper arguments '\(helper.args)' are longer than sanlock passes on (\(usableLength) bytes)")
         }
         return helper
     }

@@ -41,6 +41,7 @@ public enum SanlockStatus {
     }
 
     private static func callSpecific(_ rv: Int32, _ call: Call) -> String? {
+        guard rv > Int32.min else { return nil }  // -Int32.min would trap
         switch (-rv, call) {
         case (ECONNREFUSED, _):
             return "the sanlock daemon is not running (stale socket in \(runDir))"

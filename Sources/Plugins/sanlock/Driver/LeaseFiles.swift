@@ -58,10 +58,18 @@ struct LeaseFiles {
             }
             let size = try SanlockClient.align(path: path)
             try zeroFill(fd, size: size, path: path)
-            guard close(fd) == 0 else { throw .backend("cannot save \(path): \(Errno.current)") }
-            try initialise()
         } catch {
             close(fd)
+            unlink(path)
+            throw error
+        }
+        // close() once, whatever it returns: inside libvirtd a second close
+        // could hit another thread's fd that reused the number.
+        let closed = close(fd) == 0 ? nil : Errno.current
+        do throws(LockError) {
+            if let closed { throw .backend("cannot save \(path): \(closed)") }
+            try initialise()
+        } catch {
             unlink(path)
             throw error
         }

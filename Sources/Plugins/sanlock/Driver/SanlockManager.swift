@@ -101,6 +101,9 @@ final class SanlockManager: LockPluginManager {
     /// Returns the state of everything the process held, taken just before
     /// releasing (it carries the versions a migration destination needs).
     func release() throws(LockError) -> String? {
+        // No resources (libvirt unplugging a network disk): nothing is
+        // released, so no state may suggest otherwise.
+        guard !leases.isEmpty else { return nil }
         // Unregistered, or registered holding nothing: nothing to release.
         guard let state = try SanlockClient.inquire(pid: pid) else { return nil }
         try SanlockClient.release(pid: pid, leases)
@@ -132,7 +135,14 @@ final class SanlockManager: LockPluginManager {
                 throw .invalid("state describes lease '\(lease.name)' at \(where_), but it is configured at \(lease.path):\(lease.offset)")
             }
             var versioned = lease
-            if !lease.shared { versioned.version = entry.version }
+            if !lease.shared {
+                // Without a version an exclusive lease would be acquired
+                // whatever happened since: that is the stale state we refuse.
+                guard !entry.shared, let version = entry.version else {
+                    throw .invalid("state describes exclusive lease '\(lease.name)' without a lease version (or as shared); refusing it")
+                }
+                versioned.version = version
+            }
             return versioned
         }
     }
