@@ -57,6 +57,32 @@ import TestSupport
         #expect(plan.injected == 1)
     }
 
+    /// A destination whose takeover fails part-way must not leave the LUs
+    /// it already took over unreserved: the source may still be running,
+    /// and its keeper would take an unreserved LU for a lost lock. What was
+    /// taken over stays with the destination's key (the source takes it
+    /// back with its own state); the LU whose PREEMPT failed stays the source's.
+    @Test func aFailedTakeoverKeepsWhatItTookOverForTheSourceToTakeBack() throws {
+        let tgt = try TgtTarget(); defer { tgt.stop() }
+        let t = try tgt.addTarget(luns: 2)
+        let a = PRHost("a"), b = PRHost("b")
+        let acquired = a.lockmgr("acquire", .one, disks: t.urls)
+        try #require(acquired.status == 0, "\(acquired)")
+        let stateA = try PRState(decoding: acquired.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        // B's PREEMPT of the second LUN is lost on the wire.
+        let plan = FaultPlan(resource: t.urls[1], prOutNumber: 2, fault: .transportError)
+        let (locker, factory) = try locker(b, .one, faults: plan)
+        defer { factory.closeAll() }
+        let error = #expect(throws: LockError.self) { try locker.acquire(t.urls.map { PRResource($0) }, state: stateA) }
+        #expect(error?.message.contains("kept with this host's key") == true, "\(String(describing: error))")
+        #expect(try check.reservation(t.urls[0])?.key == b.key(.one).rawValue, "taken over and kept, not left unreserved")
+        #expect(try check.reservation(t.urls[1])?.key == a.key(.one).rawValue, "the failed one is still the source's")
+        // The source rolls back with its own state and holds both again.
+        let rollback = a.lockmgr("acquire", .one, disks: t.urls, state: stateA.encoded)
+        #expect(rollback.status == 0, "\(rollback)")
+        for lun in t.urls { #expect(try check.reservation(lun)?.key == a.key(.one).rawValue) }
+    }
+
     @Test func aLostSessionIsReEstablishedWithTheSameKey() throws {
         let tgt = try TgtTarget(); defer { tgt.stop() }
         let t = try tgt.addTarget()

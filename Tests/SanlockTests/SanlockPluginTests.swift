@@ -146,6 +146,13 @@ struct SanlockPluginTests {
         #expect(refused, "\(String(describing: reuse))")
         #expect(reuse?.status == 75)
         #expect(reuse?.stderr.contains("lease version changed") == true)
+        // The same state with its version cut off, or marked shared, would
+        // skip that check: refused as invalid before anything is acquired.
+        let unversioned = state.split(separator: ":").dropLast().joined(separator: ":")
+        for tampered in [unversioned, unversioned + ":SH"] {
+            let r = c.lockmgr(.a, "acquire", ["--disk", disk, "--state", tampered], name: "vm-t4")
+            #expect(r.status == 65 && r.stderr.contains("without a lease version"), "\(tampered): \(r)")
+        }
         #expect(c.lockmgr(.a, "acquire", ["--disk", disk]).status == 0, "refused for the state, not because it was held")
         source.stop()
     }

@@ -70,7 +70,7 @@ public final class PRLocker {
         // still be running, and cannot be undone from here (we cannot
         // register as the peer's nexus). Doing them after everything else
         // means a failure elsewhere never has one to undo.
-        plans.sort { !$0.1.isTakeover && $1.1.isTakeover }
+        plans = plans.filter { !$0.1.isTakeover } + plans.filter { $0.1.isTakeover }
         var done: [(PRResource, PRStep)] = []
         for (r, step) in plans {
             do {
