@@ -435,18 +435,9 @@ import TestSupport
         return condition()
     }
 
-    func parent(of pid: Int32) -> Int32? {
-        statFields(pid).flatMap { $0.count > 1 ? Int32($0[1]) : nil }
-    }
+    func parent(of pid: Int32) -> Int32? { ProcStat.read(pid)?.parent }
 
-    func processState(_ pid: Int32) -> String? { statFields(pid)?.first }
-
-    /// /proc/<pid>/stat after the command name: state, ppid, ...
-    func statFields(_ pid: Int32) -> [String]? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = text.lastIndex(of: ")") else { return nil }
-        return text[text.index(after: close)...].split(separator: " ").map(String.init)
-    }
+    func processState(_ pid: Int32) -> String? { ProcStat.read(pid).map { String($0.state) } }
 
     /// Timings go to the test log (figures for the README), never asserted.
     static func figure(_ what: String, since start: Date) {

@@ -420,8 +420,4 @@ struct SanlockPluginTests {
 }
 
 /// The state letter of /proc/PID/stat (R, S, T, Z...).
-func processState(_ pid: Int32) -> String? {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = text.lastIndex(of: ")") else { return nil }
-    return text[text.index(after: close)...].split(separator: " ").first.map(String.init)
-}
+func processState(_ pid: Int32) -> String? { ProcStat.read(pid).map { String($0.state) } }

@@ -78,20 +78,10 @@ struct FailureActionCommand: ParsableCommand {
     private func waitUntilStopped() -> Bool {
         var waited = 0.0
         while waited < Self.stopTimeout {
-            if let state = ProcessState.of(pid), state == "T" || state == "t" { return true }
+            if ProcStat.read(pid)?.isStopped == true { return true }
             usleep(10_000)
             waited += 0.01
         }
         return false
-    }
-}
-
-/// The state letter of /proc/PID/stat (R, S, D, T, Z...).
-enum ProcessState {
-    static func of(_ pid: Int32) -> String? {
-        guard case .success(let text) = FileText.read("/proc/\(pid)/stat") else { return nil }
-        // The command name (in parentheses) may contain spaces: the state follows the last ')'.
-        guard let close = text.lastIndex(of: ")") else { return nil }
-        return text[text.index(after: close)...].split(separator: " ").first.map(String.init)
     }
 }
