@@ -3,11 +3,12 @@ import TestSupport
 
 /// A loopback TCP proxy in front of a real iSCSI portal that plays a
 /// network failure at an exact point of the conversation. Once armed with
-/// `cut(atPROut:forward:)`, when the n-th PERSISTENT RESERVE OUT command
-/// (counted over every connection) comes from the initiator, the
+/// `cut(atPROut:forward:stall:)`, when the n-th PERSISTENT RESERVE OUT
+/// command (counted over every connection) comes from the initiator, the
 /// connection is cut, and from then on new connections are accepted and
-/// closed at once (the path stays down) until `heal()`. Unarmed it is a
-/// healthy path.
+/// closed at once (the path stays down) until `heal()`. With `stall` the
+/// connections stay open and nothing more is answered (a target that
+/// hangs mid-session). Unarmed it is a healthy path.
 ///
 /// Why a proxy and not tgtadm: a real session loss is the network going
 /// away under a command, at whatever point the initiator has reached;
@@ -26,6 +27,9 @@ final class FaultProxy: @unchecked Sendable {
     private let upstreamPort: Int
     private var cutAtPROut = 0
     private var forwardTheCut = false
+    private var stall = false
+    /// Connections accepted while stalled: held open, never answered.
+    private var parked: [Int32] = []
     private let lock = NSLock()
     private var prOutSeen = 0
     private var down = false
@@ -58,8 +62,8 @@ final class FaultProxy: @unchecked Sendable {
 
     /// Arms the cut: at the `n`-th PR OUT from now, forwarded to the
     /// target first if `forward`.
-    func cut(atPROut n: Int, forward: Bool) {
-        lock.withLock { prOutSeen = 0; cutAtPROut = n; forwardTheCut = forward }
+    func cut(atPROut n: Int, forward: Bool = false, stall: Bool = false) {
+        lock.withLock { prOutSeen = 0; cutAtPROut = n; forwardTheCut = forward; self.stall = stall }
     }
 
     /// Whether the cut has happened.
@@ -67,7 +71,14 @@ final class FaultProxy: @unchecked Sendable {
 
     /// The network is back: new connections are forwarded again (and no
     /// further cut happens).
-    func heal() { lock.withLock { down = false; cutAtPROut = 0 } }
+    func heal() {
+        lock.withLock {
+            down = false
+            cutAtPROut = 0
+            parked.forEach { close($0) }
+            parked = []
+        }
+    }
 
     /// Closes everything and waits for the proxy's threads.
     func stop() {
@@ -79,6 +90,7 @@ final class FaultProxy: @unchecked Sendable {
         open.forEach { shutdown($0, Int32(SHUT_RDWR)) }
         threads.wait()
         close(listener)
+        lock.withLock { parked.forEach { close($0) }; parked = [] }
     }
 
     deinit { if !lock.withLock({ stopped }) { stop() } }
@@ -98,8 +110,9 @@ final class FaultProxy: @unchecked Sendable {
                 if errno == EINTR { continue }
                 return
             }
-            let (isStopped, isDown) = lock.withLock { (stopped, down) }
+            let (isStopped, isDown, isStalled) = lock.withLock { (stopped, down, stall) }
             if isStopped { close(client); return }
+            if isDown && isStalled { lock.withLock { parked.append(client) }; continue }
             if isDown { close(client); continue }
             let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var addr = Self.loopback(port: upstreamPort)
@@ -144,16 +157,21 @@ final class FaultProxy: @unchecked Sendable {
         defer { finish(link) }
         while let pdu = readPDU(link.client) {
             let isPROut = pdu[0] & 0x3F == 0x01 && pdu.count > 32 && pdu[32] == 0x5F
-            var cutHere = false, forward = false
+            var cutHere = false, forward = false, stalled = false
             if isPROut {
-                (cutHere, forward) = lock.withLock {
+                (cutHere, forward, stalled) = lock.withLock {
                     prOutSeen += 1
-                    if cutAtPROut > 0 && prOutSeen == cutAtPROut { down = true; return (true, forwardTheCut) }
-                    return (false, false)
+                    if cutAtPROut > 0 && prOutSeen == cutAtPROut { down = true; return (true, forwardTheCut, stall) }
+                    return (false, false, false)
                 }
             }
             if cutHere {
                 link.lock.withLock { link.cut = true }
+                if stalled {
+                    // Swallow everything until the initiator gives up.
+                    while readPDU(link.client) != nil {}
+                    return
+                }
                 if forward {
                     _ = writeAll(link.upstream, pdu)
                     // Let the target execute it before the connection goes.

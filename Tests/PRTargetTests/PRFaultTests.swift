@@ -13,22 +13,15 @@ import TestSupport
 @Suite(.serialized) struct PRFaultTests {
     static let timeout = 2000
 
-    /// LUs A and B are on two targets, each reached through its own
-    /// FaultProxy (its own path); B's cuts the connection at B's first PR
-    /// OUT, after A was reserved (the plugin acts in name order: B's path
-    /// is the proxy whose URL sorts last). Without `forwardTheCut` the
+    /// B's path cuts the connection at B's first PR OUT, after A was
+    /// reserved (see TwoPaths). Without `forwardTheCut` the
     /// REGISTER never reaches B; with it, B executes it and the answer is
     /// lost, so the plugin cannot know.
     @Test(arguments: [false, true])
     func aSessionCutInTheMiddleOfATwoLUAcquire(forwardTheCut: Bool) throws {
         let tgt = try TgtTarget(); defer { tgt.stop() }
-        let targets = try [tgt.addTarget(), tgt.addTarget()]
-        let proxies = try [FaultProxy(upstreamPort: tgt.port), FaultProxy(upstreamPort: tgt.port)]
-            .sorted { "\($0.port)" < "\($1.port)" }
-        defer { proxies.forEach { $0.stop() } }
-        let (a, b) = (proxies[0].url(targets[0].iqn), proxies[1].url(targets[1].iqn))
-        let (aDirect, bDirect) = (targets[0].urls[0], targets[1].urls[0])
-        let proxy = proxies[1]
+        let paths = try TwoPaths(tgt); defer { paths.stop() }
+        let (a, b, aDirect, bDirect, proxy) = (paths.a, paths.b, paths.aDirect, paths.bDirect, paths.faulty)
         proxy.cut(atPROut: 1, forward: forwardTheCut)
         let host = PRHost("cut", timeoutMilliseconds: Self.timeout)
         let check = Checker()
@@ -69,6 +62,46 @@ import TestSupport
         }
         #expect(host.lockmgr("release", .one, disks: [a, b]).status == 0)
         for lun in [aDirect, bDirect] {
+            #expect(try check.reservation(lun) == nil)
+            #expect(try check.keys(lun).isEmpty)
+        }
+    }
+
+    /// The target stops answering in the middle of the same acquire (B's
+    /// first PR OUT is swallowed; the connection and new ones stay open,
+    /// unanswered). The command times out after timeout_ms; giving back
+    /// tries B once more (a new login, which times out too), so the whole
+    /// acquire takes about two timeouts: each wait is bounded by
+    /// timeout_ms, the acquire by one per attempt to reach the hung LU.
+    @Test func aTargetThatHangsInTheMiddleOfATwoLUAcquire() throws {
+        let tgt = try TgtTarget(); defer { tgt.stop() }
+        let paths = try TwoPaths(tgt); defer { paths.stop() }
+        let (a, b, proxy) = (paths.a, paths.b, paths.faulty)
+        proxy.cut(atPROut: 1, stall: true)
+        let timeout = 1000
+        let host = PRHost("hang", timeoutMilliseconds: timeout)
+        let check = Checker()
+
+        let started = Date()
+        let r = host.lockmgr("acquire", .one, disks: [a, b])
+        let elapsed = Date().timeIntervalSince(started)
+        print("pr faults: target hangs mid-acquire, timeout_ms \(timeout) → exit \(r.status) in \(Int(elapsed * 1000)) ms: \(r.stderr)")
+        #expect(proxy.isDown, "the stall did not happen: \(r)")
+        #expect(r.status == 69, "\(r)")
+        #expect(r.stderr.contains("\(b): SCSI command timed out: no answer from the target within \(timeout) ms (timeout_ms)"),
+                "\(r.stderr)")
+        #expect(elapsed >= Double(timeout) / 1000, "gave up before the timeout: \(elapsed) s")
+        #expect(elapsed < 2 * Double(timeout) / 1000 + 2, "took \(elapsed) s")
+        for lun in [paths.aDirect, paths.bDirect] {
+            #expect(try check.reservation(lun) == nil)
+            #expect(try check.keys(lun).isEmpty)
+        }
+
+        proxy.heal()
+        let again = host.lockmgr("acquire", .one, disks: [a, b])
+        #expect(again.status == 0, "\(again)")
+        #expect(host.lockmgr("release", .one, disks: [a, b]).status == 0)
+        for lun in [paths.aDirect, paths.bDirect] {
             #expect(try check.reservation(lun) == nil)
             #expect(try check.keys(lun).isEmpty)
         }
@@ -130,5 +163,28 @@ import TestSupport
         guard !eventually(timeout: 5, { keeper(host, .one) == nil }), let k = keeper(host, .one) else { return }
         Issue.record("the keeper of vm1 on host \(host.name) (pid \(k)) outlived its VM")
         kill(k, SIGKILL)
+    }
+}
+
+/// LUs A and B on two targets of one tgtd, each reached through its own
+/// FaultProxy (its own path). The plugin acts in name order, so `faulty`
+/// (B's path) is the proxy whose URL sorts last: a fault there comes after
+/// A was reserved. The checker reads both directly (`aDirect`, `bDirect`).
+struct TwoPaths {
+    let a: String, b: String, aDirect: String, bDirect: String
+    let healthy: FaultProxy, faulty: FaultProxy
+
+    init(_ tgt: TgtTarget) throws {
+        let targets = try [tgt.addTarget(), tgt.addTarget()]
+        let proxies = try [FaultProxy(upstreamPort: tgt.port), FaultProxy(upstreamPort: tgt.port)]
+            .sorted { "\($0.port)" < "\($1.port)" }
+        (healthy, faulty) = (proxies[0], proxies[1])
+        (a, b) = (healthy.url(targets[0].iqn), faulty.url(targets[1].iqn))
+        (aDirect, bDirect) = (targets[0].urls[0], targets[1].urls[0])
+    }
+
+    func stop() {
+        healthy.stop()
+        faulty.stop()
     }
 }
