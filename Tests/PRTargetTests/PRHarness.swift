@@ -77,6 +77,30 @@ struct PRHost {
     }
 }
 
+// MARK: keepers and processes, as the tests look at them
+
+/// The pid of the running keeper of `vm` on `host`, if any.
+func keeper(_ host: PRHost, _ vm: VM) -> Int32? {
+    host.keeperDir.flatMap { KeeperStore(dir: $0).runningKeeper(vm.uuid) }
+}
+
+func keeperLog(_ host: PRHost) -> String {
+    host.keeperDir.flatMap { try? String(contentsOfFile: "\($0)/keeper.log", encoding: .utf8) } ?? ""
+}
+
+/// Polls `condition` until it holds or `timeout` seconds pass.
+func eventually(timeout: TimeInterval = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(10_000)
+    }
+    return condition()
+}
+
+/// The state letter of /proc/<pid>/stat ("T" = stopped).
+func processState(_ pid: Int32) -> String? { ProcStat.read(pid).map { String($0.state) } }
+
 struct VM {
     let uuid: UUIDBytes
     let name: String

@@ -404,14 +404,6 @@ import TestSupport
         }
     }
 
-    func keeper(_ host: PRHost, _ vm: VM) -> Int32? {
-        host.keeperDir.flatMap { KeeperStore(dir: $0).runningKeeper(vm.uuid) }
-    }
-
-    func keeperLog(_ host: PRHost) -> String {
-        host.keeperDir.flatMap { try? String(contentsOfFile: "\($0)/keeper.log", encoding: .utf8) } ?? ""
-    }
-
     func clearHost(as host: PRHost, dead: PRHost, _ luns: String..., extra: [String] = []) -> CommandResult {
         Command.run(["\(BuildProducts.binDir)/pr-tool", "clear-host", "--config", host.configFile,
                      "--dead-host", dead.initiator] + extra + luns, timeout: 30)
@@ -426,18 +418,7 @@ import TestSupport
         for f in fragments { #expect(r.stderr.contains(f), "missing '\(f)' in: \(r.stderr)", sourceLocation: sourceLocation) }
     }
 
-    func eventually(timeout: TimeInterval = 10, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(10_000)
-        }
-        return condition()
-    }
-
     func parent(of pid: Int32) -> Int32? { ProcStat.read(pid)?.parent }
-
-    func processState(_ pid: Int32) -> String? { ProcStat.read(pid).map { String($0.state) } }
 
     /// Timings go to the test log (figures for the README), never asserted.
     static func figure(_ what: String, since start: Date) {

@@ -13,8 +13,10 @@ public final class TgtTarget: @unchecked Sendable {
     public let port: Int
     public let control: Int
     public let dir: String
-    private let process: Process
+    private var process: Process
     private var nextTid = 1
+    /// What was added, so `restart()` can set it up again: (tid, iqn, LUN count).
+    private var targets: [(tid: Int, iqn: String, luns: Int)] = []
     private var stopped = false
 
     public init() throws {
@@ -29,23 +31,47 @@ public final class TgtTarget: @unchecked Sendable {
         for _ in 0..<8 {
             let port = try Self.freePort()
             let control = Int.random(in: 1000...9999)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: tgtd)
-            process.arguments = ["-f", "--iscsi", "portal=127.0.0.1:\(port)", "-C", "\(control)"]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            if Self.waitReady(process, control: control) {
+            if let process = try Self.launch(port: port, control: control) {
                 self.port = port
                 self.control = control
                 self.process = process
                 return
             }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
             lastError = "tgtd on 127.0.0.1:\(port) (control \(control)) did not become ready"
         }
         throw Failure(description: lastError)
+    }
+
+    /// Starts tgtd; nil (and nothing left running) if it does not become ready.
+    private static func launch(port: Int, control: Int) throws -> Process? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/tgtd")
+        process.arguments = ["-f", "--iscsi", "portal=127.0.0.1:\(port)", "-C", "\(control)"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        if waitReady(process, control: control) { return process }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return nil
+    }
+
+    /// After `crash()`: a new tgtd on the same port and control socket with
+    /// the same targets and LUNs over the same backing files, as a target
+    /// host that rebooted. tgt keeps PR state in memory only, so every LU
+    /// comes back with no registration and no reservation.
+    public func restart() throws {
+        guard stopped else { throw Failure(description: "restart: tgtd is still running (crash() it first)") }
+        guard let process = try Self.launch(port: port, control: control) else {
+            throw Failure(description: "tgtd on 127.0.0.1:\(port) (control \(control)) did not come back")
+        }
+        self.process = process
+        stopped = false
+        for t in targets {
+            try adm(["--op", "new", "--mode", "target", "--tid", "\(t.tid)", "-T", t.iqn])
+            for lun in 1...t.luns { try addLUN(tid: t.tid, lun: lun, megabytes: 1, keepData: true) }
+            try adm(["--op", "bind", "--mode", "target", "--tid", "\(t.tid)", "-I", "ALL"])
+        }
     }
 
     private static func waitReady(_ process: Process, control: Int) -> Bool {
@@ -77,15 +103,18 @@ public final class TgtTarget: @unchecked Sendable {
             urls.append("iscsi://\(portal)/\(iqn)/\(lun)")
         }
         try adm(["--op", "bind", "--mode", "target", "--tid", "\(tid)", "-I", "ALL"])
+        targets.append((tid, iqn, luns))
         return (iqn, tid, urls)
     }
 
-    private func addLUN(tid: Int, lun: Int, megabytes: Int) throws {
+    private func addLUN(tid: Int, lun: Int, megabytes: Int, keepData: Bool = false) throws {
         let file = "\(dir)/t\(tid)-l\(lun).img"
-        _ = FileManager.default.createFile(atPath: file, contents: nil)
-        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: file))
-        try h.truncate(atOffset: UInt64(megabytes) << 20)
-        try h.close()
+        if !keepData {
+            _ = FileManager.default.createFile(atPath: file, contents: nil)
+            let h = try FileHandle(forWritingTo: URL(fileURLWithPath: file))
+            try h.truncate(atOffset: UInt64(megabytes) << 20)
+            try h.close()
+        }
         try adm(["--op", "new", "--mode", "logicalunit", "--tid", "\(tid)", "--lun", "\(lun)", "-b", file])
     }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <iscsi/iscsi.h>
@@ -19,7 +20,36 @@ struct lockmgr_iscsi_session {
     int done;
     int status;
     struct scsi_task *task;
+    /* Why the connection went away, seen on the socket before libiscsi
+     * tears it down: libiscsi's own text then is stale or says only that
+     * it will not reconnect. Empty while the connection is fine. */
+    char lost[96];
 };
+
+/* Looks at the socket libiscsi is about to service: a refused or reset
+ * connection (SO_ERROR) or an orderly close by the target (readable with
+ * nothing to read) is remembered in s->lost. */
+static void note_connection_loss(lockmgr_iscsi_session *s, int fd, short revents)
+{
+    if (s->lost[0] || fd < 0)
+        return;
+    int soerr = 0;
+    socklen_t len = sizeof soerr;
+    if ((revents & (POLLERR | POLLHUP)) && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr) {
+        snprintf(s->lost, sizeof s->lost, "connection lost: %s", strerror(soerr));
+        return;
+    }
+    char byte;
+    if ((revents & (POLLIN | POLLHUP)) && recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+        snprintf(s->lost, sizeof s->lost, "connection closed by the target");
+}
+
+/* The best explanation of a failure: the connection loss if one was
+ * seen, else libiscsi's error text. */
+static const char *failure_text(lockmgr_iscsi_session *s)
+{
+    return s->lost[0] ? s->lost : iscsi_get_error(s->ctx);
+}
 
 static int64_t now_ms(void)
 {
@@ -34,16 +64,21 @@ static void set_err(char *err, size_t len, const char *what, const char *detail)
         snprintf(err, len, "%s%s%s", what, detail && *detail ? ": " : "", detail ? detail : "");
 }
 
-/* Runs the event loop until the pending operation completes or the deadline passes. */
-static int wait_done(lockmgr_iscsi_session *s, int64_t deadline, const char *what, char *err, size_t err_len)
+/* Runs the event loop until the pending operation completes or the
+ * deadline passes (`timeout_ms` after the operation began: named in the
+ * error, so an operator sees which setting bounded the wait). */
+static int wait_done(lockmgr_iscsi_session *s, int64_t deadline, int timeout_ms, const char *what,
+                     char *err, size_t err_len)
 {
     while (!s->done) {
         int64_t left = deadline - now_ms();
         if (left <= 0) {
             s->broken = 1;
+            char detail[96];
+            snprintf(detail, sizeof detail, "no answer from the target within %d ms (timeout_ms)", timeout_ms);
             char msg[96];
             snprintf(msg, sizeof msg, "%s timed out", what);
-            set_err(err, err_len, msg, "no answer from the target within the configured timeout");
+            set_err(err, err_len, msg, detail);
             return -1;
         }
         struct pollfd pfd = { .fd = iscsi_get_fd(s->ctx), .events = (short)iscsi_which_events(s->ctx) };
@@ -55,9 +90,11 @@ static int wait_done(lockmgr_iscsi_session *s, int64_t deadline, const char *wha
             set_err(err, err_len, what, strerror(errno));
             return -1;
         }
+        if (n > 0)
+            note_connection_loss(s, pfd.fd, pfd.revents);
         if (iscsi_service(s->ctx, n == 0 ? 0 : pfd.revents) < 0) {
             s->broken = 1;
-            set_err(err, err_len, what, iscsi_get_error(s->ctx));
+            set_err(err, err_len, what, failure_text(s));
             return -1;
         }
     }
@@ -112,14 +149,14 @@ lockmgr_iscsi_session *lockmgr_iscsi_open(const char *initiator, const char *por
         lockmgr_iscsi_close(s, 0);
         return NULL;
     }
-    int waited = wait_done(s, deadline, "login", err, err_len);
+    int waited = wait_done(s, deadline, timeout_ms, "login", err, err_len);
     s->connecting = 0;
     if (waited != 0) {
         lockmgr_iscsi_close(s, 0);
         return NULL;
     }
     if (s->status != SCSI_STATUS_GOOD) {
-        set_err(err, err_len, "connection or login failed", iscsi_get_error(s->ctx));
+        set_err(err, err_len, "connection or login failed", failure_text(s));
         s->broken = 1;
         lockmgr_iscsi_close(s, 0);
         return NULL;
@@ -176,7 +213,7 @@ int lockmgr_iscsi_command(lockmgr_iscsi_session *s, int lun, const uint8_t *cdb,
         s->broken = 1;
         return -1;
     }
-    if (wait_done(s, deadline, "SCSI command", err, err_len) != 0)
+    if (wait_done(s, deadline, timeout_ms, "SCSI command", err, err_len) != 0)
         return -1; /* the task is freed by close, after libiscsi cancels it */
     int rc = 0;
     if (s->status == SCSI_STATUS_GOOD || s->status == SCSI_STATUS_CHECK_CONDITION
@@ -205,7 +242,7 @@ int lockmgr_iscsi_command(lockmgr_iscsi_session *s, int lun, const uint8_t *cdb,
         s->broken = 1;
         set_err(err, err_len, s->status == SCSI_STATUS_CANCELLED ? "command cancelled"
                               : s->status == SCSI_STATUS_TIMEOUT ? "command timed out" : "transport error",
-                iscsi_get_error(s->ctx));
+                failure_text(s));
         rc = -1;
     }
     release_task(s);
@@ -219,7 +256,7 @@ void lockmgr_iscsi_close(lockmgr_iscsi_session *s, int timeout_ms)
     if (!s->broken && timeout_ms > 0 && iscsi_is_logged_in(s->ctx)) {
         s->done = 0;
         if (iscsi_logout_async(s->ctx, login_cb, s) == 0)
-            (void)wait_done(s, now_ms() + timeout_ms, "logout", NULL, 0);
+            (void)wait_done(s, now_ms() + timeout_ms, timeout_ms, "logout", NULL, 0);
     }
     iscsi_destroy_context(s->ctx); /* may run pending callbacks (cancelled) */
     s->done = 1;

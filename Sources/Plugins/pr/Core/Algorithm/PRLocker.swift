@@ -66,6 +66,11 @@ public final class PRLocker {
         for r in wanted {
             plans.append((r, try decide(r, state: state)))
         }
+        // Every host acts in the same order (by name): two hosts wanting
+        // the same LUs, listed in different orders, could otherwise each
+        // reserve one, meet the other's, and both give everything back,
+        // leaving a round with no winner at all.
+        plans.sort { $0.0.name < $1.0.name }
         // Takeovers last: a takeover fences the migration peer, which may
         // still be running, and cannot be undone from here (we cannot
         // register as the peer's nexus). Doing them after everything else
