@@ -34,6 +34,9 @@ struct Report {
         return parts.map { $0.1 > 1 ? "\($0.0) ×\($0.1)" : $0.0 }.joined(separator: ", ")
     }
 
+    /// A figure, or a dash where nothing was measured.
+    func cell(_ v: Double, _ samples: Samples) -> String { samples.count == 0 ? "–" : us(v) }
+
     /// A Markdown table and the blank line after it.
     func table(_ header: [String], _ rows: [[String]]) -> String {
         let line = { (cells: [String]) in "| " + cells.joined(separator: " | ") + " |\n" }
@@ -61,26 +64,37 @@ struct Report {
         s += "compare figures within this run, not across runs. Whole run: \(Int(elapsedSeconds)) s.\n\n"
 
         s += "### Latency, 1 LUN\n\n"
+        s += "Keeper on, as deployed: an acquire or handover that starts the VM's keeper (a VM start; every tenth round "
+        s += "at 1 and 8 LUNs, every other one at 64 and 256, waits for the keepers to leave so these are measured) and one that finds it still running (a resume soon "
+        s += "after a pause: a keeper leaves at its next round, up to 1 s after the release), each with its sample count.\n\n"
+        let rows: [(Variant, Operation, String)] = [
+            (.keeper, .acquire, "keeper on, keeper started"), (.keeperRunning, .acquire, "keeper on, keeper already running"),
+            (.keeper, .handover, "keeper on, keeper started"), (.keeperRunning, .handover, "keeper on, keeper already running"),
+            (.keeper, .release, "keeper on"),
+            (.noKeeper, .acquire, "keeper = 0"), (.noKeeper, .handover, "keeper = 0"), (.noKeeper, .release, "keeper = 0"),
+        ]
         s += table(["operation", "ours median", "ours p99", "floor median", "floor p99", "ratio"],
-                   [Variant.keeper, .noKeeper].flatMap { v in
-                       Operation.allCases.map { op in
-                           let o = w(v, op, one), f = w(.raw, op, one)
-                           let label = v == .keeper ? "\(op.rawValue) (keeper on, as deployed)" : "\(op.rawValue) (keeper = 0)"
-                           return [label, us(o.median), us(o.p99), us(f.median), us(f.p99), ratio(o.median, f.median)]
-                       }
+                   rows.map { v, op, label in
+                       let o = w(v, op, one), f = w(.raw, op, one)
+                       return ["\(op.rawValue) (\(label); \(o.count) samples)", cell(o.median, o), cell(o.p99, o),
+                               us(f.median), us(f.p99), o.count == 0 ? "–" : ratio(o.median, f.median)]
                    })
 
         s += "### Where the time goes, 1 LUN (medians, µs)\n\n"
-        s += table(["operation", "floor, session kept", "raw, login per operation", "ours, keeper = 0", "ours, keeper on",
+        s += table(["operation", "floor, session kept", "raw, login per operation", "ours, keeper = 0", "ours, keeper on (started / already running)",
                     "CPU in our process: floor / login per op / ours keeper = 0"],
                    Operation.allCases.map { op in
                        [op.rawValue, us(w(.raw, op, one).median), us(w(.rawLogin, op, one).median),
-                        us(w(.noKeeper, op, one).median), us(w(.keeper, op, one).median),
+                        us(w(.noKeeper, op, one).median),
+                        op == .release ? us(w(.keeper, op, one).median)
+                            : "\(cell(w(.keeper, op, one).median, w(.keeper, op, one))) / \(cell(w(.keeperRunning, op, one).median, w(.keeperRunning, op, one)))",
                         "\(us(c(.raw, op, one).median)) / \(us(c(.rawLogin, op, one).median)) / \(us(c(.noKeeper, op, one).median))"]
                    })
 
         s += "### Scale: resources (LUNs) per VM\n\n"
-        s += table(["operation", "LUNs", "rounds", "ours median", "ours p99", "ours keeper = 0 median", "raw login per op median",
+        s += "Ours: keeper on, acquire and handover that started the keeper (n: their samples; rounds at 64 and 256 LUNs "
+        s += "last long enough for most keepers to leave).\n\n"
+        s += table(["operation", "LUNs", "rounds", "ours median", "ours p99", "n", "ours keeper = 0 median", "raw login per op median",
                     "floor median", "floor p99", "ratio", "ours µs per extra LUN", "floor µs per extra LUN"],
                    Operation.allCases.flatMap { op in
                        sizes.map { n in
@@ -88,8 +102,9 @@ struct Report {
                            func perLUN(_ v: Variant) -> String {
                                n == one ? "" : us((w(v, op, n).median - w(v, op, one).median) / Double(n - one))
                            }
-                           return [op.rawValue, "\(n)", "\(rounds[n] ?? 0)", us(o.median), us(o.p99), us(k.median), us(l.median),
-                                   us(f.median), us(f.p99), ratio(o.median, f.median), perLUN(.noKeeper), perLUN(.raw)]
+                           return [op.rawValue, "\(n)", "\(rounds[n] ?? 0)", cell(o.median, o), cell(o.p99, o), "\(o.count)", us(k.median),
+                                   us(l.median), us(f.median), us(f.p99), o.count == 0 ? "–" : ratio(o.median, f.median),
+                                   perLUN(.noKeeper), perLUN(.raw)]
                        }
                    })
         s += "(µs per extra LUN: the slope from 1 LUN, ours with keeper = 0, so the one keeper start per call does not blur it.)\n\n"
@@ -137,6 +152,7 @@ struct Report {
     func explanation(_ n: Int) -> String {
         let acquire = w(.noKeeper, .acquire, n).median, raw = w(.raw, .acquire, n).median, login = w(.rawLogin, .acquire, n).median
         let keeperCost = w(.keeper, .acquire, n).median - acquire
+        let keeperFound = w(.keeperRunning, .acquire, n).median - acquire
         let perCommand = raw / Double(max(1, sent(.raw, .acquire, n).count))
         let extra = sent(.noKeeper, .acquire, n).count - sent(.rawLogin, .acquire, n).count
         let cpuOurs = c(.noKeeper, .acquire, n).median, cpuLogin = c(.rawLogin, .acquire, n).median
@@ -151,14 +167,20 @@ struct Report {
         s += "(strace). The host library looks for libvirt.so.0 once per plugin load; it used to look on every plugin call "
         s += "and every added resource (dlopen RTLD_NOLOAD searches the library path: 25-50 µs each), 3 times per call at "
         s += "1 LUN and 258 times, about 12 ms, at 256 LUNs: found with strace while reading this benchmark. "
-        s += "The keeper, on as deployed, adds \(us(keeperCost)) µs to an acquire, and as much to a handover (the "
-        s += "destination's acquire starts its keeper): two starts of the 10.9 MB static-Swift `pr-keeper` (`pr-keeper start`, "
+        s += "The keeper, on as deployed, adds \(us(keeperCost)) µs to an acquire that starts it, and as much to a handover "
+        s += "(the destination's acquire starts its keeper): two starts of the 10.9 MB static-Swift `pr-keeper` (`pr-keeper start`, "
         s += "which detaches the keeper into its own session so that libvirtd never has to reap it, and the keeper itself), "
         s += "each about 4 ms on this loaded machine against 1 ms for /bin/true, and the wait until the keeper holds its "
-        s += "pid file. It is what ties the reservation to the VM's process (a SCSI reservation outlives its process "
+        s += "pid file. An acquire that finds the VM's keeper running starts nothing (it used to start `pr-keeper start` "
+        s += "anyway, which found the keeper and left: the same two process starts; found with this benchmark) and pays "
+        s += "\(us(keeperFound)) µs over keeper = 0: the record rewrite under its flock, the check of the keeper's pid file, "
+        s += "and sharing tgtd and the two cores with the running keepers. "
+        s += "The keeper is what ties the reservation to the VM's process (a SCSI reservation outlives its process "
         s += "otherwise). A release with the keeper pays \(us(w(.keeper, .release, n).median - w(.noKeeper, .release, n).median)) µs "
-        s += "more: the record rewrite under its flock; and every keeper reads each of its LUs (2 PR IN) once per "
-        s += "`keeper_interval_ms` (1 s) on its own session, load tgtd carries during the whole run. "
+        s += "more: the record rewrite under its flock. Every keeper reads each of its LUs (2 PR IN) once per "
+        s += "`keeper_interval_ms` (1 s) on its own session, and once more right after it starts: load tgtd carries during "
+        s += "the whole run, which is why at 256 LUNs the keeper-on calls lose more than the keeper start (512 PR IN per "
+        s += "keeper round compete with the call's own commands). "
         s += "As LUNs grow, every variant grows linearly: commands go one LU after the other on one session per target, "
         s += "so the cost per extra LUN is its command count (5 to 7 for ours, 1 to 4 raw) times one round trip, and the "
         s += "fixed login and keeper costs fade; at 256 LUNs a call is dominated by the round trips."

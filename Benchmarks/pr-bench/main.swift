@@ -103,7 +103,10 @@ let rawB = RawHost(initiator: "iqn.2026-01.lockmgr.bench:raw-b", vm: uuid, urls:
 
 enum Operation: String, CaseIterable { case acquire, handover, release }
 enum Variant: String, CaseIterable {
+    /// Keeper on, as deployed; acquire and handover that had to start the keeper (a VM start).
     case keeper = "ours (keeper on, as deployed)"
+    /// Acquire and handover that found the VM's keeper still running (a resume soon after a pause).
+    case keeperRunning = "ours (keeper on, keeper already running)"
     case noKeeper = "ours (keeper = 0)"
     case raw = "raw floor, session kept"
     case rawLogin = "raw, login per operation"
@@ -126,8 +129,14 @@ var roundCounts: [Int: Int] = [:]
 @MainActor func pluginRound(_ a: PluginHost, _ b: PluginHost, _ v: Variant, _ disks: [String], measured: Bool) throws(LockError) {
     let n = disks.count
     let state = stateOfA(disks)
-    record(v, .acquire, n, try a.call(vm, disks: disks) { m throws(LockError) in try m.acquire() }, measured: measured)
-    record(v, .handover, n, try b.call(vm, disks: disks) { m throws(LockError) in try m.acquire(state: state) }, measured: measured)
+    /// With keepers, whether this acquire will have to start one.
+    func kind(_ host: PluginHost) -> Variant {
+        v == .keeper && KeeperStore(dir: host.keeperDir).runningKeeper(uuid) != nil ? .keeperRunning : v
+    }
+    let acquireKind = kind(a)
+    record(acquireKind, .acquire, n, try a.call(vm, disks: disks) { m throws(LockError) in try m.acquire() }, measured: measured)
+    let handoverKind = kind(b)
+    record(handoverKind, .handover, n, try b.call(vm, disks: disks) { m throws(LockError) in try m.acquire(state: state) }, measured: measured)
     if v == .keeper { _ = try a.call(vm, disks: disks) { m throws(LockError) in _ = try m.release() } }
     record(v, .release, n, try b.call(vm, disks: disks) { m throws(LockError) in _ = try m.release() }, measured: measured)
 }
@@ -171,10 +180,18 @@ do {
         for round in 0..<(warmUpRounds + total) {
             let measured = round >= warmUpRounds
             // Rotate the order so no variant always follows the same one.
-            let order: [Variant] = Array((Variant.allCases + Variant.allCases)[(round % 4)..<(round % 4 + 4)])
+            let variants: [Variant] = [.keeper, .noKeeper, .raw, .rawLogin]
+            let order = Array((variants + variants)[(round % 4)..<(round % 4 + 4)])
             for v in order {
                 switch v {
-                case .keeper: try pluginRound(hosts.aKeeper, hosts.bKeeper, v, disks, measured: measured)
+                case .keeper:
+                    // A keeper leaves at its next round (1 s) after its VM's
+                    // last release, so many rounds find it still there: some
+                    // rounds wait for both to leave, so that VM starts (a
+                    // keeper start) are measured too.
+                    if round % (n < 64 ? 10 : 2) == 0 { for h in [hosts.aKeeper, hosts.bKeeper] { try h.waitKeepersGone(uuid) } }
+                    try pluginRound(hosts.aKeeper, hosts.bKeeper, v, disks, measured: measured)
+                case .keeperRunning: break
                 case .noKeeper: try pluginRound(hosts.a, hosts.b, v, disks, measured: measured)
                 case .raw, .rawLogin: try rawRound(v, n, measured: measured)
                 }
