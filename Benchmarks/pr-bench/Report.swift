@@ -92,8 +92,7 @@ struct Report {
                    })
 
         s += "### Scale: resources (LUNs) per VM\n\n"
-        s += "Ours: keeper on, acquire and handover that started the keeper (n: their samples; rounds at 64 and 256 LUNs "
-        s += "last long enough for most keepers to leave).\n\n"
+        s += "Ours: keeper on, acquire and handover that started the keeper (n: their samples).\n\n"
         s += table(["operation", "LUNs", "rounds", "ours median", "ours p99", "n", "ours keeper = 0 median", "raw login per op median",
                     "floor median", "floor p99", "ratio", "ours µs per extra LUN", "floor µs per extra LUN"],
                    Operation.allCases.flatMap { op in
