@@ -49,11 +49,14 @@ bench-libvirt: deps
 	$(SWIFT) build -c release --product libvirt-bench
 	$$($(SWIFT) build -c release --show-bin-path)/libvirt-bench $(LIBVIRT_CYCLES)
 
-# Latency of the pr plugin's operations next to the raw PR command floor (release build).
+# The pr plugin (.so through our host library, keeper on and off) next to the
+# raw PR command floor, at 1-256 LUNs; writes $(BENCH_OUT)/pr.md and pr-scale.tsv.
+BENCH_OUT ?= $(CURDIR)/.build/bench
 bench-pr: deps
-	$(SWIFT) build -c release --product pr-bench
+	$(SWIFT) build -c release --product lockmgr_pr
 	$(SWIFT) build -c release --product pr-keeper
-	scripts/bench-pr.sh $$($(SWIFT) build -c release --show-bin-path) $(CYCLES)
+	$(SWIFT) build -c release --product pr-bench
+	scripts/bench-pr.sh $$($(SWIFT) build -c release --show-bin-path) $(CYCLES) $(BENCH_OUT)
 
 # Every benchmark, one after the other.
 bench: bench-sanlock bench-pr bench-libvirt

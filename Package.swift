@@ -76,7 +76,9 @@ let prTargets: [Target] = [
     // libiscsi behind a small C shim with millisecond deadlines.
     .target(name: "CISCSI", path: "Sources/Plugins/pr/CISCSI",
             linkerSettings: [.linkedLibrary("iscsi")]),
-    .executableTarget(name: "pr-bench", dependencies: ["PRCore"], path: "Benchmarks/pr-bench"),
+    // Not a test: the pr plugin .so through our host library against the raw PR command floor (issue 6).
+    .executableTarget(name: "pr-bench", dependencies: ["PRCore", "LockDriver"], path: "Benchmarks/pr-bench",
+                      linkerSettings: hostLinkerSettings),
     .executableTarget(name: "pr-tool", dependencies: ["PRCore"], path: "Sources/Tools/pr-tool"),
     .testTarget(name: "PRCoreTests", dependencies: ["PRCore"], path: "Tests/PRCoreTests"),
     .testTarget(name: "PRTargetTests", dependencies: ["PRCore", "LockDriver", "TestSupport"],

@@ -1,163 +1,229 @@
-import Glibc
+import Foundation
 import LockDriver
 import PRCore
 
-// pr-bench: latency of the pr plugin's acquire, handover and release on one
-// LUN, next to the floor: the very same CDBs replayed raw through libiscsi
-// on sessions that are already logged in. The difference is the plugin's
-// own cost: a login per operation (each libvirt call is a fresh manager)
-// plus the Swift logic.
+// pr-bench: the pr plugin as libvirt runs it (the release build's
+// liblockmgr_pr.so through our host library, a fresh manager per call,
+// its keeper on as deployed, and again with keeper = 0) against the floor:
+// the fewest PR commands that do the same, sent raw through libiscsi, on
+// a session kept logged in and with a login per operation. Interleaved
+// rounds (every variant once per round) at 1, 8, 64 and 256 LUNs of one
+// private tgtd target (scripts/bench-pr.sh starts it).
 //
-//   pr-bench iscsi://127.0.0.1:PORT/IQN/LUN [iterations]
+//   pr-bench --target iscsi://127.0.0.1:PORT/IQN --luns 256 [--cycles 200] [--out DIR] [--keep yes]
+//
+// --keep yes leaves the work directory (the plugin copies, configs) for a
+// profiler's symbol lookup, e.g. under `perf record -g`.
+// Writes DIR/pr.md (the report section, also printed) and DIR/pr-scale.tsv.
 
-func now() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) * 1e6 + Double(ts.tv_nsec) / 1e3
-}
-
-func die(_ message: String) -> Never {
-    let line = Array("pr-bench: \(message)\n".utf8)
-    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("pr-bench: \(message)\n".utf8))
     exit(1)
 }
 
-/// Records the commands the plugin sends, to replay them raw.
-final class Recorder: SCSITransport {
-    let real: SCSITransport
-    var commands: [PRCommand] = []
-    init(_ real: SCSITransport) { self.real = real }
-    var deviceDescription: String { real.deviceDescription }
-    func send(cdb: [UInt8], direction: DataDirection, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
-        commands.append(PRCommand(cdb: cdb, direction: direction))
-        return try real.send(cdb: cdb, direction: direction, timeoutMilliseconds: timeoutMilliseconds)
-    }
-}
-
-struct Sample {
-    var plugin: [Double] = []
-    var raw: [Double] = []
-    var commands: [PRCommand] = []
-}
-
-let args = CommandLine.arguments
-guard args.count >= 2 else { die("usage: pr-bench iscsi://HOST:PORT/IQN/LUN [iterations]") }
-let lun = args[1]
-let iterations = args.count > 2 ? Int(args[2]) ?? 200 : 200
-let vm = UUIDBytes("b0b0b0b0-1111-4222-8333-444455556666")!
-let hostA = PRConfig(iscsiInitiator: "iqn.2026-01.lockmgr.bench:host-a")
-let hostB = PRConfig(iscsiInitiator: "iqn.2026-01.lockmgr.bench:host-b")
-let resources = [PRResource(lun)]
-
-/// One plugin operation as libvirt runs it: fresh manager, login, commands, logout.
-func pluginOp(_ config: PRConfig, _ body: (PRLocker) throws(LockError) -> Void) throws(LockError) -> (Double, [PRCommand]) {
-    let start = now()
-    let factory = TransportFactory(config: config)
-    var recorder: Recorder?
-    let locker = try PRLocker(config: config, vm: vm) { name throws(LockError) in
-        let r = Recorder(try factory.transport(for: name))
-        recorder = r
-        return r
-    }
-    try body(locker)
-    factory.closeAll()
-    return (now() - start, recorder?.commands ?? [])
-}
-
-// Raw sessions for the floor: one per host, logged in once.
-let rawA = ISCSISessionPool(initiator: "iqn.2026-01.lockmgr.bench:raw-a", isidQualifier: 3)
-let rawB = ISCSISessionPool(initiator: "iqn.2026-01.lockmgr.bench:raw-b", isidQualifier: 3)
-func rawReplay(_ pool: ISCSISessionPool, _ commands: [PRCommand]) throws(LockError) -> Double {
-    let transport = ISCSITransport(url: try ISCSIURL(parsing: lun), pool: pool)
-    let start = now()
-    for c in commands { _ = try transport.send(cdb: c.cdb, direction: c.direction, timeoutMilliseconds: 5000) }
-    return now() - start
-}
-
-var acquire = Sample(), handover = Sample(), release = Sample()
-var login: [Double] = []
-do {
-    // Warm up both raw sessions (their logins are not part of the floor).
-    _ = try rawReplay(rawA, [.prIn(.readKeys)])
-    _ = try rawReplay(rawB, [.prIn(.readKeys)])
-    for _ in 0..<iterations {
-        var state: PRState?
-        let (ta, ca) = try pluginOp(hostA) { l throws(LockError) in
-            try l.acquire(resources, state: nil)
-            state = try PRState(decoding: PRState(vm: vm, entries: [
-                .init(resource: lun, key: l.key(for: .exclusive), type: hostA.exclusiveType)]).encoded)
+/// `--name value` pairs.
+func parseOptions() -> [String: String] {
+    var parsed: [String: String] = [:]
+    var argv = CommandLine.arguments.dropFirst()
+    while let flag = argv.popFirst() {
+        guard flag.hasPrefix("--"), let value = argv.popFirst() else {
+            fail("usage: pr-bench --target iscsi://HOST:PORT/IQN --luns N [--cycles N] [--out DIR] [--keep yes] (bad argument '\(flag)')")
         }
-        let (tb, cb) = try pluginOp(hostB) { l throws(LockError) in try l.acquire(resources, state: state) }
-        let (tr, cr) = try pluginOp(hostB) { l throws(LockError) in _ = try l.release(resources) }
-        acquire.plugin.append(ta); acquire.commands = ca
-        handover.plugin.append(tb); handover.commands = cb
-        release.plugin.append(tr); release.commands = cr
-        acquire.raw.append(try rawReplay(rawA, ca))
-        handover.raw.append(try rawReplay(rawB, cb))
-        release.raw.append(try rawReplay(rawB, cr))
-        let t0 = now()
-        let p = ISCSISessionPool(initiator: "iqn.2026-01.lockmgr.bench:login", isidQualifier: 4)
-        _ = try rawReplay(p, [])
-        _ = try ISCSITransport(url: try ISCSIURL(parsing: lun), pool: p)
-            .send(cdb: PRCommand.prIn(.readKeys).cdb, direction: .fromDevice(allocationLength: 8192), timeoutMilliseconds: 5000)
-        p.closeAll()
-        login.append(now() - t0)
+        parsed[String(flag.dropFirst(2))] = value
     }
-} catch {
-    die(error.message)
+    return parsed
 }
-rawA.closeAll()
-rawB.closeAll()
+let options = parseOptions()
+guard let target = options["target"], let lunCount = options["luns"].flatMap({ Int($0) }), lunCount >= 1 else {
+    fail("usage: pr-bench --target iscsi://HOST:PORT/IQN --luns N [--cycles N] [--out DIR]")
+}
+let cycles = options["cycles"].flatMap { Int($0) }.map { max(2, $0) } ?? 200
+let outDir = options["out"]
+let sizes = [1, 8, 64, 256].filter { $0 <= lunCount }
+/// Rounds per size: fewer where one round costs hundreds of PR commands.
+func rounds(_ n: Int) -> Int {
+    switch n {
+    case 1: return cycles
+    case 8: return max(10, cycles / 2)
+    case 64: return max(10, cycles / 8)
+    default: return max(10, cycles / 10)
+    }
+}
+let warmUpRounds = 2
 
-func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.isEmpty ? 0 : s[s.count / 2] }
-func p90(_ v: [Double]) -> Double { let s = v.sorted(); return s.isEmpty ? 0 : s[min(s.count - 1, s.count * 9 / 10)] }
-func fmt(_ us: Double) -> String {
-    let r = (us * 10).rounded() / 10
-    let s = "\(r)"
-    return String(repeating: " ", count: max(0, 9 - s.count)) + s
+let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+let binDir = (selfPath as NSString).deletingLastPathComponent
+let soPath = "\(binDir)/liblockmgr_pr.so"
+let keeperPath = "\(binDir)/pr-keeper"
+for file in [soPath, keeperPath] where !FileManager.default.isExecutableFile(atPath: file) && !FileManager.default.fileExists(atPath: file) {
+    fail("\(file) is missing: build the release products lockmgr_pr and pr-keeper first (make bench-pr)")
 }
-func counts(_ c: [PRCommand]) -> String {
-    let out = c.filter(\.isPROut).count
-    return "\(c.count - out) IN + \(out) OUT"
-}
+let urls = (1...lunCount).map { "\(target)/\($0)" }
+let parsedURLs: [ISCSIURL]
+do { parsedURLs = try urls.map { u throws(LockError) in try ISCSIURL(parsing: u) } } catch { fail(error.message) }
 
-print("pr-bench: \(iterations) iterations on \(lun) (microseconds, median / p90)")
-print("operation   plugin median     p90   | raw same CDBs median     p90   | PR commands")
-for (name, s) in [("acquire ", acquire), ("handover", handover), ("release ", release)] {
-    print("\(name)    \(fmt(median(s.plugin)))  \(fmt(p90(s.plugin)))   |        \(fmt(median(s.raw)))  \(fmt(p90(s.raw)))   | \(counts(s.commands)): \(s.commands.map(\.name).joined(separator: ", "))")
-}
-print("login + 1 PR IN + logout (what a fresh manager pays first): median \(fmt(median(login))) p90 \(fmt(p90(login)))")
+let work = NSTemporaryDirectory() + "pr-bench-\(getpid())"
+let uuid = UUIDBytes("b0b0b0b0-1111-4222-8333-444455556666")!
 
-// What a keeper adds to every real acquire: writing the VM's record and
-// starting pr-keeper (spawn, detach, wait until it holds its pid file).
-// pr-keeper is the one built beside this program.
-/// The directory this program was run from.
-func ownDirectory() -> String {
-    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    let exe = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
-    return exe.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+// The VM: a process of its own that outlives every call, watched by the keepers.
+let vmProcess = Process()
+vmProcess.executableURL = URL(fileURLWithPath: "/bin/sleep")
+vmProcess.arguments = ["100000"]
+do { try vmProcess.run() } catch { fail("cannot start the stand-in VM process: \(error)") }
+func cleanUp() {
+    if vmProcess.isRunning { vmProcess.terminate(); vmProcess.waitUntilExit() }
+    if options["keep"] == "yes" { print("pr-bench: work directory kept: \(work)") } else { try? FileManager.default.removeItem(atPath: work) }
 }
-let keeperPath = ownDirectory() + "/pr-keeper"
-let store = KeeperStore(dir: "/tmp/pr-bench-keeper-\(getpid())")
-var keeperStart: [Double] = []
+let vm = LockObject(uuid: uuid, name: "bench-vm", pid: UInt32(vmProcess.processIdentifier))
+
+let initiatorA = "iqn.2026-01.lockmgr.bench:host-a"
+let initiatorB = "iqn.2026-01.lockmgr.bench:host-b"
+let hosts: (aKeeper: PluginHost, bKeeper: PluginHost, a: PluginHost, b: PluginHost, aCount: PluginHost, bCount: PluginHost)
 do {
-    guard let me = VMProcess.current(getpid()) else { die("cannot read /proc/self/stat") }
-    for _ in 0..<min(iterations, 50) {
-        let t0 = now()
-        try store.update(vm) { record throws(LockError) in
-            record = KeeperRecord(vm: vm, name: "bench", pid: me.pid, startTime: me.startTime, action: .default,
-                                  uri: nil, configFile: nil, resources: [])
-        }
-        try KeeperLauncher.ensureRunning(keeperPath: keeperPath, store: store, vm: vm)
-        keeperStart.append(now() - t0)
-        // Let it go (no record: it leaves) before the next round.
-        try store.update(vm) { record throws(LockError) in record = nil }
-        while store.runningKeeper(vm) != nil { usleep(1000) }
+    func host(_ name: String, _ initiator: String, keeper: Bool, log: Bool = false) throws -> PluginHost {
+        try PluginHost(name: name, soPath: soPath, workDir: work, initiator: initiator, keeper: keeper,
+                       keeperPath: keeperPath, commandLog: log)
     }
+    hosts = (try host("pr-a-keeper", initiatorA, keeper: true), try host("pr-b-keeper", initiatorB, keeper: true),
+             try host("pr-a", initiatorA, keeper: false), try host("pr-b", initiatorB, keeper: false),
+             try host("pr-a-count", initiatorA, keeper: false, log: true),
+             try host("pr-b-count", initiatorB, keeper: false, log: true))
 } catch {
-    die(error.message)
+    cleanUp()
+    fail("cannot load the pr plugin: \(error)")
 }
-for file in [store.logPath, store.pidPath(vm)] { unlink(file) }
-rmdir(store.dir)
-print("keeper start (record + spawn + ready), \(keeperStart.count) runs: median \(fmt(median(keeperStart))) p90 \(fmt(p90(keeperStart)))")
+let keyA = PRKey.exclusive(vm: uuid, host: PRKey.hostPart(ofIdentity: initiatorA))
+let rawA = RawHost(initiator: "iqn.2026-01.lockmgr.bench:raw-a", vm: uuid, urls: parsedURLs, isidQualifier: 10)
+let rawB = RawHost(initiator: "iqn.2026-01.lockmgr.bench:raw-b", vm: uuid, urls: parsedURLs, isidQualifier: 10)
+
+/// What the destination gets: the state the source's inquire returns.
+@MainActor func stateOfA(_ disks: [String]) -> String {
+    PRState(vm: uuid, entries: disks.map { .init(resource: $0, key: keyA, type: .writeExclusiveRegistrantsOnly) }).encoded
+}
+
+enum Operation: String, CaseIterable { case acquire, handover, release }
+enum Variant: String, CaseIterable {
+    /// Keeper on, as deployed; acquire and handover that had to start the keeper (a VM start).
+    case keeper = "ours (keeper on, as deployed)"
+    /// Acquire and handover that found the VM's keeper still running (a resume soon after a pause).
+    case keeperRunning = "ours (keeper on, keeper already running)"
+    case noKeeper = "ours (keeper = 0)"
+    case raw = "raw floor, session kept"
+    case rawLogin = "raw, login per operation"
+}
+struct Key: Hashable { var variant: Variant; var op: Operation; var luns: Int }
+var wall: [Key: Samples] = [:]
+var cpu: [Key: Samples] = [:]
+var commands: [Key: [String]] = [:]
+var roundCounts: [Int: Int] = [:]
+
+@MainActor func record(_ v: Variant, _ op: Operation, _ n: Int, _ t: (wall: Double, cpu: Double), measured: Bool) {
+    guard measured else { return }
+    wall[Key(variant: v, op: op, luns: n), default: Samples()].add(t.wall)
+    cpu[Key(variant: v, op: op, luns: n), default: Samples()].add(t.cpu)
+}
+
+/// acquire on host a, handover to host b (acquire with a's state while a
+/// holds), release on b. With keepers, a's source-side release (libvirt's
+/// clean-up after a migration) runs untimed so a's record empties.
+@MainActor func pluginRound(_ a: PluginHost, _ b: PluginHost, _ v: Variant, _ disks: [String], measured: Bool) throws(LockError) {
+    let n = disks.count
+    let state = stateOfA(disks)
+    /// With keepers, whether this acquire will have to start one.
+    func kind(_ host: PluginHost) -> Variant {
+        v == .keeper && KeeperStore(dir: host.keeperDir).runningKeeper(uuid) != nil ? .keeperRunning : v
+    }
+    let acquireKind = kind(a)
+    record(acquireKind, .acquire, n, try a.call(vm, disks: disks) { m throws(LockError) in try m.acquire() }, measured: measured)
+    let handoverKind = kind(b)
+    record(handoverKind, .handover, n, try b.call(vm, disks: disks) { m throws(LockError) in try m.acquire(state: state) }, measured: measured)
+    if v == .keeper { _ = try a.call(vm, disks: disks) { m throws(LockError) in _ = try m.release() } }
+    record(v, .release, n, try b.call(vm, disks: disks) { m throws(LockError) in _ = try m.release() }, measured: measured)
+}
+
+@MainActor func rawRound(_ v: Variant, _ n: Int, measured: Bool) throws(LockError) {
+    let login = v == .rawLogin
+    func timed(_ op: Operation, _ host: RawHost, _ raw: RawHost.Op) throws(LockError) {
+        let cpu0 = threadCPUMicros(), t0 = nowMicros()
+        let sent = try host.run(raw, luns: n, loginPerOperation: login)
+        record(v, op, n, (nowMicros() - t0, threadCPUMicros() - cpu0), measured: measured)
+        if measured { commands[Key(variant: v, op: op, luns: n)] = sent }
+    }
+    try timed(.acquire, rawA, .acquire)
+    try timed(.handover, rawB, .handover(from: rawA.key))
+    try timed(.release, rawB, .release)
+}
+
+/// One counted round per size with command_log on (keeper off: the keeper's
+/// own reads go over its own session and are not the operation's).
+@MainActor func countRound(_ disks: [String]) throws(LockError) {
+    let n = disks.count
+    let (a, b) = (hosts.aCount, hosts.bCount)
+    _ = a.takeCommands(); _ = b.takeCommands()
+    _ = try a.call(vm, disks: disks) { m throws(LockError) in try m.acquire() }
+    commands[Key(variant: .noKeeper, op: .acquire, luns: n)] = a.takeCommands()
+    _ = try b.call(vm, disks: disks) { m throws(LockError) in try m.acquire(state: stateOfA(disks)) }
+    commands[Key(variant: .noKeeper, op: .handover, luns: n)] = b.takeCommands()
+    _ = try b.call(vm, disks: disks) { m throws(LockError) in _ = try m.release() }
+    commands[Key(variant: .noKeeper, op: .release, luns: n)] = b.takeCommands()
+}
+
+let started = nowMicros()
+do {
+    try rawA.warmUp()
+    try rawB.warmUp()
+    for n in sizes {
+        let disks = Array(urls.prefix(n))
+        try countRound(disks)
+        let total = rounds(n)
+        roundCounts[n] = total
+        for round in 0..<(warmUpRounds + total) {
+            let measured = round >= warmUpRounds
+            // Rotate the order so no variant always follows the same one.
+            let variants: [Variant] = [.keeper, .noKeeper, .raw, .rawLogin]
+            let order = Array((variants + variants)[(round % 4)..<(round % 4 + 4)])
+            for v in order {
+                switch v {
+                case .keeper:
+                    // A keeper leaves at its next round (1 s) after its VM's
+                    // last release, so many rounds find it still there: some
+                    // rounds wait for both to leave, so that VM starts (a
+                    // keeper start) are measured too.
+                    if round % (n < 64 ? 10 : 2) == 0 { for h in [hosts.aKeeper, hosts.bKeeper] { try h.waitKeepersGone(uuid) } }
+                    try pluginRound(hosts.aKeeper, hosts.bKeeper, v, disks, measured: measured)
+                case .keeperRunning: break
+                case .noKeeper: try pluginRound(hosts.a, hosts.b, v, disks, measured: measured)
+                case .raw, .rawLogin: try rawRound(v, n, measured: measured)
+                }
+            }
+        }
+        // Independently: every keeper gone, nothing left on any LUN.
+        for h in [hosts.aKeeper, hosts.bKeeper] { try h.waitKeepersGone(uuid) }
+        try rawA.checkClean(luns: n)
+        FileHandle.standardError.write(Data("pr-bench: \(n) LUNs, \(total) rounds done (\(Int((nowMicros() - started) / 1e6)) s)\n".utf8))
+    }
+} catch let error as LockError {
+    cleanUp()
+    fail(error.message)
+} catch {
+    cleanUp()
+    fail("\(error)")
+}
+rawA.close()
+rawB.close()
+cleanUp()
+
+let elapsed = (nowMicros() - started) / 1e6
+let report = Report(sizes: sizes, rounds: roundCounts, warmUp: warmUpRounds, wall: wall, cpu: cpu,
+                    commands: commands, elapsedSeconds: elapsed, target: target)
+let markdown = report.markdown()
+print(markdown, terminator: "")
+if let outDir {
+    do {
+        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        try markdown.write(toFile: "\(outDir)/pr.md", atomically: true, encoding: .utf8)
+        try report.tsv().write(toFile: "\(outDir)/pr-scale.tsv", atomically: true, encoding: .utf8)
+    } catch {
+        fail("cannot write the report to \(outDir): \(error)")
+    }
+}

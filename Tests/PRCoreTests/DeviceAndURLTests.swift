@@ -57,6 +57,17 @@ func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
         }
     }
 
+    /// libiscsi puts the number in the PDU as is (peripheral addressing);
+    /// from 256 that would name another LU, so flat space addressing is used.
+    @Test func lunsFrom256UseFlatSpaceAddressing() {
+        func wire(_ lun: Int32) -> Int32 { ISCSIURL(host: "h", target: "iqn.x:d", lun: lun).addressedLUN }
+        #expect(wire(0) == 0)
+        #expect(wire(255) == 0xFF)
+        #expect(wire(256) == 0x4100)
+        #expect(wire(300) == 0x412C)
+        #expect(wire(16383) == 0x7FFF)
+    }
+
     @Test func factoryPicksTheTransportByName() throws {
         let factory = TransportFactory(config: PRConfig(iscsiInitiator: "iqn.2026-01.test:a"))
         #expect(try factory.transport(for: "iscsi://h/iqn.x:d/1") is ISCSITransport)

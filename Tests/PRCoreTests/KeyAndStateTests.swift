@@ -111,6 +111,17 @@ import Testing
         })
         rejects(many.encoded, "more than")
     }
+
+    /// The most resources a state may carry, with names as long as the
+    /// benchmark's iscsi:// URLs, still fit (16 KiB held about 200).
+    @Test func theMostResourcesWithTypicalISCSINamesFit() throws {
+        let full = PRState(vm: vm, entries: (1...PRState.maxEntries).map {
+            .init(resource: "iscsi://127.0.0.1:40000/iqn.2026-01.lockmgr.bench:disks/\($0)",
+                  key: .exclusive(vm: vm, host: 1), type: .writeExclusiveRegistrantsOnly)
+        })
+        #expect(full.encoded.utf8.count > 16384)
+        #expect(try PRState(decoding: full.encoded) == full)
+    }
 }
 
 extension String {

@@ -100,6 +100,30 @@ import TestSupport
         #expect(try check.generation(lun) == generation)
     }
 
+    /// An acquire for a VM whose keeper runs (a hot-plugged disk; a resume
+    /// while the keeper of the pause has not left yet) starts no process:
+    /// the keeper program, a logging wrapper here, runs once. The running
+    /// keeper watches the new disk too: the VM's exit frees both.
+    @Test func anAcquireWhileTheKeeperRunsStartsNoSecondOne() throws {
+        let tgt = try TgtTarget(); defer { tgt.stop() }
+        let luns = try tgt.addTarget(luns: 2).urls
+        let dir = TempDir.make("keeper-wrapper")
+        let starts = "\(dir)/starts"
+        TempDir.write("#!/bin/sh\necho start >> \(starts)\nexec \(BuildProducts.binDir)/pr-keeper \"$@\"\n", to: "\(dir)/pr-keeper")
+        chmod("\(dir)/pr-keeper", 0o755)
+        let host = PRHost("w", config: "keeper_path = \"\(dir)/pr-keeper\"", keeperIntervalMilliseconds: Self.interval)
+        let vm = try RunningVM(host, .one, luns[0])
+        defer { vm.kill() }
+        let first = try #require(keeper(host, .one))
+        expectOK(host.lockmgr("acquire", .one, disks: [luns[1]], options: ["--pid", "\(vm.pid)"]))
+        #expect(try String(contentsOfFile: starts, encoding: .utf8) == "start\n", "the keeper program was started again")
+        #expect(keeper(host, .one) == first)
+        #expect(try check.reservation(luns[1])?.key == host.key(.one).rawValue)
+        vm.kill()
+        #expect(eventually { luns.allSatisfy { (try? check.reservation($0)) == .some(nil) } }, "still reserved after the VM was killed")
+        #expect(eventually { keeper(host, .one) == nil })
+    }
+
     /// libvirt acquires on resume from libvirtd for the QEMU pid; libvirtd
     /// may then exit, crash or restart. Here the "daemon" is a shell in a
     /// session of its own that runs `lockmgr acquire --pid QEMU` and stays;

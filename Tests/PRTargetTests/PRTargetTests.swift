@@ -46,6 +46,20 @@ import TestSupport
         #expect(try check.generation(lun) == generation)
     }
 
+    // LUN 300 is LUN 300: sent as a plain number it reaches LUN 44 on tgt
+    // (300 mod 256); the untouched LUN 44 is the independent witness.
+    @Test func aLUNAbove255IsReservedItselfNotAnotherLU() throws {
+        let tgt = try TgtTarget(); defer { tgt.stop() }
+        let urls = try tgt.addTarget(lunNumbers: [44, 300]).urls
+        let (low, high) = (urls[0], urls[1])
+        expectOK(a.lockmgr("acquire", .one, disks: [high]))
+        #expect(try check.reservation(low) == nil)
+        #expect(try check.keys(low).isEmpty)
+        #expect(try check.reservation(high)?.key == a.key(.one).rawValue)
+        expectOK(a.lockmgr("release", .one, disks: [high]))
+        #expect(try check.keys(high).isEmpty)
+    }
+
     // 2
     @Test func releaseLeavesNoReservationAndNoRegistrationOfOurs() throws {
         let tgt = try TgtTarget(); defer { tgt.stop() }

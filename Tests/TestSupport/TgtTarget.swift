@@ -93,12 +93,18 @@ public final class TgtTarget: @unchecked Sendable {
     /// target name and one iscsi:// URL per LUN.
     @discardableResult
     public func addTarget(luns: Int = 1, megabytes: Int = 1) throws -> (iqn: String, tid: Int, urls: [String]) {
+        try addTarget(lunNumbers: Array(1...max(1, luns)), megabytes: megabytes)
+    }
+
+    /// A new target with the given LUN numbers (e.g. beyond 255); one URL per LUN, in that order.
+    @discardableResult
+    public func addTarget(lunNumbers: [Int], megabytes: Int = 1) throws -> (iqn: String, tid: Int, urls: [String]) {
         let tid = nextTid
         nextTid += 1
         let iqn = "iqn.2026-01.lockmgr.test:t\(tid)"
         try adm(["--op", "new", "--mode", "target", "--tid", "\(tid)", "-T", iqn])
         var urls: [String] = []
-        for lun in 1...luns {
+        for lun in lunNumbers {
             try addLUN(tid: tid, lun: lun, megabytes: megabytes)
             urls.append("iscsi://\(portal)/\(iqn)/\(lun)")
         }

@@ -63,7 +63,7 @@ public final class LockPlugin: @unchecked Sendable {
         self.handle = handle
 
         // libvirt's own plugins run on libvirt.so.0, which must be initialised first.
-        _ = LibvirtRuntime.shared
+        LibvirtRuntime.refresh()
         PluginErrors.reset()
         // A plugin keeps one configuration per process (libvirt loads each
         // plugin once): a second load must not silently run with the first

@@ -39,13 +39,29 @@ final class LibvirtRuntime: @unchecked Sendable {
 
     private static let lock = PthreadMutex()
     nonisolated(unsafe) private static var current: LibvirtRuntime?
+    nonisolated(unsafe) private static var probed = false
 
-    /// The runtime if libvirt.so.0 is in the process, initialised once.
+    /// The runtime if libvirt.so.0 was in the process at the last look.
+    /// Asked on every plugin call: looking again each time (dlopen with
+    /// RTLD_NOLOAD searches the library path and opens the file) cost
+    /// every call of a host without libvirt a dozen system calls.
     static var shared: LibvirtRuntime? {
         lock.withLock {
-            if current == nil { current = LibvirtRuntime() }
+            if !probed { probe() }
             return current
         }
+    }
+
+    /// Looks again; called after each plugin load, the one way libvirt.so.0
+    /// comes into a host process (libvirt's plugins link it).
+    static func refresh() {
+        lock.withLock { probe() }
+    }
+
+    /// Call with `lock` held.
+    private static func probe() {
+        if current == nil { current = LibvirtRuntime() }
+        probed = true
     }
 
     private init?() {

@@ -1,7 +1,8 @@
 import Glibc
 import LockDriver
 
-/// Makes sure one keeper watches a VM: runs `pr-keeper start DIR UUID`,
+/// Makes sure one keeper watches a VM (call after writing its record): if
+/// none runs, runs `pr-keeper start DIR UUID`,
 /// which starts the keeper in a session of its own (so it is nobody's child
 /// that matters: not libvirtd's, not the VM's) and returns once that keeper
 /// holds its pid file, or found another keeper of the VM already holding
@@ -11,6 +12,12 @@ public enum KeeperLauncher {
         guard access(keeperPath, X_OK) == 0 else {
             throw .config("the pr keeper \(keeperPath) is not an executable program: \(Errno.current)")
         }
+        // A keeper that holds its pid file keeps watching: it only lets go
+        // of it under the record's flock, after finding the record empty,
+        // and the caller has just written this VM's record. No process start
+        // then (two of them cost ~10 ms): a resume soon after a pause, a
+        // rollback, a hot-plugged disk.
+        if store.runningKeeper(vm) != nil { return }
         let pid: pid_t
         switch Spawn.start([keeperPath, "start", store.dir, vm.description], output: store.logPath) {
         case .success(let p): pid = p

@@ -39,7 +39,10 @@ public struct PRState: Sendable, Equatable {
     }
 
     public static let magic = "lockmgr-pr-v1"
-    public static let maxLength = 16384
+    /// Room for `maxEntries` entries of about 230-byte resource names
+    /// (a typical iscsi:// name takes 60-80 bytes per entry): 16 KiB held
+    /// only about 200 of them.
+    public static let maxLength = 65536
     public static let maxEntries = 256
 
     public func entry(for resource: String) -> Entry? { entries.first { $0.resource == resource } }

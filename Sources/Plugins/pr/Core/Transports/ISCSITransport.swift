@@ -80,7 +80,7 @@ public final class ISCSITransport: SCSITransport {
         let rc = cdb.withUnsafeBufferPointer { c in
             buffer.withUnsafeMutableBufferPointer { b in
                 err.withUnsafeMutableBufferPointer { e in
-                    lockmgr_iscsi_command(session, url.lun, c.baseAddress, c.count, dir,
+                    lockmgr_iscsi_command(session, url.addressedLUN, c.baseAddress, c.count, dir,
                                           b.baseAddress, bufferCount, Int32(clamping: timeoutMilliseconds),
                                           &result, e.baseAddress, e.count)
                 }

@@ -45,6 +45,13 @@ public struct ISCSIURL: Sendable, Equatable, CustomStringConvertible {
         self.init(host: host, port: port, target: target, lun: lun)
     }
 
+    /// The LUN as the iSCSI PDU carries it (SAM single-level LUN, first two
+    /// bytes). libiscsi copies the number as is, which is peripheral
+    /// addressing: only right below 256. From 256 a plain number would name
+    /// another LU (tgt reads LUN 300 as LUN 44), so those use the flat space
+    /// method (01b in the top bits), as the Linux initiator does.
+    public var addressedLUN: Int32 { lun < 256 ? lun : 0x4000 | lun }
+
     public var portal: String { "\(host):\(port)" }
     public var description: String { "\(Self.scheme)\(portal)/\(target)/\(lun)" }
 }

@@ -1,0 +1,91 @@
+import LockDriver
+import PRCore
+
+/// The floor: the fewest PR commands that do each operation, sent through
+/// the same libiscsi shim the plugin uses, with no plugin, no host library,
+/// no reads and no checks. Host a and host b are other initiator names than
+/// the plugin's (a login with the plugin's name and ISID would end the
+/// plugin's session or this one).
+///
+/// Two variants:
+/// - `sessionKept`: one session per host, logged in once (a host whose
+///   I_T nexus persists, as with the kernel initiator and SG_IO). Acquire =
+///   REGISTER + RESERVE, handover = REGISTER + PREEMPT, release = REGISTER
+///   with service action key 0 (unregistering the holder releases a
+///   non-all-registrants reservation, SPC-4).
+/// - `loginPerOperation`: a login and logout around every operation, as the
+///   plugin pays (libvirt makes a fresh manager per call). tgt makes every
+///   login a new I_T nexus, so the release must first bring the key to the
+///   new nexus: REGISTER AND IGNORE + PREEMPT(own key) + unregister, the
+///   minimum on such a target; and the first command on each LU of a new
+///   session meets a unit attention (29/xx) and is sent again.
+final class RawHost {
+    let initiator: String
+    let key: UInt64
+    let type = ReservationType.writeExclusiveRegistrantsOnly
+    let urls: [ISCSIURL]
+    private let keptPool: ISCSISessionPool
+    private var keptDevices: [PRDevice] = []
+
+    init(initiator: String, vm: UUIDBytes, urls: [ISCSIURL], isidQualifier: UInt16) {
+        self.initiator = initiator
+        self.key = PRKey.exclusive(vm: vm, host: PRKey.hostPart(ofIdentity: initiator)).rawValue
+        self.urls = urls
+        keptPool = ISCSISessionPool(initiator: initiator, isidQualifier: isidQualifier)
+        keptDevices = urls.map { PRDevice(transport: ISCSITransport(url: $0, pool: keptPool), timeoutMilliseconds: 5000) }
+    }
+
+    /// Logs in and clears the unit attentions of the new session (not part of the floor).
+    func warmUp() throws(LockError) {
+        for d in keptDevices { _ = try d.readKeys() }
+    }
+
+    func close() { keptPool.closeAll() }
+
+    enum Op { case acquire, handover(from: UInt64), release }
+
+    /// Runs `op` on the first `n` LUNs; returns the commands sent.
+    func run(_ op: Op, luns n: Int, loginPerOperation: Bool) throws(LockError) -> [String] {
+        let pool = loginPerOperation ? ISCSISessionPool(initiator: initiator, isidQualifier: keptPool.isidQualifier &+ 1) : keptPool
+        defer { if loginPerOperation { pool.closeAll() } }
+        let devices = loginPerOperation
+            ? urls.prefix(n).map { PRDevice(transport: ISCSITransport(url: $0, pool: pool), timeoutMilliseconds: 5000) }
+            : Array(keptDevices.prefix(n))
+        let before = devices.map(\.sent.count)
+        for d in devices {
+            switch op {
+            case .acquire:
+                try expect(d, .register, key: 0, serviceActionKey: key)
+                try expect(d, .reserve, type: type, key: key)
+            case .handover(let holder):
+                try expect(d, .register, key: 0, serviceActionKey: key)
+                try expect(d, .preempt, type: type, key: key, serviceActionKey: holder)
+            case .release:
+                if loginPerOperation {
+                    try expect(d, .registerAndIgnore, key: 0, serviceActionKey: key)
+                    try expect(d, .preempt, type: type, key: key, serviceActionKey: key)
+                }
+                try expect(d, .register, key: key, serviceActionKey: 0)
+            }
+        }
+        return zip(devices, before).flatMap { d, b in d.sent[b...] }
+    }
+
+    private func expect(_ d: PRDevice, _ action: PROutAction, type: ReservationType? = nil,
+                        key: UInt64, serviceActionKey: UInt64 = 0) throws(LockError) {
+        guard try d.prOut(action, type: type, key: key, serviceActionKey: serviceActionKey) else {
+            throw .conflict("\(d.name): raw \(action) got RESERVATION CONFLICT (the benchmark's LUNs were not clean)")
+        }
+    }
+
+    /// Checks independently that the first `n` LUNs hold no reservation and no key.
+    func checkClean(luns n: Int) throws(LockError) {
+        for d in keptDevices.prefix(n) {
+            let keys = try d.readKeys().keys
+            let reservation = try d.readReservation().reservation
+            guard keys.isEmpty, reservation == nil else {
+                throw .internalError("\(d.name): left behind after a round: keys \(keys.map { PRKey(rawValue: $0).description }), reservation \(String(describing: reservation))")
+            }
+        }
+    }
+}
