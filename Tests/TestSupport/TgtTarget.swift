@@ -16,7 +16,7 @@ public final class TgtTarget: @unchecked Sendable {
     private var process: Process
     private var nextTid = 1
     /// What was added, so `restart()` can set it up again: (tid, iqn, LUN count).
-    private var targets: [(tid: Int, iqn: String, luns: Int)] = []
+    private var targets: [(tid: Int, iqn: String, luns: [Int])] = []
     private var stopped = false
 
     public init() throws {
@@ -69,7 +69,7 @@ public final class TgtTarget: @unchecked Sendable {
         stopped = false
         for t in targets {
             try adm(["--op", "new", "--mode", "target", "--tid", "\(t.tid)", "-T", t.iqn])
-            for lun in 1...t.luns { try addLUN(tid: t.tid, lun: lun, megabytes: 1, keepData: true) }
+            for lun in t.luns { try addLUN(tid: t.tid, lun: lun, megabytes: 1, keepData: true) }
             try adm(["--op", "bind", "--mode", "target", "--tid", "\(t.tid)", "-I", "ALL"])
         }
     }
@@ -109,7 +109,7 @@ public final class TgtTarget: @unchecked Sendable {
             urls.append("iscsi://\(portal)/\(iqn)/\(lun)")
         }
         try adm(["--op", "bind", "--mode", "target", "--tid", "\(tid)", "-I", "ALL"])
-        targets.append((tid, iqn, luns))
+        targets.append((tid, iqn, lunNumbers))
         return (iqn, tid, urls)
     }
 
