@@ -66,6 +66,18 @@ import TestSupport
         }
     }
 
+    /// The shipped etc/lockmgr.conf with every commented setting switched on
+    /// is a valid host config (a key it documents is a key the host knows).
+    @Test func shippedConfigWithEverySettingOn() throws {
+        let shipped = try String(contentsOfFile: "\(CProgram.repoRoot)/etc/lockmgr.conf", encoding: .utf8)
+        let enabled = shipped.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            line.hasPrefix("#") && line.contains(" = ") && !line.hasPrefix("# ") ? String(line.dropFirst()) : String(line)
+        }.joined(separator: "\n")
+        let s = try HostSettings.resolve(configPath: write(enabled), layout: layout, environment: { _ in nil })
+        #expect(s.callTimeout.seconds == 60)
+        #expect(s.configDir == "/etc/libvirt")
+    }
+
     @Test func environmentCanNameTheConfigFile() throws {
         let path = write("lockManager = 'sanlock'")
         let s = try HostSettings.resolve(configPath: nil, layout: layout, environment: { $0 == "LOCKMGR_CONFIG" ? path : nil })

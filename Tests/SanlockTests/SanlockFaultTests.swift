@@ -166,5 +166,30 @@ extension SanlockRobustnessTests {
             again.stop()
             try c.startVM(.b, name: "vm-daemon-restarted-b", disk).stop()
         }
+
+        /// A hung daemon (SIGSTOPped: it accepts connections and never
+        /// answers) is a plugin call that never returns: lockmgr gives up
+        /// after the call timeout, naming the call, and exits 69. Nothing
+        /// is held once the daemon runs again, and a start then works.
+        @Test func aHungDaemonMeetsTheCallTimeout() throws {
+            let c = try cluster()
+            let disk = ["--disk", c.disk("hung-daemon")]
+            let daemon = c.daemon(.c)
+            kill(daemon.pid, SIGSTOP)
+            var stopped = true
+            defer { if stopped { kill(daemon.pid, SIGCONT) } }
+
+            let started = Date()
+            let r = c.lockmgr(.c, "acquire", ["--timeout", "2"] + disk, name: "vm-hung")
+            let took = Date().timeIntervalSince(started)
+            #expect(!r.timedOut && r.status == 69, "\(r)")
+            #expect(r.stderr.contains("lock plugin 'sanlock' did not return from drvInit within 2 s (limit from --timeout 2)"), "\(r)")
+            #expect(took >= 2 && took < 2 + 8, "gave up after \(took) s")
+
+            kill(daemon.pid, SIGCONT)
+            stopped = false
+            #expect(eventually { held(c).isEmpty }, "\(held(c))")
+            try c.startVM(.c, name: "vm-hung", disk).stop()
+        }
     }
 }
