@@ -46,9 +46,9 @@ public struct CallTimeout: Sendable, Equatable, CustomStringConvertible {
             + "may still be granted: check with inquire.\n"
     }
 
-    private static var programName: String {
-        FileText.read("/proc/self/comm").map { $0.trimmingTrailingNewline } .get(or: "lock host")
-    }
+    /// Read once: the message is built before every limited call.
+    private static let programName: String =
+        FileText.read("/proc/self/comm").map { $0.trimmingTrailingNewline }.get(or: "lock host")
 }
 
 extension Result {

@@ -40,10 +40,7 @@ final class CallWatchdog: @unchecked Sendable {
         defer { pthread_mutex_unlock(&mutex) }
         guard !started else { return }
         var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { _ in
-            CallWatchdog.shared.watch()
-            return nil
-        }, nil)
+        let rc = pthread_create(&thread, nil, { _ in CallWatchdog.shared.watch() }, nil)
         guard rc == 0 else { throw .internalError("cannot start the plugin call timer thread: \(Errno(rc))") }
         pthread_detach(thread)
         started = true
