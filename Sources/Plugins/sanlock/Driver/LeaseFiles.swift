@@ -53,8 +53,10 @@ struct LeaseFiles {
             throw .config("cannot create \(what): disk_lease_dir \(dir) does not exist or is not a directory")
         }
         let file = String(path[path.index(after: path.lastIndex(of: "/") ?? path.startIndex)...])
-        let building = "\(dir)/.\(file).\(getpid()).new"
-        unlink(building)  // left by an earlier process with the same pid
+        // Unique among live creators: the lease directory is shared by the
+        // hosts, each with its own host_id, and pids are unique per host.
+        let building = "\(dir)/.\(file).\(config.hostID).\(getpid()).new"
+        unlink(building)  // left by a dead process of this host with the same pid
         let fd = open(building, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         if fd < 0 {
             throw .backend("cannot create \(what) file \(path) (as \(building)): \(Errno.current)")
