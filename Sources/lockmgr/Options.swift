@@ -18,13 +18,19 @@ struct HostOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Driver name in plugin config file names (default qemu).", valueName: "name"))
     var driver: String?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Seconds one plugin call may take; then lockmgr exits 69 (0: no limit; default \(CallTimeout.defaultSeconds)).",
+        valueName: "seconds"))
+    var timeout: UInt32?
+
     @Flag(name: .long, help: "Print results as JSON on stdout.")
     var json = false
 
-    func settings() throws(LockError) -> HostSettings {
+    func settings(plugin: String? = nil) throws(LockError) -> HostSettings {
         try HostSettings.resolve(
             configPath: config,
-            overrides: .init(lockManager: plugin, pluginDir: pluginDir, configDir: configDir, driver: driver))
+            overrides: .init(lockManager: plugin ?? self.plugin, pluginDir: pluginDir, configDir: configDir, driver: driver,
+                             callTimeout: timeout))
     }
 }
 

@@ -42,6 +42,42 @@ import TestSupport
         #expect(fromConf == HostSettings(lockManager: "pr", pluginDir: "/conf/plugins", configDir: "/conf/etc", driver: "lxc"))
     }
 
+    @Test func callTimeoutFromFlagEnvironmentConfigOrDefault() throws {
+        let path = write("lockManager = 'pr'\n\ncall_timeout = 30")
+        let env = ["LOCKMGR_CALL_TIMEOUT": "0"]
+        let fromConf = try HostSettings.resolve(configPath: path, layout: layout, environment: { _ in nil })
+        #expect(fromConf.callTimeout == CallTimeout(seconds: 30, origin: "call_timeout = 30 at \(path):3"))
+        let fromEnv = try HostSettings.resolve(configPath: path, layout: layout, environment: { env[$0] })
+        #expect(fromEnv.callTimeout == CallTimeout(seconds: 0, origin: "LOCKMGR_CALL_TIMEOUT=0"))
+        #expect(fromEnv.callTimeout.isUnlimited)
+        let fromFlag = try HostSettings.resolve(configPath: path, overrides: .init(callTimeout: 5), layout: layout,
+                                                environment: { env[$0] })
+        #expect(fromFlag.callTimeout == CallTimeout(seconds: 5, origin: "--timeout 5"))
+        let byDefault = try HostSettings.resolve(configPath: nil, layout: layout, environment: { _ in nil })
+        #expect(byDefault.callTimeout == .standard)
+        #expect(byDefault.callTimeout.seconds == 60)
+
+        let negative = write("call_timeout = -1")
+        #expect(throws: LockError.config("\(negative):1: 'call_timeout' must be between 0 and 4294967295, not -1")) {
+            try HostSettings.resolve(configPath: negative, layout: layout, environment: { _ in nil })
+        }
+        #expect(throws: LockError.config("LOCKMGR_CALL_TIMEOUT='1.5' is not a number of seconds (0 for no limit)")) {
+            try HostSettings.resolve(configPath: nil, layout: layout, environment: { $0 == "LOCKMGR_CALL_TIMEOUT" ? "1.5" : nil })
+        }
+    }
+
+    /// The shipped etc/lockmgr.conf with every commented setting switched on
+    /// is a valid host config (a key it documents is a key the host knows).
+    @Test func shippedConfigWithEverySettingOn() throws {
+        let shipped = try String(contentsOfFile: "\(CProgram.repoRoot)/etc/lockmgr.conf", encoding: .utf8)
+        let enabled = shipped.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            line.hasPrefix("#") && line.contains(" = ") && !line.hasPrefix("# ") ? String(line.dropFirst()) : String(line)
+        }.joined(separator: "\n")
+        let s = try HostSettings.resolve(configPath: write(enabled), layout: layout, environment: { _ in nil })
+        #expect(s.callTimeout.seconds == 60)
+        #expect(s.configDir == "/etc/libvirt")
+    }
+
     @Test func environmentCanNameTheConfigFile() throws {
         let path = write("lockManager = 'sanlock'")
         let s = try HostSettings.resolve(configPath: nil, layout: layout, environment: { $0 == "LOCKMGR_CONFIG" ? path : nil })

@@ -4,7 +4,9 @@ import TestSupport
 /// A C test plugin that records what it is asked to do: it writes one line
 /// per call to `<config file>.report`, and its acquire returns an fd
 /// (opened O_CLOEXEC, so only lockmgr's `run` can make it survive exec).
-/// It is a probe for the host, not a lock manager.
+/// It is a probe for the host, not a lock manager. With PROBE_HANG=<call>
+/// in its environment (init, new, add, acquire, release, inquire) that
+/// call never returns, as a plugin stuck on dead storage would.
 enum ProbePlugin {
     static let source = #"""
     #define _GNU_SOURCE
@@ -18,6 +20,13 @@ enum ProbePlugin {
     static char report[4096];
     static unsigned owner_pid;
 
+    static void hang_if_asked(const char *call)
+    {
+        const char *hang = getenv("PROBE_HANG");
+        if (hang && strcmp(hang, call) == 0)
+            for (;;) pause();
+    }
+
     static void note(const char *fmt, unsigned a, int b, int c)
     {
         FILE *f = fopen(report, "a");
@@ -29,6 +38,7 @@ enum ProbePlugin {
 
     static int probe_init(unsigned version, const char *config, unsigned flags)
     {
+        hang_if_asked("init");
         snprintf(report, sizeof(report), "%s.report", config ? config : "/tmp/probe");
         note("init version=%u flags=%d %d", version, (int)flags, 0);
         return 0;
@@ -36,6 +46,7 @@ enum ProbePlugin {
     static int probe_deinit(void) { return 0; }
     static int probe_new(virLockManager *m, unsigned type, size_t n, virLockManagerParam *p, unsigned flags)
     {
+        hang_if_asked("new");
         for (size_t i = 0; i < n; i++)
             if (strcmp(p[i].key, "pid") == 0) owner_pid = p[i].value.ui;
         note("new type=%u nparams=%d flags=%d", type, (int)n, (int)flags);
@@ -45,12 +56,14 @@ enum ProbePlugin {
     static int probe_add(virLockManager *m, unsigned type, const char *name, size_t n,
                          virLockManagerParam *p, unsigned flags)
     {
+        hang_if_asked("add");
         note("add type=%u nparams=%d flags=%d", type, (int)n, (int)flags);
         return 0;
     }
     static int probe_acquire(virLockManager *m, const char *state, unsigned flags,
                              virDomainLockFailureAction action, int *fd)
     {
+        hang_if_asked("acquire");
         int lockfd = open(report, O_RDONLY | O_CLOEXEC);
         note("acquire pid=%u getpid=%d fd=%d", owner_pid, getpid(), lockfd);
         if (fd) *fd = lockfd;
@@ -58,12 +71,14 @@ enum ProbePlugin {
     }
     static int probe_release(virLockManager *m, char **state, unsigned flags)
     {
+        hang_if_asked("release");
         note("release pid=%u getpid=%d %d", owner_pid, getpid(), 0);
         if (state) *state = strdup("probe-state");
         return 0;
     }
     static int probe_inquire(virLockManager *m, char **state, unsigned flags)
     {
+        hang_if_asked("inquire");
         if (state) *state = strdup("probe-state");
         return 0;
     }

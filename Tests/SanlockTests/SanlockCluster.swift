@@ -4,40 +4,64 @@ import SanlockCore
 import Testing
 import TestSupport
 
-/// Two sanlock "hosts" sharing one lease directory: daemons A (host_id 1)
-/// and B (host_id 2), each with its own run directory, both joined to
-/// `__LIBVIRT__DISKS__`. Every plugin call runs in a `lockmgr` subprocess
-/// with the host's SANLOCK_RUN_DIR: the test process itself sets no
-/// process-wide state (environment, libvirt's plugin statics) that other
-/// suites in the same runner would see. Joins take seconds, so one
-/// cluster serves a whole suite.
+/// Sanlock "hosts" sharing one lease directory: daemons A (host_id 1), B
+/// (host_id 2) and, for suites that ask, more, each with its own run
+/// directory, all joined to `__LIBVIRT__DISKS__`. Every plugin call runs
+/// in a `lockmgr` subprocess with the host's SANLOCK_RUN_DIR: the test
+/// process itself sets no process-wide state (environment, libvirt's
+/// plugin statics) that other suites in the same runner would see. Joins
+/// take seconds, so one cluster serves a whole suite.
 final class SanlockCluster: @unchecked Sendable {
     @TaskLocal static var current: SanlockCluster?
 
-    enum Host { case a, b }
+    /// One simulated host: its daemon, plugin config and host_id (index + 1).
+    struct Host: Hashable, Sendable, CustomStringConvertible {
+        let index: Int
+        static let a = Host(index: 0), b = Host(index: 1), c = Host(index: 2)
+        var hostID: Int { index + 1 }
+        var letter: String { String(UnicodeScalar(UInt8(ascii: "a") + UInt8(index))) }
+        var description: String { "host \(letter.uppercased())" }
+    }
 
     static let lockspace = SanlockLease.autoLockspace
 
     let dir: String
     let leaseDir: String
-    let a: SanlockDaemon
-    let b: SanlockDaemon
-    /// Plugin config directories (qemu-sanlock.conf) of host A and B.
-    let configDirA: String
-    let configDirB: String
+    let hosts: [Host]
+    let daemons: [SanlockDaemon]
+    /// Plugin config directories (qemu-sanlock.conf), one per host.
+    let configDirs: [String]
     /// Every run of the failure helper appends its arguments here.
     let helperLog: String
     /// An initialised explicit lease in the auto lockspace.
     let explicitLease: String
+    /// Whether leaseDir is a private tmpfs of its own (unmounted by stop()).
+    private let mountedLeaseDir: Bool
 
-    init() throws {
-        dir = TempDir.make("sanlock-cluster")
-        leaseDir = "\(dir)/leases"
-        configDirA = "\(dir)/etc-a"
-        configDirB = "\(dir)/etc-b"
-        for d in [leaseDir, configDirA, configDirB] {
+    var a: SanlockDaemon { daemons[0] }
+    var b: SanlockDaemon { daemons[1] }
+    var configDirA: String { configDirs[0] }
+    var configDirB: String { configDirs[1] }
+
+    /// `leaseDirMiB`: put the lease directory on a tmpfs of that size,
+    /// mounted for this cluster (as root), so a test can fill it up.
+    init(hostCount: Int = 2, leaseDirMiB: Int? = nil) throws {
+        let dir = TempDir.make("sanlock-cluster"), leaseDir = "\(dir)/leases"
+        let hosts = (0..<max(hostCount, 2)).map { Host(index: $0) }
+        let configDirs = hosts.map { "\(dir)/etc-\($0.letter)" }
+        (self.dir, self.leaseDir, self.hosts, self.configDirs) = (dir, leaseDir, hosts, configDirs)
+        for d in [leaseDir] + configDirs {
             try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
         }
+        if let size = leaseDirMiB {
+            let mount = Command.run(["mount", "-t", "tmpfs", "-o", "size=\(size)m,mode=0755", "tmpfs", leaseDir], timeout: 30)
+            guard mount.status == 0 else {
+                throw FixtureError("cannot mount a \(size) MiB tmpfs on \(leaseDir) (the fault tests need root): \(mount)")
+            }
+        }
+        mountedLeaseDir = leaseDirMiB != nil
+        var complete = false
+        defer { if !complete && leaseDirMiB != nil { Command.run(["umount", "-l", leaseDir], timeout: 30) } }
         helperLog = "\(dir)/failure-helper.log"
         let helper = "\(dir)/failure-helper"
         // The daemon runs it with its own environment; LOCKMGR_PLUGIN_DIR
@@ -49,40 +73,51 @@ final class SanlockCluster: @unchecked Sendable {
 
             """, to: helper)
         chmod(helper, 0o755)
-        for (configDir, hostID) in [(configDirA, 1), (configDirB, 2)] {
+        for (configDir, host) in zip(configDirs, hosts) {
             TempDir.write("""
                 # libvirt's keys, as in /etc/libvirt/qemu-sanlock.conf
                 auto_disk_leases = 1
                 disk_lease_dir = "\(leaseDir)"
-                host_id = \(hostID)
+                host_id = \(host.hostID)
                 io_timeout = 1
                 failure_helper = "\(helper)"
 
                 """, to: "\(configDir)/qemu-sanlock.conf")
         }
 
-        let tag = "\(getpid())"
-        a = try SanlockDaemon(name: "lockmgr-test-a-\(tag)")
-        b = try SanlockDaemon(name: "lockmgr-test-b-\(tag)")
+        let tag = "\(getpid())-\((dir as NSString).lastPathComponent.suffix(6))"
+        var started: [SanlockDaemon] = []
+        for host in hosts { started.append(try SanlockDaemon(name: "lockmgr-test-\(host.letter)-\(tag)")) }
+        daemons = started
         // Our plugin creates __LIBVIRT__DISKS__ as libvirt would and joins it as host 1.
         let info = Command.run([BuildProducts.lockmgr, "info", "sanlock", "--plugin-dir", BuildProducts.pluginDir,
-                                "--config-dir", configDirA], environment: a.environment, timeout: 60)
+                                "--config-dir", configDirs[0]], environment: daemons[0].environment, timeout: 60)
         guard info.status == 0 else {
             throw SanlockDaemon.Failure(description: "our plugin could not set up the lockspace on host A: \(info)")
         }
-        try b.join(Self.lockspace, hostID: 2, path: SanlockLease.autoLockspacePath(leaseDir: leaseDir))
+        // The other hosts join together: a join takes seconds, mostly waiting.
+        let lockspacePath = SanlockLease.autoLockspacePath(leaseDir: leaseDir)
+        let others = Array(daemons.enumerated().dropFirst())
+        let failures = ConcurrentFailures()
+        DispatchQueue.concurrentPerform(iterations: others.count) { i in
+            let (index, daemon) = others[i]
+            do { try daemon.join(Self.lockspace, hostID: index + 1, path: lockspacePath) } catch { failures.add(error) }
+        }
+        if let failure = failures.first { throw failure }
         explicitLease = "\(dir)/explicit-1.lease"
-        try a.initLease(lockspace: Self.lockspace, name: "explicit-1", path: explicitLease)
+        try daemons[0].initLease(lockspace: Self.lockspace, name: "explicit-1", path: explicitLease)
+        complete = true
     }
 
     func stop() {
-        a.stop()
-        b.stop()
+        daemons.forEach { $0.stop() }
+        // Lazily: a process of a failed test may still have a file open there.
+        if mountedLeaseDir { Command.run(["umount", "-l", leaseDir], timeout: 30) }
     }
 
-    func daemon(_ host: Host) -> SanlockDaemon { host == .a ? a : b }
+    func daemon(_ host: Host) -> SanlockDaemon { daemons[host.index] }
 
-    func configDir(_ host: Host) -> String { host == .a ? configDirA : configDirB }
+    func configDir(_ host: Host) -> String { configDirs[host.index] }
 
     /// A disk path no other test uses.
     func disk(_ label: String) -> String { "/images/\(label)-\(UUID().uuidString.prefix(8)).img" }
@@ -143,6 +178,29 @@ final class SanlockCluster: @unchecked Sendable {
         process.standardInput = input
         try process.run()
         return VM(process: process, input: input, output: out.fileHandleForReading, stderr: err.fileHandleForReading)
+    }
+
+    /// `lockmgr run` on `host` racing others: it waits for `gate` to open,
+    /// then acquires and execs the payload. Output goes to files: a pipe's
+    /// EOF may never come while a process the test runner spawned
+    /// meanwhile holds a copy of its write end.
+    func launchContender(_ host: Host, name: String, _ args: [String], gate: StartGate, payload: [String]) throws -> Contender {
+        let files = "\(dir)/\(name)"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "exec 3<\"$0\" 3<&-; exec \"$@\"", gate.path,
+                             BuildProducts.lockmgr, "run"] + hostOptions(host) + ["--uuid", UUID().uuidString, "--name", name]
+            + args + ["--", "/bin/sh", "-c", "echo ready $$; exec \"$@\"", "sh"] + payload
+        var env = ProcessInfo.processInfo.environment
+        env["SANLOCK_RUN_DIR"] = daemon(host).runDir
+        process.environment = env
+        TempDir.write("", to: "\(files).out")
+        TempDir.write("", to: "\(files).err")
+        process.standardOutput = FileHandle(forWritingAtPath: "\(files).out")
+        process.standardError = FileHandle(forWritingAtPath: "\(files).err")
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return Contender(host: host, process: process, output: "\(files).out", errors: "\(files).err")
     }
 
     /// Revokes the lease a one-lease `state` describes, as another owner
@@ -216,6 +274,62 @@ final class VM: @unchecked Sendable {
     deinit { stop() }
 }
 
+/// Starts racing processes together: each blocks opening a FIFO for
+/// reading, and all of those opens return at once when the test opens it.
+final class StartGate: @unchecked Sendable {
+    let path: String
+    private var fd: Int32 = -1
+
+    init(_ path: String) throws {
+        guard mkfifo(path, 0o600) == 0 else { throw FixtureError("mkfifo \(path): \(String(cString: strerror(errno)))") }
+        self.path = path
+    }
+
+    /// Lets every waiting process go (after a moment for the last ones to
+    /// reach the gate), and any later one at once.
+    func open() {
+        usleep(150_000)
+        fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+}
+
+/// A `lockmgr run` started by `launchContender`.
+final class Contender: @unchecked Sendable {
+    let host: SanlockCluster.Host
+    let process: Process
+    private let output: String
+    private let errors: String
+
+    init(host: SanlockCluster.Host, process: Process, output: String, errors: String) {
+        self.host = host
+        self.process = process
+        self.output = output
+        self.errors = errors
+    }
+
+    /// The payload's pid, once lockmgr acquired and exec'd it.
+    var readyPid: Int32? {
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        guard text.hasPrefix("ready "), let line = text.split(separator: "\n").first else { return nil }
+        return Int32(line.dropFirst("ready ".count))
+    }
+
+    var hasExited: Bool { !process.isRunning }
+    var exitStatus: Int32? { hasExited ? process.terminationStatus : nil }
+    var stderr: String { (try? String(contentsOfFile: errors, encoding: .utf8)) ?? "" }
+
+    func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+}
+
 /// The lease version at the end of a one-lease state string.
 func leaseVersion(_ state: String?) -> UInt64? {
     state?.split(separator: ":").last.flatMap { UInt64($0) }
@@ -256,12 +370,23 @@ func eventually(timeout: TimeInterval = 10, _ condition: () -> Bool) -> Bool {
     return false
 }
 
+/// Errors collected from concurrent work.
+private final class ConcurrentFailures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var errors: [Error] = []
+    func add(_ error: Error) { lock.withLock { errors.append(error) } }
+    var first: Error? { lock.withLock { errors.first } }
+}
+
 /// Runs a suite inside one cluster, started before its first test and
 /// stopped after its last.
 struct SanlockClusterTrait: SuiteTrait, TestScoping {
+    var hostCount = 2
+    var leaseDirMiB: Int?
+
     func provideScope(for test: Test, testCase: Test.Case?,
                       performing function: @Sendable () async throws -> Void) async throws {
-        let cluster = try SanlockCluster()
+        let cluster = try SanlockCluster(hostCount: hostCount, leaseDirMiB: leaseDirMiB)
         defer { cluster.stop() }
         try await SanlockCluster.$current.withValue(cluster) { try await function() }
     }
@@ -269,4 +394,9 @@ struct SanlockClusterTrait: SuiteTrait, TestScoping {
 
 extension Trait where Self == SanlockClusterTrait {
     static var sanlockCluster: Self { Self() }
+
+    /// `hosts` daemons; with `leaseDirMiB`, the lease directory on a private tmpfs of that size.
+    static func sanlockCluster(hosts: Int, leaseDirMiB: Int? = nil) -> Self {
+        Self(hostCount: hosts, leaseDirMiB: leaseDirMiB)
+    }
 }

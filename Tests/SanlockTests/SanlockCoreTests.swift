@@ -117,6 +117,9 @@ import Testing
         #expect(SanlockStatus.kind(-17, .acquire) == .conflict)
         #expect(SanlockStatus.reason(-28, .acquire).contains("has not joined"))
         #expect(SanlockStatus.kind(-5, .acquire) == .backend)
+        // Seen in the race tests: two processes on one host acquiring at once.
+        #expect(SanlockStatus.kind(-16, .acquire) == .conflict)
+        #expect(SanlockStatus.reason(-16, .acquire) == "another process on this host is acquiring it right now")
     }
 
     // MARK: failure helper

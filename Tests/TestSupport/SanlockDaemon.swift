@@ -63,6 +63,9 @@ public final class SanlockDaemon: @unchecked Sendable {
         throw Failure(description: "sanlock daemon \(name) did not answer within 10 s (run dir \(runDir))")
     }
 
+    /// The daemon's process id (for a test that stops it: a hung daemon).
+    public var pid: Int32 { process.processIdentifier }
+
     /// A host crash: the daemon is SIGKILLed and writes nothing more. Its
     /// lockspace membership and leases stay on disk, alive in the other
     /// hosts' eyes until they time out; processes it served keep running.

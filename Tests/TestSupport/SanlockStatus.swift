@@ -72,3 +72,40 @@ extension SanlockDaemon {
         return SanlockStatus(parsing: result.stdout)
     }
 }
+
+/// A resource lease as stored on disk, read with `sanlock direct dump`
+/// (no daemon involved): who owns it and how often it was acquired.
+public struct SanlockLeaseRecord: Sendable, Equatable, CustomStringConvertible {
+    /// The owner's last renewal stamp; 0 once released.
+    public var timestamp: UInt64
+    /// host_id and host generation of the last owner.
+    public var ownerID: UInt64
+    public var generation: UInt64
+    /// The lease version: +1 on every acquisition.
+    public var version: UInt64
+
+    public var isFree: Bool { timestamp == 0 }
+
+    public var description: String {
+        "lease v\(version) owner host_id \(ownerID) gen \(generation) \(isFree ? "free" : "held, timestamp \(timestamp)")"
+    }
+
+    /// Parses the first record of `sanlock direct dump PATH:OFFSET`:
+    /// "offset lockspace resource timestamp own gen lver".
+    public init?(dump text: String) {
+        let records = text.split(separator: "\n").dropFirst().map { $0.split(separator: " ") }
+        guard let fields = records.first, fields.count >= 7 else { return nil }
+        let numbers = fields.suffix(4).compactMap { UInt64($0) }
+        guard numbers.count == 4 else { return nil }
+        (timestamp, ownerID, generation, version) = (numbers[0], numbers[1], numbers[2], numbers[3])
+    }
+
+    /// Reads the lease at `path`:`offset` straight from the storage.
+    public static func read(path: String, offset: UInt64 = 0) throws -> SanlockLeaseRecord {
+        let result = Command.run([SanlockDaemon.executable ?? "sanlock", "direct", "dump", "\(path):\(offset)"], timeout: 10)
+        guard result.status == 0, let record = SanlockLeaseRecord(dump: result.stdout) else {
+            throw FixtureError("sanlock direct dump \(path):\(offset) gave no lease record: \(result)")
+        }
+        return record
+    }
+}

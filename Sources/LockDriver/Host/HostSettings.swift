@@ -10,12 +10,16 @@ public struct HostSettings: Sendable, Equatable {
     public var configDir: String
     /// libvirt's driver name, the first half of `<driver>-<plugin>.conf`.
     public var driver: String
+    /// How long one plugin call may take before the host gives up.
+    public var callTimeout: CallTimeout
 
-    public init(lockManager: String, pluginDir: String, configDir: String, driver: String) {
+    public init(lockManager: String, pluginDir: String, configDir: String, driver: String,
+                callTimeout: CallTimeout = .standard) {
         self.lockManager = lockManager
         self.pluginDir = pluginDir
         self.configDir = configDir
         self.driver = driver
+        self.callTimeout = callTimeout
     }
 
     /// The plugin's own config file, named as libvirt names it.
@@ -23,18 +27,23 @@ public struct HostSettings: Sendable, Equatable {
 
     /// Keys the host config file may set. `lockManager` is the design
     /// document's spelling; `lock_manager` is qemu.conf's.
-    public static let knownKeys: Set<String> = ["lockManager", "lock_manager", "plugin_dir", "config_dir", "driver"]
+    public static let knownKeys: Set<String> = ["lockManager", "lock_manager", "plugin_dir", "config_dir", "driver",
+                                                       "call_timeout"]
 
     public struct Overrides: Sendable {
         public var lockManager: String?
         public var pluginDir: String?
         public var configDir: String?
         public var driver: String?
-        public init(lockManager: String? = nil, pluginDir: String? = nil, configDir: String? = nil, driver: String? = nil) {
+        /// Seconds, 0 for no limit.
+        public var callTimeout: UInt32?
+        public init(lockManager: String? = nil, pluginDir: String? = nil, configDir: String? = nil, driver: String? = nil,
+                    callTimeout: UInt32? = nil) {
             self.lockManager = lockManager
             self.pluginDir = pluginDir
             self.configDir = configDir
             self.driver = driver
+            self.callTimeout = callTimeout
         }
     }
 
@@ -43,6 +52,7 @@ public struct HostSettings: Sendable, Equatable {
         public static let config = "LOCKMGR_CONFIG"
         public static let pluginDir = "LOCKMGR_PLUGIN_DIR"
         public static let configDir = "LOCKMGR_CONFIG_DIR"
+        public static let callTimeout = "LOCKMGR_CALL_TIMEOUT"
     }
 
     /// Resolves the settings. `configPath` nil means the default host
@@ -66,19 +76,39 @@ public struct HostSettings: Sendable, Equatable {
         let configuredPluginDir = try conf.string("plugin_dir")
         let configuredConfigDir = try conf.string("config_dir")
         let configuredDriver = try conf.string("driver")
+        let callTimeout = try resolveCallTimeout(conf, override: overrides.callTimeout, environment: environment)
         let settings = HostSettings(
             lockManager: overrides.lockManager ?? configuredManager ?? "nop",
             pluginDir: overrides.pluginDir ?? environment(Environment.pluginDir) ?? configuredPluginDir ?? layout.pluginDir,
             configDir: overrides.configDir ?? environment(Environment.configDir) ?? configuredConfigDir ?? layout.configDir,
-            driver: overrides.driver ?? configuredDriver ?? "qemu")
+            driver: overrides.driver ?? configuredDriver ?? "qemu",
+            callTimeout: callTimeout)
         try PluginName.validate(settings.lockManager)
         try PluginName.validate(settings.driver)
         return settings
     }
 
-    /// Loads the selected plugin with its config file.
+    /// The call timeout, from the flag, the environment, the config, or
+    /// the default; each origin is kept for the message when it expires.
+    private static func resolveCallTimeout(_ conf: ConfFile, override: UInt32?,
+                                           environment: (String) -> String?) throws(LockError) -> CallTimeout {
+        let key = "call_timeout"
+        if let override { return CallTimeout(seconds: override, origin: "--timeout \(override)") }
+        if let text = environment(Environment.callTimeout) {
+            guard let seconds = UInt32(text) else {
+                throw .config("\(Environment.callTimeout)='\(text)' is not a number of seconds (0 for no limit)")
+            }
+            return CallTimeout(seconds: seconds, origin: "\(Environment.callTimeout)=\(text)")
+        }
+        if let seconds = try conf.integer(key, in: 0...Int64(UInt32.max)), let e = conf.entry(key) {
+            return CallTimeout(seconds: UInt32(clamping: seconds), origin: "\(key) = \(seconds) at \(conf.origin):\(e.line)")
+        }
+        return .standard
+    }
+
+    /// Loads the selected plugin with its config file and call timeout.
     public func loadPlugin() throws(LockError) -> LockPlugin {
-        try LockPlugin.load(name: lockManager, pluginDir: pluginDir, configFile: pluginConfigFile)
+        try LockPlugin.load(name: lockManager, pluginDir: pluginDir, configFile: pluginConfigFile, callTimeout: callTimeout)
     }
 }
 

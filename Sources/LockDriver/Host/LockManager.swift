@@ -16,9 +16,11 @@ public final class LockManager {
         let raw = UnsafeMutablePointer<virLockManager>.allocate(capacity: 1)
         raw.initialize(to: virLockManager(driver: plugin.table, privateData: nil))
         PluginErrors.reset()
-        let rc = CParams.withCArray(object.params) { params, count in
-            plugin.table.pointee.drvNew(raw, UInt32(VIR_LOCK_MANAGER_OBJECT_TYPE_DOMAIN.rawValue),
-                                        count, params, flags.rawValue)
+        let rc = plugin.guarded("drvNew") {
+            CParams.withCArray(object.params) { params, count in
+                plugin.table.pointee.drvNew(raw, UInt32(VIR_LOCK_MANAGER_OBJECT_TYPE_DOMAIN.rawValue),
+                                            count, params, flags.rawValue)
+            }
         }
         if rc < 0 {
             raw.deallocate()
@@ -30,15 +32,17 @@ public final class LockManager {
     }
 
     deinit {
-        plugin.table.pointee.drvFree(raw)
+        plugin.guarded("drvFree") { plugin.table.pointee.drvFree(raw) }
         raw.deallocate()
     }
 
     public func addResource(_ resource: LockResource) throws(LockError) {
         PluginErrors.reset()
-        let rc = CParams.withCArray(resource.params) { params, count in
-            resource.name.withCString { name in
-                plugin.table.pointee.drvAddResource(raw, resource.typeCode, name, count, params, resource.mode.flags)
+        let rc = plugin.guarded("drvAddResource") {
+            CParams.withCArray(resource.params) { params, count in
+                resource.name.withCString { name in
+                    plugin.table.pointee.drvAddResource(raw, resource.typeCode, name, count, params, resource.mode.flags)
+                }
             }
         }
         guard rc == 0 else { throw plugin.failure("drvAddResource") }
@@ -52,9 +56,11 @@ public final class LockManager {
                         action: FailureAction = .default) throws(LockError) -> Int32? {
         PluginErrors.reset()
         var fd: Int32 = -1
-        let rc = state.withOptionalCString { cState in
-            plugin.table.pointee.drvAcquire(raw, cState, flags.rawValue,
-                                            virDomainLockFailureAction(UInt32(bitPattern: action.rawValue)), &fd)
+        let rc = plugin.guarded("drvAcquire") {
+            state.withOptionalCString { cState in
+                plugin.table.pointee.drvAcquire(raw, cState, flags.rawValue,
+                                                virDomainLockFailureAction(UInt32(bitPattern: action.rawValue)), &fd)
+            }
         }
         guard rc == 0 else { throw plugin.failure("drvAcquire") }
         return fd >= 0 ? fd : nil
@@ -75,7 +81,7 @@ public final class LockManager {
                            _ call: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32) throws(LockError) -> String? {
         PluginErrors.reset()
         var state: UnsafeMutablePointer<CChar>? = nil
-        let rc = call(&state)
+        let rc = plugin.guarded(operation) { call(&state) }
         defer { free(state) }
         guard rc == 0 else { throw plugin.failure(operation) }
         return state.map { String(cString: $0) }

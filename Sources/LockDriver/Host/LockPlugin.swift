@@ -10,24 +10,29 @@ public final class LockPlugin: @unchecked Sendable {
     public let version: ABIVersion
     public let flags: DriverFlags
     public let configFile: String?
+    /// How long each call into the plugin may take; nil: no limit.
+    public let callTimeout: CallTimeout?
 
     let table: UnsafeMutablePointer<virLockDriver>
     private var handle: UnsafeMutableRawPointer?
 
     /// Loads `<pluginDir>/<name>.so` and initialises it with `configFile`.
-    public static func load(name: String, pluginDir: String, configFile: String?) throws(LockError) -> LockPlugin {
+    /// With a `callTimeout`, a call that outlives it ends the process (see CallTimeout).
+    public static func load(name: String, pluginDir: String, configFile: String?,
+                            callTimeout: CallTimeout? = nil) throws(LockError) -> LockPlugin {
         try PluginName.validate(name)
-        return try LockPlugin(path: "\(pluginDir)/\(name).so", name: name, configFile: configFile)
+        return try LockPlugin(path: "\(pluginDir)/\(name).so", name: name, configFile: configFile, callTimeout: callTimeout)
     }
 
     /// Loads a plugin file by path (for `lockmgr info` on any .so).
-    public convenience init(path: String, configFile: String?) throws(LockError) {
+    public convenience init(path: String, configFile: String?, callTimeout: CallTimeout? = nil) throws(LockError) {
         let file = path.split(separator: "/").last.map(String.init) ?? path
         let name = file.hasSuffix(".so") ? String(file.dropLast(3)) : file
-        try self.init(path: path, name: name, configFile: configFile)
+        try self.init(path: path, name: name, configFile: configFile, callTimeout: callTimeout)
     }
 
-    private init(path: String, name: String, configFile: String?) throws(LockError) {
+    private init(path: String, name: String, configFile: String?, callTimeout: CallTimeout?) throws(LockError) {
+        if let callTimeout, !callTimeout.isUnlimited { try CallWatchdog.shared.start() }
         var st = stat()
         guard stat(path, &st) == 0 else {
             throw .config("lock plugin '\(name)' not found: \(path): \(String(cString: strerror(errno)))")
@@ -59,6 +64,7 @@ public final class LockPlugin: @unchecked Sendable {
         self.version = version
         self.flags = DriverFlags(rawValue: table.pointee.flags)
         self.configFile = configFile
+        self.callTimeout = callTimeout
         self.table = table
         self.handle = handle
 
@@ -74,8 +80,8 @@ public final class LockPlugin: @unchecked Sendable {
                 throw LockError.config("lock plugin '\(name)' is already loaded in this process with config \(first ?? "none"); "
                                        + "a process uses one config per plugin (use another process for \(configFile ?? "no config"))")
             }
-            let rc = configFile.withOptionalCString { cfg in
-                table.pointee.drvInit(UInt32(VIR_LOCK_MANAGER_VERSION), cfg, 0)
+            let rc = guarded("drvInit") {
+                configFile.withOptionalCString { cfg in table.pointee.drvInit(UInt32(VIR_LOCK_MANAGER_VERSION), cfg, 0) }
             }
             if rc == 0 { LoadedLibraries.retain(handle, configFile: configFile) }
             return rc
@@ -101,7 +107,7 @@ public final class LockPlugin: @unchecked Sendable {
                 LoadedLibraries.release(handle)
                 return false
             }
-            guard table.pointee.drvDeinit() == 0 else { return true }
+            guard guarded("drvDeinit", { table.pointee.drvDeinit() }) == 0 else { return true }
             LoadedLibraries.release(handle)
             return false
         }
@@ -118,6 +124,11 @@ public final class LockPlugin: @unchecked Sendable {
     public func makeManager(for object: LockObject, flags: NewFlags = []) throws(LockError) -> LockManager {
         guard isLoaded else { throw .internalError("lock plugin '\(name)' is unloaded") }
         return try LockManager(plugin: self, object: object, flags: flags)
+    }
+
+    /// Runs one call into the plugin under its call timeout.
+    func guarded<R>(_ operation: String, _ call: () -> R) -> R {
+        CallWatchdog.shared.guarding(callTimeout, plugin: name, operation: operation, call)
     }
 
     /// Translates the last failure of an entry point into a LockError.

@@ -13,15 +13,12 @@ struct Info: ParsableCommand {
 
     func run() throws {
         try reportingErrors(json: host.json) { () throws(LockError) in
-            let settings = try HostSettings.resolve(
-                configPath: host.config,
-                overrides: .init(lockManager: plugin.flatMap { $0.contains("/") ? nil : $0 } ?? host.plugin,
-                                 pluginDir: host.pluginDir, configDir: host.configDir, driver: host.driver))
+            let settings = try host.settings(plugin: plugin.flatMap { $0.contains("/") ? nil : $0 })
             let loaded: LockPlugin
             if let plugin, plugin.contains("/") {
                 let name = String(plugin.split(separator: "/").last ?? "").replacingSuffix(".so")
                 let configFile = "\(settings.configDir)/\(settings.driver)-\(name).conf"
-                loaded = try LockPlugin(path: plugin, configFile: configFile)
+                loaded = try LockPlugin(path: plugin, configFile: configFile, callTimeout: settings.callTimeout)
             } else {
                 loaded = try settings.loadPlugin()
             }

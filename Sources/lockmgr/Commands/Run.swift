@@ -12,6 +12,9 @@ struct Run: ParsableCommand {
             and exec"). The command sees LOCKMGR_LOCK_FD (when the plugin returned an fd)
             and LOCKMGR_PLUGIN in its environment. If the command cannot be started, the
             locks are released and lockmgr exits 127 (not found) or 126 (not executable).
+            The call timeout applies to lockmgr's plugin calls only: a stuck acquire ends
+            lockmgr (and the locks bound to its process) before the command starts; no
+            timer outlives the exec.
 
             Example: lockmgr run --uuid U --name vm1 --disk /dev/sdb -- qemu-system-x86_64 ...
             """)

@@ -51,6 +51,8 @@ public enum SanlockStatus {
             return "already held by another process on this host"
         case (EAGAIN, .acquire):
             return "its previous holder is still being released; try again"
+        case (EBUSY, .acquire):
+            return "another process on this host is acquiring it right now"
         case (ENOSPC, .acquire), (ENOSPC, .release), (ENOSPC, .initLease):
             return "this host has not joined the lease's lockspace (no sanlock add_lockspace for it)"
         case (ESRCH, _):

@@ -4,10 +4,10 @@ import SanlockCore
 
 /// Creates the automatic lockspace and disk lease files exactly as
 /// libvirt's plugin does, so either plugin can find the other's files:
-/// O_EXCL, mode 0600 (the lockspace 0660 when a group is configured),
-/// owner from the config, zero-filled to sanlock's alignment, then
-/// initialised by the daemon.
-/// Existing files are used as they are: a live lease is never rewritten.
+/// mode 0600 (the lockspace 0660 when a group is configured), owner from
+/// the config, zero-filled to sanlock's alignment, then initialised by
+/// the daemon. Existing files are used as they are: a live lease is never
+/// rewritten.
 struct LeaseFiles {
     let config: SanlockConfig
 
@@ -16,23 +16,32 @@ struct LeaseFiles {
         let path = SanlockLease.autoLockspacePath(leaseDir: config.diskLeaseDir)
         let name = SanlockLease.autoLockspace
         let mode: mode_t = config.group == nil ? 0o600 : 0o660
-        try create(path, mode: mode, what: "lockspace \(name)", fixExisting: true) { () throws(LockError) in
-            try SanlockClient.writeLockspace(name: name, path: path, ioTimeout: config.ioTimeout)
+        try create(path, mode: mode, what: "lockspace \(name)", fixExisting: true) { (file) throws(LockError) in
+            try SanlockClient.writeLockspace(name: name, path: file, ioTimeout: config.ioTimeout)
         }
         try SanlockClient.joinLockspace(name: name, hostID: config.hostID, path: path, ioTimeout: config.ioTimeout)
     }
 
     /// Makes sure an automatic disk lease's file exists and is initialised.
     func ensure(_ lease: SanlockLease) throws(LockError) {
-        try create(lease.path, mode: 0o600, what: lease.description, fixExisting: false) { () throws(LockError) in
-            try SanlockClient.initLease(lease)
+        try create(lease.path, mode: 0o600, what: lease.description, fixExisting: false) { (file) throws(LockError) in
+            var unlinked = lease
+            unlinked.path = file
+            try SanlockClient.initLease(unlinked)
         }
     }
 
-    /// Creates `path` if missing and runs `initialise` on it; a file that
-    /// cannot be completed is removed so the next attempt starts clean.
+    /// Creates `path` if missing, complete and initialised, or not at all.
+    /// The file is built under a private name and hard-linked into place
+    /// once `initialise` (given the private name) has run: several hosts
+    /// or processes using a disk for the first time at once all find a
+    /// finished lease at `path` (one link wins, the others use it), and a
+    /// creator that fails or dies half-way (a full or read-only directory,
+    /// a call timeout) leaves nothing at `path` that would break the next
+    /// attempt. A link, never a rename: a rename would replace a lease
+    /// someone may already hold with a different file.
     private func create(_ path: String, mode: mode_t, what: String, fixExisting: Bool,
-                        initialise: () throws(LockError) -> Void) throws(LockError) {
+                        initialise: (String) throws(LockError) -> Void) throws(LockError) {
         var st = stat()
         if stat(path, &st) == 0 {
             if fixExisting { try fixOwnership(path, st) }
@@ -43,35 +52,39 @@ struct LeaseFiles {
         guard stat(dir, &dst) == 0, dst.st_mode & S_IFMT == S_IFDIR else {
             throw .config("cannot create \(what): disk_lease_dir \(dir) does not exist or is not a directory")
         }
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        let file = String(path[path.index(after: path.lastIndex(of: "/") ?? path.startIndex)...])
+        // Unique among live creators: the lease directory is shared by the
+        // hosts, each with its own host_id, and pids are unique per host.
+        let building = "\(dir)/.\(file).\(config.hostID).\(getpid()).new"
+        unlink(building)  // left by a dead process of this host with the same pid
+        let fd = open(building, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         if fd < 0 {
-            if errno == EEXIST { return }  // created by a concurrent caller, who initialises it
-            throw .backend("cannot create \(what) file \(path): \(Errno.current)")
+            throw .backend("cannot create \(what) file \(path) (as \(building)): \(Errno.current)")
         }
         do throws(LockError) {
             // The configured mode, whatever the caller's umask.
-            guard fchmod(fd, mode) == 0 else { throw .backend("cannot chmod \(path): \(Errno.current)") }
+            guard fchmod(fd, mode) == 0 else { throw .backend("cannot chmod \(building): \(Errno.current)") }
             if config.user != nil || config.group != nil {
                 guard fchown(fd, config.user ?? UInt32.max, config.group ?? UInt32.max) == 0 else {
-                    throw .backend("cannot chown \(path): \(Errno.current)")
+                    throw .backend("cannot chown \(building): \(Errno.current)")
                 }
             }
-            let size = try SanlockClient.align(path: path)
+            let size = try SanlockClient.align(path: building)
             try zeroFill(fd, size: size, path: path)
         } catch {
             close(fd)
-            unlink(path)
+            unlink(building)
             throw error
         }
         // close() once, whatever it returns: inside libvirtd a second close
         // could hit another thread's fd that reused the number.
         let closed = close(fd) == 0 ? nil : Errno.current
-        do throws(LockError) {
-            if let closed { throw .backend("cannot save \(path): \(closed)") }
-            try initialise()
-        } catch {
-            unlink(path)
-            throw error
+        defer { unlink(building) }
+        if let closed { throw .backend("cannot save \(path) (as \(building)): \(closed)") }
+        try initialise(building)
+        // EEXIST: a concurrent creator linked its own finished file first.
+        if link(building, path) != 0 && errno != EEXIST {
+            throw .backend("cannot put \(what) in place: link \(building) to \(path): \(Errno.current)")
         }
     }
 
@@ -82,7 +95,7 @@ struct LeaseFiles {
             let n = chunk.withUnsafeBytes { write(fd, $0.baseAddress, min($0.count, size - written)) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw .backend("cannot allocate \(path): \(Errno.current)")
+                throw .backend("cannot allocate \(size) bytes for \(path): \(Errno.current)")
             }
             written += n
         }
