@@ -3,7 +3,7 @@ PREFIX ?= $(CURDIR)/_install
 SWIFT ?= swift
 PLUGINS := $(patsubst Sources/Plugins/%/Driver,%,$(wildcard Sources/Plugins/*/Driver))
 
-.PHONY: all deps build test demo install release bench bench-sanlock bench-libvirt bench-pr clean
+.PHONY: all deps build test test-asan test-tsan demo install release bench bench-sanlock bench-libvirt bench-pr clean
 
 all: build
 
@@ -16,6 +16,26 @@ build: deps
 # Plugins are dlopen()ed by the tests, so build every product first.
 test: build
 	$(SWIFT) test
+
+# The whole suite under AddressSanitizer (with LeakSanitizer) and under
+# ThreadSanitizer: every product instrumented (plugins, lockmgr, pr-keeper,
+# pr-tool, the tests), each build in its own scratch path. Options and
+# suppressions: Tests/SanitizerSupport; how children get the runtime:
+# Tests/TestSupport/Sanitizer.swift.
+test-asan: deps
+	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
+	$(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan
+
+# Not under TSan, and why (make test and test-asan run them):
+# - LibvirtTests: libvirt hands the preloaded runtime on to QEMU, whose
+#   coroutines (longjmp between stacks) abort TSan ("can't find longjmp buf").
+# - PRLifecycleTests: the TSan-built pr-keeper aborts in TSan's allocator
+#   (CHECK in sanitizer_allocator_secondary.h) freeing its argv copies right
+#   after posix_spawn; ASan sees no error there. Open: see the issue 6 notes.
+TSAN_SKIP := --skip LibvirtTests --skip PRLifecycleTests
+test-tsan: deps
+	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
+	$(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan $(TSAN_SKIP)
 
 release: deps
 	$(SWIFT) build -c release
@@ -62,4 +82,4 @@ bench-pr: deps
 bench: bench-sanlock bench-pr bench-libvirt
 
 clean:
-	rm -rf .build _install
+	rm -rf .build .build-asan .build-tsan _install

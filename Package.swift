@@ -11,8 +11,13 @@ let pluginLinkerSettings: [LinkerSetting] = [
 ]
 
 // Hosts export the sink our plugins report their errors to (error_channel.h).
+// In a ThreadSanitizer build they also export the runtime's Swift access
+// hooks, which instrumented plugins call and the toolchain's export list
+// omits (no effect in other builds: the symbols do not exist there).
 let hostLinkerSettings: [LinkerSetting] = [
-    .unsafeFlags(["-Xlinker", "--export-dynamic-symbol=lockmgr_host_report_error"]),
+    .unsafeFlags(["lockmgr_host_report_error", "__tsan_external_read", "__tsan_external_write",
+                  "__tsan_ignore_thread_begin", "__tsan_ignore_thread_end"]
+        .flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] }),
 ]
 
 /// A plugin: a Swift driver, a one-line C export table, and a dynamic
@@ -105,6 +110,20 @@ let prTransportTargets: [Target] = [
                 dependencies: ["PRCore", "CPRShim", "LockDriver", "PRTestSupport", "TestSupport"]),
 ]
 
+// ---- sanitizers (issue 6): `make test-asan`, `make test-tsan` ------------
+// Runtime options and suppression files for sanitized test runs, linked
+// into everything that uses TestSupport (see Tests/TestSupport/Sanitizer.swift).
+// libtirpc: the ASan runtime binds its XDR interceptors at start-up, and
+// libvirt's RPC (lockd.so → virtlockd, loaded by the tests) calls them; with
+// libtirpc only dlopen()ed later they would call NULL. Linked in plain
+// builds too: it is libvirt0's own dependency, so always present here.
+let sanitizerTargets: [Target] = [
+    .target(name: "CSanitizerSupport", path: "Tests/SanitizerSupport", exclude: ["lsan.supp", "tsan.supp"],
+            cSettings: [.define("LOCKMGR_SANITIZER_DIR", to: "\"\(Context.packageDirectory)/Tests/SanitizerSupport\"")],
+            linkerSettings: [.linkedLibrary("tirpc")]),
+]
+// ---- end sanitizers -------------------------------------------------------
+
 let package = Package(
     name: "lockmgr",
     products: [
@@ -130,12 +149,12 @@ let package = Package(
             path: "Sources/lockmgr",
             linkerSettings: hostLinkerSettings),
         // Helpers shared by the test targets: build products, temp dirs, commands, daemons.
-        .target(name: "TestSupport", dependencies: ["LockDriver"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["LockDriver", "CSanitizerSupport"], path: "Tests/TestSupport"),
         // The pr plugin's testable core: SCSI transports, PR commands, keys, state.
         .target(name: "PRCore", dependencies: ["LockDriver", "CPRShim", "CISCSI"], path: "Sources/Plugins/pr/Core"),
         .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
                     linkerSettings: hostLinkerSettings),
         .testTarget(name: "LockmgrToolTests", dependencies: ["TestSupport"]),
     ] + nop.1 + sanlock.1 + sanlockTargets + interopTargets + libvirtTargets + pr.1 + prTargets + prTransportTargets
-        + prLifecycleTargets
+        + prLifecycleTargets + sanitizerTargets
 )

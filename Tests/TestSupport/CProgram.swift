@@ -13,6 +13,8 @@ public enum CProgram {
     public static var abiInclude: String { "\(repoRoot)/Sources/CLockDriver/include" }
 
     /// Compiles `source` into `<dir>/<name>`; `shared` builds a .so.
+    /// Executables may load our plugins, so a sanitized build links its
+    /// runtime into them first (`Sanitizer.cHostLinkFlags`).
     /// Returns the output path, or the compiler's complaint as an error.
     public static func build(_ source: String, name: String, in dir: String = TempDir.make("cprog"),
                              shared: Bool = false, flags: [String] = []) throws -> String {
@@ -20,7 +22,7 @@ public enum CProgram {
         let out = "\(dir)/\(name)"
         TempDir.write(source, to: src)
         var argv = ["gcc", "-std=gnu11", "-Wall", "-Werror", "-I", abiInclude, "-o", out, src]
-        if shared { argv += ["-shared", "-fPIC"] }
+        argv += shared ? ["-shared", "-fPIC"] : try Sanitizer.cHostLinkFlags()
         argv += flags + ["-ldl"]
         let result = Command.run(argv, timeout: 120)
         guard result.status == 0 else { throw CompileError(message: "gcc failed for \(name): \(result.stderr)") }

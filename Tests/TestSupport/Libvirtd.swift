@@ -112,10 +112,12 @@ public final class LibvirtHost: @unchecked Sendable {
     }
 
     private func startLibvirtd() throws {
+        // A sanitized build's plugins need the runtime preloaded into libvirtd.
+        let preload = try Sanitizer.preloadEnvironment().map { "\($0.key)=\($0.value)" }
         let daemon = try SpawnedProcess([try Subreaper.path(), "/usr/bin/env",
                                          "SANLOCK_RUN_DIR=\(sanlock.runDir)",
-                                         "LIBVIRT_LOCK_MANAGER_PLUGIN_DIR=\(pluginDir)",
-                                         "/usr/sbin/libvirtd"], output: libvirtdLogPath)
+                                         "LIBVIRT_LOCK_MANAGER_PLUGIN_DIR=\(pluginDir)"] + preload
+                                        + ["/usr/sbin/libvirtd"], output: libvirtdLogPath)
         libvirtd = daemon
         try Self.wait(for: daemon, "libvirtd", log: libvirtdLogPath, until: "answering `virsh -c \(Self.uri) list`",
                       timeout: 60) {

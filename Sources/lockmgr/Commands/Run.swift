@@ -62,6 +62,7 @@ struct Run: ParsableCommand {
         let argv = command.map { strdup($0) } + [nil]
         execvp(command[0], argv)
         let error = Errno.current
+        argv.forEach { free($0) }
         releaseForFailedStart(plugin, object, resources)
         writeStderr("lockmgr: cannot run '\(command[0])': \(error)")
         throw ExitCode(error.code == ENOENT ? 127 : 126)

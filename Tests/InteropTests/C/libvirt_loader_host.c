@@ -113,9 +113,12 @@ int main(int argc, char **argv)
     char *state = (char *)"untouched";
     rc = virLockManagerInquire(man, &state, 0);
     printf("inquire %d state %s\n", rc, state ? state : "NULL");
+    /* The caller owns the state string, as libvirt's callers (VIR_FREE). */
+    free(rc == 0 ? state : NULL);
     state = (char *)"untouched";
     rc = virLockManagerRelease(man, &state, 0);
     printf("release %d state %s\n", rc, state ? state : "NULL");
+    free(rc == 0 ? state : NULL);
 
     /* Errors raised inside the plugin must become libvirt's last error. */
     virResetLastError();

@@ -21,9 +21,10 @@ enum CFixtures {
     static let libvirtLibrary = "/usr/lib/x86_64-linux-gnu/libvirt.so.0"
 
     /// Builds an executable; the test fails with gcc's own output if it cannot.
+    /// It loads plugins, so a sanitized build links the runtime in first.
     static func executable(_ sources: [String], named name: String, in dir: String,
                            libraries: [String] = []) throws -> String {
-        try compile(sources + libraries, output: "\(dir)/\(name)", flags: [])
+        try compile(sources + Sanitizer.cHostLinkFlags() + libraries, output: "\(dir)/\(name)", flags: [])
     }
 
     /// Builds a plugin-style shared object: everything hidden except what
