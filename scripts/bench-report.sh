@@ -69,10 +69,10 @@ if ls "$out"/*-scale.tsv >/dev/null 2>&1 && command -v gnuplot >/dev/null; then
     mkdir -p "$out/plot"
     gp="$out/plot/scale.gp"
     {
-        echo "set terminal pngcairo size 1500,520 font ',10'"
+        echo "set terminal pngcairo size 1500,600 font ',10'"
         echo "set output '$out/scale.png'"
         echo "set multiplot layout 1,3 title 'median latency vs resources per VM (log-log); floors dashed'"
-        echo "set logscale xy; set grid; set key top left font ',8'"
+        echo "set logscale xy; set grid; set key below font ',8'"
         echo "set xlabel 'resources per VM'; set ylabel 'median µs'"
     } >"$gp"
     for op in acquire release handover; do

@@ -1,6 +1,6 @@
 import Glibc
 
-/// Latencies of one measured case, in microseconds.
+/// Latencies of one measured case (microseconds, unless a benchmark says otherwise).
 public struct Samples: Sendable {
     public private(set) var values: [Double] = []
     private var sorted: [Double] { values.sorted() }
