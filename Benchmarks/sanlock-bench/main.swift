@@ -94,6 +94,7 @@ do {
     }
 } catch {
     daemonA.stop(); daemonB.stop()
+    try? FileManager.default.removeItem(atPath: dir)
     fail("\(error)")
 }
 daemonA.stop()
