@@ -55,12 +55,22 @@ final class BenchHost {
         return try Clock.time { try impl.acquire(vm: vm, disks: disks, state: state) }
     }
 
-    func release(_ name: String, disks: [String]) throws -> (micros: Double, state: String?) {
+    /// A manager with the disks added and dropped: drvNew, drvAddResource
+    /// per disk, drvFree; no daemon call.
+    func prepare(_ name: String, disks: [String]) throws -> Double {
+        guard let plugin = (ops[name] as? PluginOps)?.plugin else { throw BenchFailure("\(name) is not a plugin") }
+        return try Clock.time {
+            let manager = try plugin.makeManager(for: vm)
+            for disk in disks { try manager.addResource(.disk(disk)) }
+        }
+    }
+
+    func release(_ name: String, disks: [String]) throws -> (micros: Double, state: String?, preparation: Double?) {
         let impl = try impl(name)
         try raw.prepare(disks)
         var state: String?
         let micros = try Clock.time { state = try impl.release(vm: vm, disks: disks) }
-        return (micros, state)
+        return (micros, state, impl.preparation)
     }
 }
 

@@ -1,3 +1,4 @@
+import BenchSupport
 import CSanlock
 import Glibc
 import LockDriver
@@ -6,6 +7,9 @@ import SanlockCore
 /// One way of taking and giving back a VM's disk leases, acting on behalf
 /// of the VM's registered process as libvirtd does on resume and pause.
 protocol LeaseOps {
+    /// Microseconds the last operation spent before talking to the daemon
+    /// (a plugin's drvNew + drvAddResource), if it has such a part.
+    var preparation: Double? { get }
     func acquire(vm: LockObject, disks: [String], state: String?) throws
     /// Releases the disks' leases and returns the state a migration
     /// destination needs (libvirt always asks for it on release).
@@ -14,12 +18,19 @@ protocol LeaseOps {
 
 /// Through a plugin and our host library, with a fresh manager per
 /// operation (libvirt creates one per acquire and per release).
-struct PluginOps: LeaseOps {
+final class PluginOps: LeaseOps {
     let plugin: LockPlugin
+    private(set) var preparation: Double?
+
+    init(plugin: LockPlugin) { self.plugin = plugin }
 
     private func manager(_ vm: LockObject, _ disks: [String]) throws -> LockManager {
-        let manager = try plugin.makeManager(for: vm)
-        for disk in disks { try manager.addResource(.disk(disk)) }
+        var manager: LockManager?
+        preparation = try Clock.time {
+            manager = try plugin.makeManager(for: vm)
+            for disk in disks { try manager?.addResource(.disk(disk)) }
+        }
+        guard let manager else { throw BenchFailure("no manager") }
         return manager
     }
 
@@ -39,6 +50,8 @@ struct PluginOps: LeaseOps {
 final class RawOps: LeaseOps {
     private let leaseDir: String
     private var resources: [String: UnsafeMutablePointer<sanlk_resource>] = [:]
+
+    let preparation: Double? = nil
 
     init(leaseDir: String) { self.leaseDir = leaseDir }
 

@@ -80,6 +80,9 @@ do {
                 for (op, micros) in zip(operations, [acquire, release.micros, release.micros + takeover]) {
                     samples[op, default: [:]][count, default: [:]][impl, default: Samples()].add(micros)
                 }
+                if let preparation = release.preparation {
+                    samples[SanlockReport.preparation, default: [:]][count, default: [:]][impl, default: Samples()].add(preparation)
+                }
             }
         }
         // nop has no backend: microseconds, which waking up between the
@@ -90,6 +93,14 @@ do {
             guard round >= warmup * 10 else { continue }
             samples["acquire", default: [:]][count, default: [:]]["nop", default: Samples()].add(acquire)
             samples["release", default: [:]][count, default: [:]]["nop", default: Samples()].add(release.micros)
+        }
+        // The same first part of a release, hot: what it costs in CPU alone.
+        for round in 0..<(warmup + options.cycles) * 10 {
+            for impl in ["ours", "libvirt"] {
+                let micros = try hostA.prepare(impl, disks: vmDisks)
+                guard round >= warmup * 10 else { continue }
+                samples[SanlockReport.hotPreparation, default: [:]][count, default: [:]][impl, default: Samples()].add(micros)
+            }
         }
     }
 } catch {
