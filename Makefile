@@ -3,7 +3,7 @@ PREFIX ?= $(CURDIR)/_install
 SWIFT ?= swift
 PLUGINS := $(patsubst Sources/Plugins/%/Driver,%,$(wildcard Sources/Plugins/*/Driver))
 
-.PHONY: all deps build test test-asan test-tsan demo install release bench bench-sanlock bench-libvirt bench-pr clean
+.PHONY: all deps build test test-asan test-tsan demo install release bench bench-sanlock bench-load bench-libvirt bench-pr clean
 
 all: build
 
@@ -55,31 +55,45 @@ install: release
 demo: install
 	scripts/demo.sh $(PREFIX)
 
-# Acquire+release latency: our sanlock plugin, libvirt's sanlock.so, the raw API.
-CYCLES ?= 300
+# Benchmarks, release builds. Each writes its report section into BENCH_OUT.
+BENCH_OUT ?= bench-results
+SANLOCK_CYCLES ?= 100
+LOAD_CYCLES ?= 200
+LIBVIRT_CYCLES ?= 10
+PR_CYCLES ?= 300
+BENCH_BIN = $$($(SWIFT) build -c release --show-bin-path)
+define release-products
+	@for p in $(1); do $(SWIFT) build -c release --product $$p || exit 1; done
+endef
+
+# Acquire/release/handover at 1-8 leases: our sanlock plugin, libvirt's sanlock.so, raw calls, nop.
 bench-sanlock: deps
-	$(SWIFT) build -c release --product lockmgr_sanlock
-	$(SWIFT) build -c release --product sanlock-bench
-	$$($(SWIFT) build -c release --show-bin-path)/sanlock-bench $(CYCLES)
+	$(call release-products,lockmgr_nop lockmgr_sanlock sanlock-bench)
+	$(BENCH_BIN)/sanlock-bench --cycles $(SANLOCK_CYCLES) --out $(BENCH_OUT)
+
+# Plugin load + init time and memory, ours against libvirt's C plugins.
+bench-load: deps
+	$(call release-products,lockmgr_nop lockmgr_sanlock lockmgr_pr load-bench plugin-load-probe)
+	$(BENCH_BIN)/load-bench --cycles $(LOAD_CYCLES) --out $(BENCH_OUT)
 
 # Real libvirtd + QEMU: start, create/suspend/resume/destroy, per sanlock plugin.
-LIBVIRT_CYCLES ?= 10
 bench-libvirt: deps
-	$(SWIFT) build -c release --product lockmgr_sanlock
-	$(SWIFT) build -c release --product libvirt-bench
-	$$($(SWIFT) build -c release --show-bin-path)/libvirt-bench $(LIBVIRT_CYCLES)
+	$(call release-products,lockmgr_sanlock libvirt-bench)
+	$(BENCH_BIN)/libvirt-bench --cycles $(LIBVIRT_CYCLES) --out $(BENCH_OUT)
 
 # The pr plugin (.so through our host library, keeper on and off) next to the
 # raw PR command floor, at 1-256 LUNs; writes $(BENCH_OUT)/pr.md and pr-scale.tsv.
-BENCH_OUT ?= $(CURDIR)/.build/bench
 bench-pr: deps
 	$(SWIFT) build -c release --product lockmgr_pr
 	$(SWIFT) build -c release --product pr-keeper
 	$(SWIFT) build -c release --product pr-bench
-	scripts/bench-pr.sh $$($(SWIFT) build -c release --show-bin-path) $(CYCLES) $(BENCH_OUT)
+	scripts/bench-pr.sh $$($(SWIFT) build -c release --show-bin-path) $(PR_CYCLES) $(BENCH_OUT)
 
-# Every benchmark, one after the other.
-bench: bench-sanlock bench-pr bench-libvirt
+# Every benchmark into one report: $(BENCH_OUT)/report.md (fails if a section is missing).
+bench: deps
+	$(call release-products,lockmgr_nop lockmgr_sanlock lockmgr_pr pr-keeper pr-bench sanlock-bench load-bench plugin-load-probe libvirt-bench)
+	SANLOCK_CYCLES=$(SANLOCK_CYCLES) LOAD_CYCLES=$(LOAD_CYCLES) LIBVIRT_CYCLES=$(LIBVIRT_CYCLES) PR_CYCLES=$(PR_CYCLES) \
+	    scripts/bench-report.sh $(BENCH_BIN) $(BENCH_OUT)
 
 clean:
-	rm -rf .build .build-asan .build-tsan _install
+	rm -rf .build .build-asan .build-tsan _install $(BENCH_OUT)

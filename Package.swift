@@ -51,9 +51,7 @@ let sanlockTargets: [Target] = [
     .target(name: "SanlockCore", dependencies: ["LockDriver"], path: "Sources/Plugins/sanlock/Core"),
     .testTarget(name: "SanlockTests", dependencies: ["SanlockCore", "LockDriver", "TestSupport"],
                 linkerSettings: hostLinkerSettings),
-    // Not a test: acquire+release latency of our plugin, libvirt's and the raw API.
-    .executableTarget(name: "sanlock-bench", dependencies: ["LockDriver", "SanlockCore", "CSanlock", "TestSupport"],
-                      path: "Benchmarks/sanlock-bench", linkerSettings: hostLinkerSettings),
+    // sanlock-bench: in the benchmark report block below.
 ]
 // ---- end sanlock plugin ---------------------------------------------------
 
@@ -71,7 +69,7 @@ let interopTargets: [Target] = [
 let libvirtTargets: [Target] = [
     .testTarget(name: "LibvirtTests", dependencies: ["TestSupport"]),
     // Not a test: libvirtd start and domain create/suspend/resume/destroy latency per plugin.
-    .executableTarget(name: "libvirt-bench", dependencies: ["TestSupport"], path: "Benchmarks/libvirt-bench"),
+    .executableTarget(name: "libvirt-bench", dependencies: ["TestSupport", "BenchSupport"], path: "Benchmarks/libvirt-bench"),
 ]
 // ---- end real libvirt -----------------------------------------------------
 
@@ -124,6 +122,24 @@ let sanitizerTargets: [Target] = [
 ]
 // ---- end sanitizers -------------------------------------------------------
 
+// ---- benchmark report (issue 6, branch benchreport) ----------------------
+// `make bench`: every benchmark writes its section (--out DIR) and
+// scripts/bench-report.sh assembles bench-results/report.md.
+let benchReportTargets: [Target] = [
+    // Samples, percentiles, the section and scale-table writers.
+    .target(name: "BenchSupport", path: "Benchmarks/BenchSupport"),
+    // Not a test: acquire/release/handover of our sanlock plugin, libvirt's, the raw calls and nop.
+    .executableTarget(name: "sanlock-bench",
+                      dependencies: ["BenchSupport", "LockDriver", "SanlockCore", "CSanlock", "TestSupport"],
+                      path: "Benchmarks/sanlock-bench", linkerSettings: hostLinkerSettings),
+    // Not a test: plugin load + init time and resident memory, ours against libvirt's.
+    .executableTarget(name: "load-bench", dependencies: ["BenchSupport", "TestSupport"], path: "Benchmarks/load-bench"),
+    // One load sample in a fresh C process, the same for every plugin.
+    .executableTarget(name: "plugin-load-probe", path: "Benchmarks/plugin-load-probe",
+                      cSettings: [.headerSearchPath("../../Sources/CLockDriver/include")]),
+]
+// ---- end benchmark report ---------------------------------------------------
+
 let package = Package(
     name: "lockmgr",
     products: [
@@ -156,5 +172,5 @@ let package = Package(
                     linkerSettings: hostLinkerSettings),
         .testTarget(name: "LockmgrToolTests", dependencies: ["TestSupport"]),
     ] + nop.1 + sanlock.1 + sanlockTargets + interopTargets + libvirtTargets + pr.1 + prTargets + prTransportTargets
-        + prLifecycleTargets + sanitizerTargets
+        + prLifecycleTargets + sanitizerTargets + benchReportTargets
 )
