@@ -80,7 +80,7 @@ let prTargets: [Target] = [
     .target(name: "CISCSI", path: "Sources/Plugins/pr/CISCSI",
             linkerSettings: [.linkedLibrary("iscsi")]),
     // Not a test: the pr plugin .so through our host library against the raw PR command floor (issue 6).
-    .executableTarget(name: "pr-bench", dependencies: ["PRCore", "LockDriver"], path: "Benchmarks/pr-bench",
+    .executableTarget(name: "pr-bench", dependencies: ["PRCore", "LockDriver", "BenchSupport"], path: "Benchmarks/pr-bench",
                       linkerSettings: hostLinkerSettings),
     .executableTarget(name: "pr-tool", dependencies: ["PRCore"], path: "Sources/Tools/pr-tool"),
     .testTarget(name: "PRCoreTests", dependencies: ["PRCore"], path: "Tests/PRCoreTests"),

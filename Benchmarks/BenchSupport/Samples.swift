@@ -31,6 +31,14 @@ public enum Clock {
         return Double(ts.tv_sec) * 1e6 + Double(ts.tv_nsec) / 1e3
     }
 
+    /// CPU microseconds spent by the calling thread: the part of a
+    /// latency that is this process's own work (not a daemon's or target's).
+    public static func threadCPU() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) * 1e6 + Double(ts.tv_nsec) / 1e3
+    }
+
     /// Runs `body` and returns how long it took, in microseconds.
     public static func time(_ body: () throws -> Void) rethrows -> Double {
         let start = now()

@@ -1,3 +1,4 @@
+import BenchSupport
 import Foundation
 import LockDriver
 import PRCore
@@ -40,14 +41,14 @@ final class PluginHost {
     /// Returns wall and thread-CPU microseconds.
     func call(_ vm: LockObject, disks: [String],
               _ body: (LockManager) throws(LockError) -> Void) throws(LockError) -> (wall: Double, cpu: Double) {
-        let cpu0 = threadCPUMicros()
-        let t0 = nowMicros()
+        let cpu0 = Clock.threadCPU()
+        let t0 = Clock.now()
         do {
             let manager = try plugin.makeManager(for: vm)
             for d in disks { try manager.addResource(.disk(d)) }
             try body(manager)
         }
-        return (nowMicros() - t0, threadCPUMicros() - cpu0)
+        return (Clock.now() - t0, Clock.threadCPU() - cpu0)
     }
 
     /// The commands the plugin logged since the last call (command_log), emptied.
@@ -64,9 +65,9 @@ final class PluginHost {
     /// its VM record is empty); throws if one is still there after `seconds`.
     func waitKeepersGone(_ vm: UUIDBytes, seconds: Double = 10) throws {
         let store = KeeperStore(dir: keeperDir)
-        let deadline = nowMicros() + seconds * 1e6
+        let deadline = Clock.now() + seconds * 1e6
         while store.runningKeeper(vm) != nil {
-            guard nowMicros() < deadline else { throw LockError.internalError("\(name): a keeper still runs after its VM's disks were released") }
+            guard Clock.now() < deadline else { throw LockError.internalError("\(name): a keeper still runs after its VM's disks were released") }
             usleep(2000)
         }
     }

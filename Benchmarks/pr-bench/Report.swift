@@ -1,3 +1,4 @@
+import BenchSupport
 import Foundation
 
 /// The measured figures as the Markdown section `pr.md` and the plot's
@@ -35,7 +36,7 @@ struct Report {
     }
 
     /// A figure, or a dash where nothing was measured.
-    func cell(_ v: Double, _ samples: Samples) -> String { samples.count == 0 ? "–" : us(v) }
+    func cell(_ v: Double, _ samples: Samples) -> String { samples.count == 0 ? "–" : micros(v) }
 
     /// A Markdown table and the blank line after it.
     func table(_ header: [String], _ rows: [[String]]) -> String {
@@ -77,18 +78,18 @@ struct Report {
                    rows.map { v, op, label in
                        let o = w(v, op, one), f = w(.raw, op, one)
                        return ["\(op.rawValue) (\(label); \(o.count) samples)", cell(o.median, o), cell(o.p99, o),
-                               us(f.median), us(f.p99), o.count == 0 ? "–" : ratio(o.median, f.median)]
+                               micros(f.median), micros(f.p99), o.count == 0 ? "–" : ratio(o.median, f.median)]
                    })
 
         s += "### Where the time goes, 1 LUN (medians, µs)\n\n"
         s += table(["operation", "floor, session kept", "raw, login per operation", "ours, keeper = 0", "ours, keeper on (started / already running)",
                     "CPU in our process: floor / login per op / ours keeper = 0"],
                    Operation.allCases.map { op in
-                       [op.rawValue, us(w(.raw, op, one).median), us(w(.rawLogin, op, one).median),
-                        us(w(.noKeeper, op, one).median),
-                        op == .release ? us(w(.keeper, op, one).median)
+                       [op.rawValue, micros(w(.raw, op, one).median), micros(w(.rawLogin, op, one).median),
+                        micros(w(.noKeeper, op, one).median),
+                        op == .release ? micros(w(.keeper, op, one).median)
                             : "\(cell(w(.keeper, op, one).median, w(.keeper, op, one))) / \(cell(w(.keeperRunning, op, one).median, w(.keeperRunning, op, one)))",
-                        "\(us(c(.raw, op, one).median)) / \(us(c(.rawLogin, op, one).median)) / \(us(c(.noKeeper, op, one).median))"]
+                        "\(micros(c(.raw, op, one).median)) / \(micros(c(.rawLogin, op, one).median)) / \(micros(c(.noKeeper, op, one).median))"]
                    })
 
         s += "### Scale: resources (LUNs) per VM\n\n"
@@ -99,10 +100,10 @@ struct Report {
                        sizes.map { n in
                            let o = w(.keeper, op, n), k = w(.noKeeper, op, n), l = w(.rawLogin, op, n), f = w(.raw, op, n)
                            func perLUN(_ v: Variant) -> String {
-                               n == one ? "" : us((w(v, op, n).median - w(v, op, one).median) / Double(n - one))
+                               n == one ? "" : micros((w(v, op, n).median - w(v, op, one).median) / Double(n - one))
                            }
-                           return [op.rawValue, "\(n)", "\(rounds[n] ?? 0)", cell(o.median, o), cell(o.p99, o), "\(o.count)", us(k.median),
-                                   us(l.median), us(f.median), us(f.p99), o.count == 0 ? "–" : ratio(o.median, f.median),
+                           return [op.rawValue, "\(n)", "\(rounds[n] ?? 0)", cell(o.median, o), cell(o.p99, o), "\(o.count)", micros(k.median),
+                                   micros(l.median), micros(f.median), micros(f.p99), o.count == 0 ? "–" : ratio(o.median, f.median),
                                    perLUN(.noKeeper), perLUN(.raw)]
                        }
                    })
@@ -155,27 +156,27 @@ struct Report {
         let perCommand = raw / Double(max(1, sent(.raw, .acquire, n).count))
         let extra = sent(.noKeeper, .acquire, n).count - sent(.rawLogin, .acquire, n).count
         let cpuOurs = c(.noKeeper, .acquire, n).median, cpuLogin = c(.rawLogin, .acquire, n).median
-        var s = "**Where the extra time goes.** Taking acquire at \(n) LUN: the floor is \(us(raw)) µs "
-        s += "(\(sent(.raw, .acquire, n).count) commands, about \(us(perCommand)) µs each on loopback). "
+        var s = "**Where the extra time goes.** Taking acquire at \(n) LUN: the floor is \(micros(raw)) µs "
+        s += "(\(sent(.raw, .acquire, n).count) commands, about \(micros(perCommand)) µs each on loopback). "
         s += "A login and logout around it, which every plugin call pays because libvirt creates a fresh manager per call, "
-        s += "brings it to \(us(login)) µs. Ours with keeper = 0 takes \(us(acquire)) µs: the rest is the \(extra) extra "
-        s += "commands (the reads above), and our own CPU (host library, plugin, libiscsi) of \(us(cpuOurs)) µs against "
-        s += "\(us(cpuLogin)) µs for the raw login variant. "
+        s += "brings it to \(micros(login)) µs. Ours with keeper = 0 takes \(micros(acquire)) µs: the rest is the \(extra) extra "
+        s += "commands (the reads above), and our own CPU (host library, plugin, libiscsi) of \(micros(cpuOurs)) µs against "
+        s += "\(micros(cpuLogin)) µs for the raw login variant. "
         s += "Our CPU is now mostly the Swift code around each command (decoding, building the CDBs and answers, the "
         s += "host library's parameter arrays); system calls per call match the raw login variant plus the extra commands' "
         s += "(strace). The host library looks for libvirt.so.0 once per plugin load; it used to look on every plugin call "
         s += "and every added resource (dlopen RTLD_NOLOAD searches the library path: 25-50 µs each), 3 times per call at "
         s += "1 LUN and 258 times, about 12 ms, at 256 LUNs: found with strace while reading this benchmark. "
-        s += "The keeper, on as deployed, adds \(us(keeperCost)) µs to an acquire that starts it, and as much to a handover "
+        s += "The keeper, on as deployed, adds \(micros(keeperCost)) µs to an acquire that starts it, and as much to a handover "
         s += "(the destination's acquire starts its keeper): two starts of the 10.9 MB static-Swift `pr-keeper` (`pr-keeper start`, "
         s += "which detaches the keeper into its own session so that libvirtd never has to reap it, and the keeper itself), "
         s += "each about 4 ms on this loaded machine against 1 ms for /bin/true, and the wait until the keeper holds its "
         s += "pid file. An acquire that finds the VM's keeper running starts nothing (it used to start `pr-keeper start` "
         s += "anyway, which found the keeper and left: the same two process starts; found with this benchmark) and pays "
-        s += "\(us(keeperFound)) µs over keeper = 0: the record rewrite under its flock, the check of the keeper's pid file, "
+        s += "\(micros(keeperFound)) µs over keeper = 0: the record rewrite under its flock, the check of the keeper's pid file, "
         s += "and sharing tgtd and the two cores with the running keepers. "
         s += "The keeper is what ties the reservation to the VM's process (a SCSI reservation outlives its process "
-        s += "otherwise). A release with the keeper pays \(us(w(.keeper, .release, n).median - w(.noKeeper, .release, n).median)) µs "
+        s += "otherwise). A release with the keeper pays \(micros(w(.keeper, .release, n).median - w(.noKeeper, .release, n).median)) µs "
         s += "more: the record rewrite under its flock. Every keeper reads each of its LUs (2 PR IN) once per "
         s += "`keeper_interval_ms` (1 s) on its own session, and once more right after it starts: load tgtd carries during "
         s += "the whole run, which is why at 256 LUNs the keeper-on calls lose more than the keeper start (512 PR IN per "
@@ -187,16 +188,12 @@ struct Report {
     }
 
     /// For the plot: one row per plugin (ours as deployed, the raw floor), operation and size.
-    func tsv() -> String {
-        var s = "plugin\toperation\tresources\tmedian_us\tp99_us\n"
-        for (name, v) in [("lockmgr-pr", Variant.keeper), ("raw-floor", Variant.raw)] {
-            for op in Operation.allCases {
-                for n in sizes {
-                    let x = w(v, op, n)
-                    s += "\(name)\t\(op.rawValue)\t\(n)\t\(String(format: "%.1f", x.median))\t\(String(format: "%.1f", x.p99))\n"
-                }
+    /// The plot's data: ours as deployed (keeper started) and the floor.
+    func scale() -> [ScalePoint] {
+        [("lockmgr-pr", Variant.keeper), ("raw-floor", Variant.raw)].flatMap { name, v in
+            Operation.allCases.flatMap { op in
+                sizes.map { n in ScalePoint(plugin: name, operation: op.rawValue, resources: n, samples: w(v, op, n)) }
             }
         }
-        return s
     }
 }

@@ -1,3 +1,4 @@
+import BenchSupport
 import Foundation
 import LockDriver
 import PRCore
@@ -144,9 +145,9 @@ var roundCounts: [Int: Int] = [:]
 @MainActor func rawRound(_ v: Variant, _ n: Int, measured: Bool) throws(LockError) {
     let login = v == .rawLogin
     func timed(_ op: Operation, _ host: RawHost, _ raw: RawHost.Op) throws(LockError) {
-        let cpu0 = threadCPUMicros(), t0 = nowMicros()
+        let cpu0 = Clock.threadCPU(), t0 = Clock.now()
         let sent = try host.run(raw, luns: n, loginPerOperation: login)
-        record(v, op, n, (nowMicros() - t0, threadCPUMicros() - cpu0), measured: measured)
+        record(v, op, n, (Clock.now() - t0, Clock.threadCPU() - cpu0), measured: measured)
         if measured { commands[Key(variant: v, op: op, luns: n)] = sent }
     }
     try timed(.acquire, rawA, .acquire)
@@ -168,7 +169,7 @@ var roundCounts: [Int: Int] = [:]
     commands[Key(variant: .noKeeper, op: .release, luns: n)] = b.takeCommands()
 }
 
-let started = nowMicros()
+let started = Clock.now()
 do {
     try rawA.warmUp()
     try rawB.warmUp()
@@ -200,7 +201,7 @@ do {
         // Independently: every keeper gone, nothing left on any LUN.
         for h in [hosts.aKeeper, hosts.bKeeper] { try h.waitKeepersGone(uuid) }
         try rawA.checkClean(luns: n)
-        FileHandle.standardError.write(Data("pr-bench: \(n) LUNs, \(total) rounds done (\(Int((nowMicros() - started) / 1e6)) s)\n".utf8))
+        FileHandle.standardError.write(Data("pr-bench: \(n) LUNs, \(total) rounds done (\(Int((Clock.now() - started) / 1e6)) s)\n".utf8))
     }
 } catch let error as LockError {
     cleanUp()
@@ -213,17 +214,11 @@ rawA.close()
 rawB.close()
 cleanUp()
 
-let elapsed = (nowMicros() - started) / 1e6
+let elapsed = (Clock.now() - started) / 1e6
 let report = Report(sizes: sizes, rounds: roundCounts, warmUp: warmUpRounds, wall: wall, cpu: cpu,
                     commands: commands, elapsedSeconds: elapsed, target: target)
-let markdown = report.markdown()
-print(markdown, terminator: "")
-if let outDir {
-    do {
-        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
-        try markdown.write(toFile: "\(outDir)/pr.md", atomically: true, encoding: .utf8)
-        try report.tsv().write(toFile: "\(outDir)/pr-scale.tsv", atomically: true, encoding: .utf8)
-    } catch {
-        fail("cannot write the report to \(outDir): \(error)")
-    }
+do {
+    try Section.write(name: "pr", markdown: report.markdown(), scale: report.scale(), to: outDir)
+} catch {
+    fail("cannot write the report to \(outDir ?? "stdout"): \(error)")
 }
