@@ -3,7 +3,7 @@ PREFIX ?= $(CURDIR)/_install
 SWIFT ?= swift
 PLUGINS := $(patsubst Sources/Plugins/%/Driver,%,$(wildcard Sources/Plugins/*/Driver))
 
-.PHONY: all deps build test demo install release bench bench-sanlock bench-libvirt bench-pr clean
+.PHONY: all deps build test demo install release bench bench-sanlock bench-libvirt bench-pr fuzz fuzz-ci clean
 
 all: build
 
@@ -58,5 +58,16 @@ bench-pr: deps
 # Every benchmark, one after the other.
 bench: bench-sanlock bench-pr bench-libvirt
 
+# libFuzzer + ASan on every parser of outside input (Fuzz/), FUZZ_SECONDS
+# per target; FUZZ_TARGET=name runs one. Prints executions and crashes.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGET ?=
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGET)
+
+# CI's fixed budget: 20 s per target; fails on any crash.
+fuzz-ci: deps
+	scripts/fuzz.sh 20
+
 clean:
-	rm -rf .build _install
+	rm -rf .build .build-fuzz _install
