@@ -45,8 +45,7 @@ total_crashes=0
 for t in "${targets[@]}"; do
     corpus=$scratch/corpus/$t crashes=$scratch/crashes/$t logs=$scratch/logs/$t
     mkdir -p "$corpus" "$crashes" "$logs"
-    before=$(find "$crashes" -type f | wc -l)
-    runs=0 round=0
+    runs=0 round=0 found=0
     deadline=$((SECONDS + seconds))
     while [ $SECONDS -lt $deadline ]; do
         round=$((round + 1))
@@ -60,12 +59,12 @@ for t in "${targets[@]}"; do
         n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
         runs=$((runs + ${n:-0}))
         if [ $status -ne 0 ]; then
+            found=$((found + 1))
             echo "== $t: crash (exit $status), log $log:"
             grep -E "ERROR|lockmgr-fuzz:|Fatal error|SUMMARY|Test unit written" "$log" | head -8 || true
-            [ $(( $(find "$crashes" -type f | wc -l) - before )) -lt $max_crashes ] || break
+            [ $found -lt $max_crashes ] || break
         fi
     done
-    found=$(( $(find "$crashes" -type f | wc -l) - before ))
     total_crashes=$((total_crashes + found))
     echo "== $t: $runs executions in ${seconds}s, $found crashes, corpus $(find "$corpus" -type f | wc -l) inputs"
     summary+=("$(printf '%-24s %14s %8s' "$t" "$runs" "$found")")

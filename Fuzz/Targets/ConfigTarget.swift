@@ -1,11 +1,12 @@
+import Glibc
 import LockDriver
 import PRCore
 import SanlockCore
 
 /// A config file: it parses, or fails with a config error naming the file
 /// and line; what parses renders back to text that parses to the same
-/// entries; every typed getter and both plugin configs either give a value
-/// or a config error naming the file.
+/// entries; every typed getter, the host settings and both plugin configs
+/// either give a value or a config error naming the file.
 enum ConfigTarget {
     static let origin = "fuzz.conf"
 
@@ -26,11 +27,30 @@ enum ConfigTarget {
             try typedGetters(conf, e.name)
         }
         try roundTrip(conf)
+        try hostSettings(bytes)
         do { _ = try SanlockConfig(conf) } catch { try expectConfigError(error, "the sanlock config") }
         do {
             _ = try PRConfig(conf, systemInitiatorFile: "/nonexistent/initiatorname", machineIDFile: "/nonexistent/machine-id")
         } catch {
             try expectConfigError(error, "the pr config")
+        }
+    }
+
+    /// lockmgr.conf as the host reads it: from a file, through HostSettings.
+    private static func hostSettings(_ bytes: [UInt8]) throws(FuzzFailure) {
+        var template = Array("/tmp/lockmgr-fuzz-XXXXXX.conf".utf8CString)
+        let fd = mkstemps(&template, 5)
+        guard fd >= 0 else { throw FuzzFailure(message: "cannot create a temporary config file: \(Errno.current)") }
+        let path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        defer { unlink(path) }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written == bytes.count else { throw FuzzFailure(message: "cannot write \(path): \(Errno.current)") }
+        do {
+            _ = try HostSettings.resolve(configPath: path, layout: InstallLayout(prefix: "/usr/local"), environment: { _ in nil })
+        } catch {
+            try expect(error.kind == .config && error.message.hasPrefix(path + ":"),
+                       "host settings failed with a \(error.kind) not naming \(path): \(error.message)")
         }
     }
 
