@@ -3,7 +3,7 @@ PREFIX ?= $(CURDIR)/_install
 SWIFT ?= swift
 PLUGINS := $(patsubst Sources/Plugins/%/Driver,%,$(wildcard Sources/Plugins/*/Driver))
 
-.PHONY: all deps build test test-asan test-tsan demo install release bench bench-sanlock bench-load bench-libvirt bench-pr clean
+.PHONY: all deps build test test-asan test-tsan demo install release bench bench-sanlock bench-load bench-libvirt bench-pr fuzz fuzz-ci clean
 
 all: build
 
@@ -95,5 +95,16 @@ bench: deps
 	SANLOCK_CYCLES=$(SANLOCK_CYCLES) LOAD_CYCLES=$(LOAD_CYCLES) LIBVIRT_CYCLES=$(LIBVIRT_CYCLES) PR_CYCLES=$(PR_CYCLES) \
 	    scripts/bench-report.sh $(BENCH_BIN) $(BENCH_OUT)
 
+# libFuzzer + ASan on every parser of outside input (Fuzz/), FUZZ_SECONDS
+# per target; FUZZ_TARGET=name runs one. Prints executions and crashes.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGET ?=
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGET)
+
+# CI's fixed budget: 20 s per target; fails on any crash.
+fuzz-ci: deps
+	scripts/fuzz.sh 20
+
 clean:
-	rm -rf .build .build-asan .build-tsan _install $(BENCH_OUT)
+	rm -rf .build .build-asan .build-tsan .build-fuzz _install $(BENCH_OUT)

@@ -140,6 +140,18 @@ let benchReportTargets: [Target] = [
 ]
 // ---- end benchmark report ---------------------------------------------------
 
+// ---- fuzzing (issue 6) ------------------------------------------------------
+// FuzzTargets: one body per parser of outside input, with the promises it
+// checks. lockmgr-fuzz: libFuzzer's entry points when built by scripts/fuzz.sh
+// (--sanitize=fuzzer -DLOCKMGR_FUZZING), a file replayer otherwise.
+// FuzzReplayTests: every seed and every crash found, through the same bodies.
+let fuzzTargets: [Target] = [
+    .target(name: "FuzzTargets", dependencies: ["LockDriver", "SanlockCore", "PRCore"], path: "Fuzz/Targets"),
+    .executableTarget(name: "lockmgr-fuzz", dependencies: ["FuzzTargets", "LockDriver"], path: "Fuzz/Driver"),
+    .testTarget(name: "FuzzReplayTests", dependencies: ["FuzzTargets", "LockDriver"]),
+]
+// ---- end fuzzing ------------------------------------------------------------
+
 let package = Package(
     name: "lockmgr",
     products: [
@@ -172,5 +184,5 @@ let package = Package(
                     linkerSettings: hostLinkerSettings),
         .testTarget(name: "LockmgrToolTests", dependencies: ["TestSupport"]),
     ] + nop.1 + sanlock.1 + sanlockTargets + interopTargets + libvirtTargets + pr.1 + prTargets + prTransportTargets
-        + prLifecycleTargets + sanitizerTargets + benchReportTargets
+        + prLifecycleTargets + sanitizerTargets + benchReportTargets + fuzzTargets
 )

@@ -103,6 +103,12 @@ import TestSupport
                 try HostSettings.resolve(configPath: escaping, layout: layout, environment: { _ in nil })
             }
             #expect(error?.message.contains(reason) == true, "\(error?.message ?? "")")
+            // Named at its file and line (it once said only the name; Fuzz/Regressions/config).
+            #expect(error?.message.hasPrefix("\(escaping):1: 'lockManager': ") == true, "\(error?.message ?? "")")
+        }
+        let emptyDriver = write("lockManager = 'nop'\n\ndriver = \"\"")
+        #expect(throws: LockError.config("\(emptyDriver):3: 'driver': lock plugin name is empty")) {
+            try HostSettings.resolve(configPath: emptyDriver, layout: layout, environment: { _ in nil })
         }
         #expect(throws: LockError.config("cannot read config file /nonexistent/lm.conf: No such file or directory")) {
             try HostSettings.resolve(configPath: "/nonexistent/lm.conf", layout: layout, environment: { _ in nil })

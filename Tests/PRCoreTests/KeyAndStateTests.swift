@@ -57,10 +57,7 @@ import Testing
 
     /// Re-seals a hand-made body with a valid checksum, to reach the checks
     /// behind the checksum.
-    func sealed(_ body: String) -> String {
-        let h = FNV.hash32(body.utf8)
-        return body + ";sum=" + Hex.string([UInt8(h >> 24), UInt8((h >> 16) & 0xFF), UInt8((h >> 8) & 0xFF), UInt8(h & 0xFF)])
-    }
+    func sealed(_ body: String) -> String { body + ";sum=" + PRState.checksum(body) }
 
     @Test func rejectsMalformedTruncatedOversizedAndTampered() {
         let good = sample().encoded
@@ -85,6 +82,20 @@ import Testing
         // A key of another VM inside this VM's state: tampered.
         let foreign = PRKey.exclusive(vm: otherVM, host: 1)
         rejects(sealed("lockmgr-pr-v1;vm=c7a5fdbdcdaf9455926ad65c16db1809;r=\(foreign),5,/d"), "does not belong")
+    }
+
+    /// Found by the pr-state fuzzer (Fuzz/Regressions/pr-state): the
+    /// decoder took upper-case hex in `vm`, a `+` before a key and lower-case
+    /// %-escapes, so one state had several strings. Each state now has one.
+    @Test func oneStateHasExactlyOneString() throws {
+        let key = PRKey.exclusive(vm: vm, host: 1)
+        rejects(sealed("lockmgr-pr-v1;vm=c7a5fdbdcdaf9455926ad65C16db1809"), "vm=")
+        // Was read as shared key 0000000000000001.
+        rejects(sealed("lockmgr-pr-v1;vm=c7a5fdbdcdaf9455926ad65c16db1809;r=+000000000000001,7,/d"), "16 lower-case hex")
+        rejects(sealed("lockmgr-pr-v1;vm=c7a5fdbdcdaf9455926ad65c16db1809;r=\(key),5,/d%c3%a9"), "escape")
+        let canonical = sealed("lockmgr-pr-v1;vm=c7a5fdbdcdaf9455926ad65c16db1809;r=\(key),5,/d%C3%A9")
+        #expect(try PRState(decoding: canonical).encoded == canonical)
+        #expect(try PRState(decoding: canonical).entries.first?.resource == "/d\u{E9}")
     }
 
     /// Every truncation and every single-character edit of a valid state

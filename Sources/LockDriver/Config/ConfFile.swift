@@ -100,7 +100,13 @@ public struct ConfFile: Sendable {
 
 /// Whole-file reads with errno, shared by everything that reads small files.
 public enum FileText {
+    /// The file as text; invalid UTF-8 becomes U+FFFD.
     public static func read(_ path: String, limit: Int = 1 << 20) -> Result<String, Errno> {
+        bytes(path, limit: limit).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The file's bytes, as they are.
+    public static func bytes(_ path: String, limit: Int = 1 << 20) -> Result<[UInt8], Errno> {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return .failure(.current) }
         defer { close(fd) }
@@ -116,6 +122,6 @@ public enum FileText {
             bytes.append(contentsOf: chunk[0..<n])
             if bytes.count > limit { return .failure(Errno(EFBIG)) }
         }
-        return .success(String(decoding: bytes, as: UTF8.self))
+        return .success(bytes)
     }
 }

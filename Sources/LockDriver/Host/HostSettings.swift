@@ -76,6 +76,15 @@ public struct HostSettings: Sendable, Equatable {
         let configuredPluginDir = try conf.string("plugin_dir")
         let configuredConfigDir = try conf.string("config_dir")
         let configuredDriver = try conf.string("driver")
+        // A bad name from the file is reported at its line (flags and env are checked below).
+        for key in ["lockManager", "lock_manager", "driver"] {
+            guard let e = conf.entry(key), case .string(let name) = e.value else { continue }
+            do {
+                try PluginName.validate(name)
+            } catch {
+                throw .config("\(conf.origin):\(e.line): '\(key)': \(error.message)")
+            }
+        }
         let callTimeout = try resolveCallTimeout(conf, override: overrides.callTimeout, environment: environment)
         let settings = HostSettings(
             lockManager: overrides.lockManager ?? configuredManager ?? "nop",

@@ -13,7 +13,9 @@ import LockDriver
 ///   deliberate forger (there is no shared secret). That is acceptable
 ///   because the state is never trusted alone: the device is re-read and a
 ///   takeover only happens when the device shows the same VM holding.
-/// - Decoding is strict: unknown version or field, bad hex, a key whose VM
+/// - Decoding is strict and canonical: one state has exactly one string
+///   (lower-case hex for `vm`, keys and `sum`, upper-case in %-escapes).
+///   Unknown version or field, bad hex, a key whose VM
 ///   part does not match `vm`, a type that contradicts the key, duplicate
 ///   resources, or more than `maxLength` bytes are all rejected before any
 ///   SCSI command is sent.
@@ -57,7 +59,8 @@ public struct PRState: Sendable, Equatable {
         return body + ";sum=" + Self.checksum(body)
     }
 
-    static func checksum(_ body: String) -> String {
+    /// FNV-1a-32 of the body, 8 lower-case hex digits: the `sum` field.
+    public static func checksum(_ body: String) -> String {
         let h = FNV.hash32(body.utf8)
         return Hex.string([UInt8(h >> 24), UInt8((h >> 16) & 0xFF), UInt8((h >> 8) & 0xFF), UInt8(h & 0xFF)])
     }
@@ -110,15 +113,15 @@ public struct PRState: Sendable, Equatable {
             throw Self.bad("the checksum does not match its contents (corrupted, truncated or edited)")
         }
         guard fields[1].hasPrefix("vm="), let vm = UUIDBytes.fromHex32(String(fields[1].dropFirst(3))) else {
-            throw Self.bad("field 2 must be vm=<32 hex digits>")
+            throw Self.bad("field 2 must be vm=<32 lower-case hex digits>")
         }
         var entries: [Entry] = []
         for (i, field) in fields.dropFirst(2).dropLast().enumerated() {
             guard field.hasPrefix("r=") else { throw Self.bad("field \(i + 3) '\(field.prefix(20))' is unknown") }
             let parts = field.dropFirst(2).split(separator: ",", omittingEmptySubsequences: false).map(String.init)
             guard parts.count == 3 else { throw Self.bad("resource field \(i + 1) must be key,type,name") }
-            guard parts[0].utf8.count == 16, let raw = UInt64(parts[0], radix: 16), raw != 0,
-                  parts[0] == parts[0].lowercased() else {
+            guard parts[0].utf8.count == 16, parts[0].utf8.allSatisfy(Self.isLowerHex),
+                  let raw = UInt64(parts[0], radix: 16), raw != 0 else {
                 throw Self.bad("resource field \(i + 1): key '\(parts[0])' is not 16 lower-case hex digits, non-zero")
             }
             guard let t = UInt8(parts[1]), let type = ReservationType(rawValue: t), parts[1].utf8.count == 1 else {
@@ -146,8 +149,9 @@ public struct PRState: Sendable, Equatable {
         var it = Array(s.utf8).makeIterator()
         while let c = it.next() {
             if c == UInt8(ascii: "%") {
-                guard let h = it.next(), let l = it.next(), let hv = Hex.value(of: h), let lv = Hex.value(of: l) else {
-                    throw bad("resource field \(field): broken %-escape in the name")
+                guard let h = it.next(), let l = it.next(), isUpperHex(h), isUpperHex(l),
+                      let hv = Hex.value(of: h), let lv = Hex.value(of: l) else {
+                    throw bad("resource field \(field): broken %-escape in the name (two upper-case hex digits after %)")
                 }
                 let v = hv << 4 | lv
                 guard !isPlain(v), v != 0 else { throw bad("resource field \(field): needless or NUL %-escape in the name") }
@@ -165,13 +169,21 @@ public struct PRState: Sendable, Equatable {
         return name
     }
 
+    static func isLowerHex(_ c: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(c)
+    }
+
+    static func isUpperHex(_ c: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c) || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(c)
+    }
+
     static func bad(_ why: String) -> LockError { .invalid("invalid pr state string: \(why)") }
 }
 
 extension UUIDBytes {
-    /// Exactly 32 hex digits, nothing else (the state's strict form).
+    /// Exactly 32 lower-case hex digits, nothing else (the state's strict form).
     static func fromHex32(_ s: String) -> UUIDBytes? {
-        guard s.utf8.count == 32, s.utf8.allSatisfy({ Hex.value(of: $0) != nil }) else { return nil }
+        guard s.utf8.count == 32, s.utf8.allSatisfy(PRState.isLowerHex) else { return nil }
         return UUIDBytes(s)
     }
 }

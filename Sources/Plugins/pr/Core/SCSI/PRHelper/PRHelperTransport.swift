@@ -110,34 +110,38 @@ public final class PRHelperTransport: SCSITransport, @unchecked Sendable {
     private func exchange(on live: UnixSocketConnection, cdb: [UInt8], request: Request,
                           deadline: Deadline, timeout: UInt32) throws(LockError) -> SCSIResponse {
         let action = "command \(hexByte(cdb[0]))"
-        let header = try socketIO(action, timeout: timeout) { () throws(SocketFailure) in
+        let headerBytes = try socketIO(action, timeout: timeout) { () throws(SocketFailure) in
             try live.writeAll(PRHelperWire.paddedCDB(cdb), passing: device.fd, deadline: deadline)
             if !request.parameterList.isEmpty {
                 try live.writeAll(request.parameterList, deadline: deadline)
             }
-            return PRHelperWire.ReplyHeader(try live.readExactly(PRHelperWire.replyHeaderSize, deadline: deadline))
+            return try live.readExactly(PRHelperReply.headerSize, deadline: deadline)
         }
-        try check(header, request: request, opcode: cdb[0])
+        let reply: PRHelperReply
+        do {
+            reply = try PRHelperReply(header: headerBytes, allocationLength: request.allocationLength)
+        } catch {
+            throw describe(error, opcode: cdb[0])
+        }
         let payload = try socketIO(action, timeout: timeout) { () throws(SocketFailure) in
-            try live.readExactly(Int(header.payloadSize), deadline: deadline)
+            try live.readExactly(reply.payloadSize, deadline: deadline)
         }
-        let status = UInt8(truncatingIfNeeded: header.status)
-        // The helper always sends 96 sense bytes; they mean something only with CHECK CONDITION.
-        let sense = status == 0x02 ? header.sense : []
-        return SCSIResponse(status: status, sense: sense, data: payload)
+        return reply.response(payload: payload)
     }
 
     /// A reply that breaks the protocol leaves the stream in an unknown
     /// place: refuse it (the caller drops the connection).
-    private func check(_ header: PRHelperWire.ReplyHeader, request: Request, opcode: UInt8) throws(LockError) {
-        guard header.status <= 0xFF else {
-            throw .backend("qemu-pr-helper at \(socketPath) sent an invalid SCSI status \(header.status) for \(device.path)")
-        }
-        guard Int(header.payloadSize) <= request.allocationLength else {
-            throw .backend("qemu-pr-helper at \(socketPath) announced a \(header.payloadSize)-byte payload for \(device.path), more than the allocation length \(request.allocationLength) of command \(hexByte(opcode))")
-        }
-        guard header.payloadSize == 0 || header.status == PRHelperWire.statusGood else {
-            throw .backend("qemu-pr-helper at \(socketPath) sent a payload with SCSI status \(hexByte(UInt8(truncatingIfNeeded: header.status))) for \(device.path)")
+    private func describe(_ violation: PRHelperReply.Violation, opcode: UInt8) -> LockError {
+        let peer = "qemu-pr-helper at \(socketPath)"
+        switch violation {
+        case .wrongHeaderSize(let n):
+            return .backend("\(peer) sent a \(n)-byte reply header for \(device.path), not \(PRHelperReply.headerSize)")
+        case .invalidStatus(let status):
+            return .backend("\(peer) sent an invalid SCSI status \(status) for \(device.path)")
+        case .payloadTooLarge(let size, let allocationLength):
+            return .backend("\(peer) announced a \(size)-byte payload for \(device.path), more than the allocation length \(allocationLength) of command \(hexByte(opcode))")
+        case .payloadWithStatus(let status):
+            return .backend("\(peer) sent a payload with SCSI status \(hexByte(status)) for \(device.path)")
         }
     }
 

@@ -31,21 +31,50 @@ enum PRHelperWire {
         cdb + [UInt8](repeating: 0, count: max(0, cdbSize - cdb.count))
     }
 
-    struct ReplyHeader: Equatable {
-        var status: UInt32
-        var payloadSize: UInt32
-        var sense: [UInt8]
-
-        init(_ bytes: [UInt8]) {
-            status = PRHelperWire.bigEndian32(bytes, at: 0)
-            payloadSize = PRHelperWire.bigEndian32(bytes, at: 4)
-            sense = bytes.count > 8 ? Array(bytes[8..<min(bytes.count, PRHelperWire.replyHeaderSize)]) : []
-        }
-    }
-
     static func bigEndian32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
         guard offset >= 0, offset + 4 <= bytes.count else { return 0 }
         return UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16
             | UInt32(bytes[offset + 2]) << 8 | UInt32(bytes[offset + 3])
+    }
+}
+
+/// One reply of qemu-pr-helper, read from its fixed-size header and checked
+/// against the request it answers. Pure, so the one decoder the transport
+/// uses is also what the fuzzer and the unit tests exercise.
+public struct PRHelperReply: Sendable, Equatable {
+    /// The SCSI status byte.
+    public var status: UInt8
+    /// How many payload bytes follow the header; at most the allocation length.
+    public var payloadSize: Int
+    /// The helper always sends 96 sense bytes; they are kept only with CHECK CONDITION.
+    public var sense: [UInt8]
+
+    /// A header that breaks the protocol: the stream is then at an unknown
+    /// place and the connection must be dropped.
+    public enum Violation: Error, Sendable, Equatable {
+        case wrongHeaderSize(Int)
+        case invalidStatus(UInt32)
+        case payloadTooLarge(size: UInt32, allocationLength: Int)
+        case payloadWithStatus(UInt8)
+    }
+
+    public static let headerSize = PRHelperWire.replyHeaderSize
+
+    /// - Parameter allocationLength: the PR IN allocation length asked for, 0 for PR OUT.
+    public init(header: [UInt8], allocationLength: Int) throws(Violation) {
+        guard header.count == Self.headerSize else { throw .wrongHeaderSize(header.count) }
+        let status = PRHelperWire.bigEndian32(header, at: 0)
+        let size = PRHelperWire.bigEndian32(header, at: 4)
+        guard status <= 0xFF else { throw .invalidStatus(status) }
+        guard Int(size) <= allocationLength else { throw .payloadTooLarge(size: size, allocationLength: allocationLength) }
+        guard size == 0 || status == UInt32(PRHelperWire.statusGood) else { throw .payloadWithStatus(UInt8(status)) }
+        self.status = UInt8(status)
+        payloadSize = Int(size)
+        sense = self.status == 0x02 ? Array(header[8..<Self.headerSize]) : []
+    }
+
+    /// The command's outcome, once the `payloadSize` bytes that follow have been read.
+    public func response(payload: [UInt8]) -> SCSIResponse {
+        SCSIResponse(status: status, sense: sense, data: payload)
     }
 }
