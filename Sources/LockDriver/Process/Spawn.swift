@@ -30,10 +30,11 @@ public enum Spawn {
         // Nothing else of the caller's (libvirtd's, QEMU's) open files.
         lockmgr_spawn_closefrom(&actions, passFD == nil ? 3 : 4)
 
-        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        defer { cArgs.forEach { free($0) } }
+        let cArgs = CArgv(argv)
+        defer { cArgs.deallocate() }
         var child: pid_t = 0
-        let rc = posix_spawn(&child, program, &actions, &attributes, &cArgs, environ)
+        var pointers = cArgs.pointers
+        let rc = posix_spawn(&child, program, &actions, &attributes, &pointers, environ)
         guard rc == 0 else { return .failure(Errno(rc)) }
         return .success(child)
     }

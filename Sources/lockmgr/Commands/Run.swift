@@ -59,10 +59,10 @@ struct Run: ParsableCommand {
         }
         setenv("LOCKMGR_PLUGIN", plugin?.name ?? "", 1)
 
-        let argv = command.map { strdup($0) } + [nil]
-        execvp(command[0], argv)
+        let argv = CArgv(command)
+        execvp(command[0], argv.pointers)
         let error = Errno.current
-        argv.forEach { free($0) }
+        argv.deallocate()
         releaseForFailedStart(plugin, object, resources)
         writeStderr("lockmgr: cannot run '\(command[0])': \(error)")
         throw ExitCode(error.code == ENOENT ? 127 : 126)
