@@ -92,11 +92,13 @@ import Testing
     }
 
     @Test(arguments: [
-        ("auto_disk_leases = 1\n", "qemu-sanlock.conf: auto_disk_leases = 1 needs host_id"),
+        ("auto_disk_leases = 1\n", "qemu-sanlock.conf:1: auto_disk_leases = 1 needs host_id"),
         ("host_id = 2001\n", "qemu-sanlock.conf:1: 'host_id' must be between 1 and 2000"),
         ("auto_disk_lease = 1\n", "qemu-sanlock.conf:1: unknown setting 'auto_disk_lease'"),
-        ("disk_lease_dir = \"leases\"\n", "'disk_lease_dir' must be an absolute path"),
-        ("user = \"no-such-user-here\"\n", "user 'no-such-user-here' does not exist"),
+        ("# leases\ndisk_lease_dir = \"leases\"\n", "qemu-sanlock.conf:2: 'disk_lease_dir' must be an absolute path"),
+        ("\nuser = \"no-such-user-here\"\n", "qemu-sanlock.conf:2: user 'no-such-user-here' does not exist"),
+        ("\n\ngroup = \"no-such-group-here\"\n", "qemu-sanlock.conf:3: group 'no-such-group-here' does not exist"),
+        ("failure_helper = \"lockmgr\"\n", "qemu-sanlock.conf:1: 'failure_helper' must be an absolute path"),
     ])
     func badConfigNamesFileAndLine(text: String, message: String) {
         let error = #expect(throws: LockError.self) {

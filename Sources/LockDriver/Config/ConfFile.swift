@@ -46,6 +46,12 @@ public struct ConfFile: Sendable {
 
     func whereIs(_ e: ConfEntry) -> String { "\(origin):\(e.line)" }
 
+    /// `file:line` of the setting `name`, or just the file when it is not
+    /// set: where a plugin's own check of a value points the reader.
+    public func location(of name: String) -> String {
+        entry(name).map(whereIs) ?? origin
+    }
+
     public func string(_ name: String) throws(LockError) -> String? {
         guard let e = entry(name) else { return nil }
         guard case .string(let s) = e.value else {

@@ -62,7 +62,7 @@ public struct PRConfig: Sendable, Equatable {
         origin = conf.origin
         if let name = try conf.string("iscsi_initiator") {
             guard Self.isValidInitiator(name) else {
-                throw .config("\(conf.origin):\(conf.entry("iscsi_initiator")?.line ?? 0): 'iscsi_initiator' must be an iqn. or eui. name without spaces, not '\(name)'")
+                throw .config("\(conf.location(of: "iscsi_initiator")): 'iscsi_initiator' must be an iqn. or eui. name without spaces, not '\(name)'")
             }
             iscsiInitiator = name
         } else {
@@ -78,26 +78,26 @@ public struct PRConfig: Sendable, Equatable {
         }
         if let t = try Self.type(conf, "exclusive_type") {
             guard !t.isAllRegistrants else {
-                throw .config("\(Self.line(conf, "exclusive_type")): 'exclusive_type' cannot be the all-registrants type '\(t)': it would not fence other hosts")
+                throw .config("\(conf.location(of: "exclusive_type")): 'exclusive_type' cannot be the all-registrants type '\(t)': it would not fence other hosts")
             }
             exclusiveType = t
         }
         if let t = try Self.type(conf, "shared_type") {
             guard t.isAllRegistrants else {
-                throw .config("\(Self.line(conf, "shared_type")): 'shared_type' must be an all-registrants type (write-exclusive-all-registrants or exclusive-access-all-registrants), not '\(t)'")
+                throw .config("\(conf.location(of: "shared_type")): 'shared_type' must be an all-registrants type (write-exclusive-all-registrants or exclusive-access-all-registrants), not '\(t)'")
             }
             sharedType = t
         }
         if let ms = try conf.integer("timeout_ms", in: 100...600_000) { timeoutMilliseconds = UInt32(ms) }
         if let socket = try conf.string("pr_helper_socket") {
             guard socket.hasPrefix("/") else {
-                throw .config("\(Self.line(conf, "pr_helper_socket")): 'pr_helper_socket' must be an absolute path, not '\(socket)'")
+                throw .config("\(conf.location(of: "pr_helper_socket")): 'pr_helper_socket' must be an absolute path, not '\(socket)'")
             }
             helperSocket = socket
         }
         if let log = try conf.string("command_log") {
             guard log.hasPrefix("/") else {
-                throw .config("\(Self.line(conf, "command_log")): 'command_log' must be an absolute path, not '\(log)'")
+                throw .config("\(conf.location(of: "command_log")): 'command_log' must be an absolute path, not '\(log)'")
             }
             commandLog = log
         }
@@ -109,7 +109,7 @@ public struct PRConfig: Sendable, Equatable {
 
     static func absolute(_ conf: ConfFile, _ name: String, _ value: String) throws(LockError) -> String {
         guard value.hasPrefix("/") else {
-            throw .config("\(line(conf, name)): '\(name)' must be an absolute path, not '\(value)'")
+            throw .config("\(conf.location(of: name)): '\(name)' must be an absolute path, not '\(value)'")
         }
         return value
     }
@@ -126,13 +126,9 @@ public struct PRConfig: Sendable, Equatable {
         guard let text = try conf.string(name) else { return nil }
         guard let t = ReservationType.allCases.first(where: { $0.configName == text }) else {
             let names = ReservationType.allCases.map(\.configName).joined(separator: ", ")
-            throw .config("\(line(conf, name)): '\(name)' must be one of \(names), not '\(text)'")
+            throw .config("\(conf.location(of: name)): '\(name)' must be one of \(names), not '\(text)'")
         }
         return t
-    }
-
-    static func line(_ conf: ConfFile, _ name: String) -> String {
-        "\(conf.origin):\(conf.entry(name)?.line ?? 0)"
     }
 
     static func isValidInitiator(_ s: String) -> Bool {
