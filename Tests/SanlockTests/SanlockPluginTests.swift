@@ -365,7 +365,7 @@ struct SanlockPluginTests {
         TempDir.write("auto_disk_leases = 1\ndisk_lease_dir = \"\(c.leaseDir)\"\n", to: "\(dir)/qemu-sanlock.conf")
         let r = c.lockmgr(.a, "acquire", ["--disk", c.disk("t8")], configDir: dir)
         #expect(r.status == 78)
-        #expect(r.stderr.contains("\(dir)/qemu-sanlock.conf: auto_disk_leases = 1 needs host_id"), "\(r)")
+        #expect(r.stderr.contains("\(dir)/qemu-sanlock.conf:1: auto_disk_leases = 1 needs host_id"), "\(r)")
 
         TempDir.write("auto_disk_leases = 1\nhost_id = 1\nlease_dir = \"/x\"\n", to: "\(dir)/qemu-sanlock.conf")
         let typo = c.lockmgr(.a, "acquire", ["--disk", c.disk("t8")], configDir: dir)

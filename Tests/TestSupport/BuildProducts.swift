@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Where `swift build` put the products the tests exercise: the plugin
 /// libraries (`liblockmgr_<name>.so`) and the `lockmgr` tool. The test
@@ -35,17 +36,39 @@ public enum BuildProducts {
     public static let libvirtPluginDir = "/usr/lib/x86_64-linux-gnu/libvirt/lock-driver"
 }
 
-/// Private temporary directories, removed by nobody: they are small and
-/// keeping them helps post-mortems of a failed CI run.
+/// Private temporary directories, removed when the test process exits
+/// (a full suite makes ~130 MB of them: lease files, LUN images, logs).
+/// LOCKMGR_KEEP_TEST_DIRS=1 keeps them for a post-mortem.
 public enum TempDir {
+    private static let made = Mutex<[String]>([])
+    private static let owner = getpid()
+    private static let removeAtExit: Void = {
+        guard ProcessInfo.processInfo.environment["LOCKMGR_KEEP_TEST_DIRS"] != "1" else { return }
+        _ = owner
+        atexit { TempDir.removeAll() }
+    }()
+
     public static func make(_ label: String) -> String {
+        _ = removeAtExit
         var template = Array("/tmp/lockmgr-test-\(label)-XXXXXX".utf8CString)
         let path = template.withUnsafeMutableBufferPointer { buf -> String in
             guard let p = mkdtemp(buf.baseAddress!) else { return "/tmp/lockmgr-test-\(label)-\(getpid())" }
             return String(cString: p)
         }
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        made.withLock { $0.append(path) }
         return path
+    }
+
+    /// Only the process that made the directories removes them, not a
+    /// forked child that exits.
+    static func removeAll() {
+        guard getpid() == owner else { return }
+        let paths = made.withLock { list -> [String] in
+            defer { list.removeAll() }
+            return list
+        }
+        for path in paths { try? FileManager.default.removeItem(atPath: path) }
     }
 
     public static func write(_ text: String, to path: String) {
