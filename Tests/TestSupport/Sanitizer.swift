@@ -25,6 +25,11 @@ public enum Sanitizer: String, Sendable {
         }
     }()
 
+    /// Seconds a test allows over a configured time limit before it calls
+    /// a give-up too slow: sanitized programs start and run several times
+    /// slower, and CI runs them on 2 shared cores.
+    public static let slackSeconds: Double = current == nil ? 2 : 6
+
     /// The toolchain's shared runtime (libclang_rt.asan-x86_64.so or
     /// libclang_rt.tsan-x86_64.so), found next to the `swift` on PATH (the
     /// one that built the tests) unless LOCKMGR_SANITIZER_RUNTIME names it.
