@@ -85,14 +85,13 @@ import TestSupport
 
     /// One round: every host's `lockmgr acquire` waits at the gate, then all go.
     func race(_ disks: [[String]]) throws -> [Outcome] {
-        let gate = StartGate(dir: hosts[0].configDir)
-        defer { gate.close() }
+        let gate = StartGate("\(hosts[0].configDir)/start-gate")
         var running: [(SpawnedProcess, String)] = []
         defer { running.forEach { $0.0.stop(SIGKILL, timeout: 1) } }
         for (i, host) in hosts.enumerated() {
             let out = "\(host.configDir)/race.out"
             try? FileManager.default.removeItem(atPath: out)
-            let argv = ["/usr/bin/flock", "--shared", gate.path] + host.lockmgrArgv("acquire", vms[i], disks: disks[i])
+            let argv = gate.command(host.lockmgrArgv("acquire", vms[i], disks: disks[i]))
             running.append((try SpawnedProcess(argv, output: out), out))
         }
         try gate.open(forWaiters: hosts.count)
@@ -152,38 +151,4 @@ struct RaceTally {
         let rounds = PRRaceTests.rounds
         print("pr races (\(what), \(rounds) rounds): \(contended) rounds with PR OUT from more than one host; refusals: \(refusals)")
     }
-}
-
-/// A start gate for child processes: the test holds an exclusive flock on
-/// a file; each child runs under `flock --shared` on it and so waits. Once
-/// /proc/locks shows every child waiting, the test lets go and they all
-/// start at once.
-final class StartGate {
-    let path: String
-    private let fd: Int32
-
-    init(dir: String) {
-        path = "\(dir)/start-gate"
-        fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        _ = flock(fd, LOCK_EX)
-    }
-
-    func open(forWaiters count: Int) throws {
-        var st = stat()
-        fstat(fd, &st)
-        let inode = ":\(st.st_ino) "
-        let deadline = Date().addingTimeInterval(15)
-        while Date() < deadline {
-            let locks = (try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? ""
-            let waiting = locks.split(separator: "\n").filter { $0.contains("->") && $0.contains(inode) }.count
-            if waiting >= count {
-                _ = flock(fd, LOCK_UN)
-                return
-            }
-            usleep(2_000)
-        }
-        throw TgtTarget.Failure(description: "start gate: \(count) processes did not all reach the gate")
-    }
-
-    func close() { Glibc.close(fd) }
 }

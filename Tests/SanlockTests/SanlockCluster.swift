@@ -187,10 +187,10 @@ final class SanlockCluster: @unchecked Sendable {
     func launchContender(_ host: Host, name: String, _ args: [String], gate: StartGate, payload: [String]) throws -> Contender {
         let files = "\(dir)/\(name)"
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", "exec 3<\"$0\" 3<&-; exec \"$@\"", gate.path,
-                             BuildProducts.lockmgr, "run"] + hostOptions(host) + ["--uuid", UUID().uuidString, "--name", name]
-            + args + ["--", "/bin/sh", "-c", "echo ready $$; exec \"$@\"", "sh"] + payload
+        let argv = gate.command([BuildProducts.lockmgr, "run"] + hostOptions(host) + ["--uuid", UUID().uuidString, "--name", name]
+            + args + ["--", "/bin/sh", "-c", "echo ready $$; exec \"$@\"", "sh"] + payload)
+        process.executableURL = URL(fileURLWithPath: argv[0])
+        process.arguments = Array(argv.dropFirst())
         var env = ProcessInfo.processInfo.environment
         env["SANLOCK_RUN_DIR"] = daemon(host).runDir
         process.environment = env
@@ -272,27 +272,6 @@ final class VM: @unchecked Sendable {
     }
 
     deinit { stop() }
-}
-
-/// Starts racing processes together: each blocks opening a FIFO for
-/// reading, and all of those opens return at once when the test opens it.
-final class StartGate: @unchecked Sendable {
-    let path: String
-    private var fd: Int32 = -1
-
-    init(_ path: String) throws {
-        guard mkfifo(path, 0o600) == 0 else { throw FixtureError("mkfifo \(path): \(String(cString: strerror(errno)))") }
-        self.path = path
-    }
-
-    /// Lets every waiting process go (after a moment for the last ones to
-    /// reach the gate), and any later one at once.
-    func open() {
-        usleep(150_000)
-        fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
-    }
-
-    deinit { if fd >= 0 { close(fd) } }
 }
 
 /// A `lockmgr run` started by `launchContender`.

@@ -142,13 +142,13 @@ final class RaceRound {
     private let done: String
 
     init(_ c: SanlockCluster, label: String, _ contenders: [SanlockCluster.Host], _ args: [String]) throws {
-        let gate = try StartGate("\(c.dir)/\(label).go")
+        let gate = StartGate("\(c.dir)/\(label).go")
         let done = "\(c.dir)/\(label).done"
         racers = try contenders.enumerated().map { (i, host) throws -> Contender in
             try c.launchContender(host, name: "\(label)-\(i)", args, gate: gate, payload: SanlockCluster.exitWhenCreated(done))
         }
         self.done = done
-        gate.open()
+        try gate.open(forWaiters: racers.count)
         let settled = eventually(timeout: 30) { [racers] in
             let ended = racers.filter(\.hasExited).count
             return ended == racers.count || (ended == racers.count - 1 && racers.contains { $0.readyPid != nil })
