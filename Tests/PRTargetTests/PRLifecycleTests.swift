@@ -397,6 +397,8 @@ import TestSupport
         let k = try #require(keeper(a, .one))
         kill(k, SIGKILL)
         vm.kill()
+        // kill() only sends the signal: wait until the keeper is gone as clear-host sees it.
+        #expect(eventually { keeper(a, .one) == nil }, "the killed keeper still runs")
         #expect(try check.reservation(lun)?.key == a.key(.one).rawValue)
         let cleared = clearHost(as: a, dead: a, lun)
         #expect(cleared.status == 0, "\(cleared)")
