@@ -30,5 +30,6 @@ cat > /etc/libvirt/qemu-pr.conf <<CONF
 iscsi_initiator = "$lab_iqn"
 keeper_interval_ms = 500
 timeout_ms = 5000
+command_log = "/var/log/lockmgr/pr-commands.log"
 CONF
 echo 'uri_default = "qemu:///system"' > /etc/libvirt/libvirt.conf

@@ -46,6 +46,7 @@ eventually() {
 }
 # contains TEXT PATTERN: TEXT has PATTERN (a grep -E pattern).
 contains() { grep -q -E -- "$2" <<< "$1"; }
+lacks() { ! contains "$@"; }
 
 # reset_luns: the reader clears every LU (registers, then CLEAR): a clean slate between scenarios.
 reset_luns() {

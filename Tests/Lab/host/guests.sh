@@ -5,6 +5,7 @@
 declare -A QEMU_PID=()
 LINK_A=169.254.77.1
 LINK_B=169.254.77.2
+PEER_URI_B=qemu+tcp://$LINK_B/system
 
 iqn_of() { echo "iqn.2026-01.lockmgr.lab:host-$1"; }
 
