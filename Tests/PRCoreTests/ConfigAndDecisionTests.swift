@@ -29,6 +29,7 @@ import Testing
             shared_type = "exclusive-access-all-registrants"
             timeout_ms = 250
             pr_helper_socket = "/run/pr.sock"
+            guest_reservations = [ "/dev/disk/by-id/wwn-0x1", "iscsi://san/iqn.2026-01.test:t/2" ]
             """)
         #expect(c.iscsiInitiator == "iqn.2026-01.test:a")
         #expect(c.hostPart == 42)
@@ -36,6 +37,7 @@ import Testing
         #expect(c.sharedType == .exclusiveAccessAllRegistrants)
         #expect(c.timeoutMilliseconds == 250)
         #expect(c.helperSocket == "/run/pr.sock")
+        #expect(c.guestReservations == ["/dev/disk/by-id/wwn-0x1", "iscsi://san/iqn.2026-01.test:t/2"])
         // Without host_id the host part comes from the initiator name.
         #expect(try conf("iscsi_initiator = \"iqn.2026-01.test:a\"").hostPart == PRKey.hostPart(ofIdentity: "iqn.2026-01.test:a"))
     }
@@ -49,6 +51,7 @@ import Testing
         ("iscsi_initiator = \"my host\"", ":1: 'iscsi_initiator' must be"),
         ("pr_helper_socket = \"pr.sock\"", ":1: 'pr_helper_socket' must be an absolute path"),
         ("\nhostid = 3", ":2: unknown setting 'hostid'"),
+        ("guest_reservations = [ \"sda\" ]", ":1: 'guest_reservations' lists disks as libvirt names them"),
         ("timeout_ms = \"5\"", ":1: 'timeout_ms' must be an integer"),
     ])
     func badConfigsNameFileAndLine(text: String, fragment: String) {
