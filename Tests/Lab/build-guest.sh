@@ -15,7 +15,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$cache"
 
 # The kernel package linux-image-amd64 currently points at (Debian 12: 6.1.0-N).
-kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+# Package lists missing or stale (the archive dropped the version they
+# name): apt-get update once, and ask again.
+kernel_package() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+kpkg=$(kernel_package)
+[ -n "$kpkg" ] || { apt-get update -q >&2; kpkg=$(kernel_package); }
 [ -n "$kpkg" ] || { echo "build-guest: cannot resolve linux-image-amd64 (apt-get update?)" >&2; exit 1; }
 kver=${kpkg#linux-image-}
 stamp="$cache/guest-$kver.stamp"
@@ -26,7 +30,9 @@ fi
 debs="$cache/debs"; root="$cache/root"
 mkdir -p "$debs"
 for p in "$kpkg" busybox-static open-iscsi libopeniscsiusr; do
-    ls "$debs/${p}_"*.deb >/dev/null 2>&1 || (cd "$debs" && apt-get download -q "$p" >&2)
+    ls "$debs/${p}_"*.deb >/dev/null 2>&1 || (cd "$debs" && apt-get download -q "$p" >&2) \
+        || { apt-get update -q >&2 && (cd "$debs" && apt-get download -q "$p" >&2); } \
+        || { echo "build-guest: cannot download $p" >&2; exit 1; }
 done
 rm -rf "$root"; mkdir -p "$root"
 for d in "$debs"/*.deb; do dpkg-deb -x "$d" "$root"; done

@@ -25,11 +25,13 @@ remember_owner = 0
 cgroup_controllers = [ ]
 CONF
 # The keeper looks every 500 ms; each host is known by its initiator name
-# (the key's host part is a hash of it).
+# (the key's host part is a hash of it). LUN 5 is a guest cluster's disk
+# (<reservations managed='yes'/>): the plugin leaves it alone.
 cat > /etc/libvirt/qemu-pr.conf <<CONF
 iscsi_initiator = "$lab_iqn"
 keeper_interval_ms = 500
 timeout_ms = 5000
 command_log = "/var/log/lockmgr/pr-commands.log"
+guest_reservations = [ "/dev/lab/lun5" ]
 CONF
 echo 'uri_default = "qemu:///system"' > /etc/libvirt/libvirt.conf

@@ -40,17 +40,30 @@ domain_xml() {
     printf "  <os><type arch='x86_64' machine='pc'>hvm</type></os>\n"
     printf "  <on_lockfailure>poweroff</on_lockfailure>\n  <devices>\n"
     for d in "$@"; do disk_xml "$d" $i; i=$((i + 1)); done
+    printf "    <controller type='scsi' model='virtio-scsi'/>\n"
     printf "    <memballoon model='none'/>\n  </devices>\n</domain>\n"
 }
 
-# disk_xml DISK INDEX: one <disk> (DISK as in domain_xml).
+# disk_xml DISK INDEX: one <disk> (DISK as in domain_xml; :scsi for a disk
+# on the SCSI controller, which unplugs without the guest's help; :managed
+# for a SCSI LUN whose reservations belong to the guest, through
+# libvirt's qemu-pr-helper).
 disk_xml() {
     local path=${1%%:*} opt= dev
     [ "$path" = "$1" ] || opt=${1#*:}
-    dev=vd$(printf "\\x$(printf %x $((98 + $2)))")
-    printf "    <disk type='block' device='disk'>\n"
-    printf "      <driver name='qemu' type='raw' cache='none'/>\n"
-    printf "      <source dev='%s'/>\n      <target dev='%s' bus='virtio'/>\n" "$path" "$dev"
+    dev=vd$(printf "\\x$(printf %x $((97 + $2)))")
+    case "$opt" in
+        scsi) printf "    <disk type='block' device='disk'>\n"
+              printf "      <driver name='qemu' type='raw' cache='none'/>\n"
+              printf "      <source dev='%s'/>\n      <target dev='sd%s' bus='scsi'/>\n" "$path" "${dev#vd}" ;;
+        managed) printf "    <disk type='block' device='lun'>\n"
+              printf "      <driver name='qemu' type='raw' cache='none'/>\n"
+              printf "      <source dev='%s'><reservations managed='yes'/></source>\n" "$path"
+              printf "      <target dev='sd%s' bus='scsi'/>\n" "${dev#vd}" ;;
+        *)    printf "    <disk type='block' device='disk'>\n"
+              printf "      <driver name='qemu' type='raw' cache='none'/>\n"
+              printf "      <source dev='%s'/>\n      <target dev='%s' bus='virtio'/>\n" "$path" "$dev" ;;
+    esac
     case "$opt" in
         ro) printf "      <readonly/>\n" ;;
         shared) printf "      <shareable/>\n" ;;
@@ -102,6 +115,35 @@ destroy_all() {
     local d
     for d in $(virsh list --name); do virsh destroy "$d" >/dev/null 2>&1; done
     wait_for 60 sh -c '[ -z "$(virsh list --name)" ]'
+}
+
+# time_free_after_kill NAME DISK: SIGKILL the domain's QEMU, then poll the
+# LU with PR IN (sg_persist, this host's nexus) until no key is left;
+# prints the delay in ms.
+time_free_after_kill() {
+    local pid; pid=$(qemu_pid "$1") || return 1
+    local t0; t0=$(date +%s%N)
+    kill -KILL "$pid" || return 1
+    local end=$(( $(date +%s) + 60 ))
+    until sg_persist -n -i -k "$2" | grep -q 'there are NO registered'; do
+        [ "$(date +%s)" -lt "$end" ] || { echo "still registered after 60 s"; return 1; }
+        sleep 0.05
+    done
+    echo "free $(( ($(date +%s%N) - t0) / 1000000 )) ms after SIGKILL"
+}
+
+# hold_image_lock DISK: a process holding the byte-range lock by which QEMU
+# says "I do not share write access" (raw-posix: byte 200 + perm bit 1), so
+# a QEMU here that needs to write this disk fails to activate it. Prints its pid.
+hold_image_lock() {
+    nohup python3 -c 'import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 201)
+open("/tmp/image-lock.ready", "w").close()
+time.sleep(100000)' "$1" > /tmp/image-lock.log 2>&1 &
+    local pid=$!
+    wait_for 30 test -e /tmp/image-lock.ready || { cat /tmp/image-lock.log; return 1; }
+    echo "$pid"
 }
 
 keeper_log() { cat /run/lockmgr/pr/keeper.log 2>/dev/null; }
