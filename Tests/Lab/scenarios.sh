@@ -21,6 +21,21 @@ start_vm() {
     check "$name starts on $h ($(echo $out | head -c 300))" test $rc = 0
 }
 
+# vm1_on_a [DISK...]: vm1 started on a with LUN 1 (and DISKs); a's key
+# (set in ka) holds LUN 1.
+vm1_on_a() {
+    ka=$(key_of a $VM1)
+    start_vm a vm1 $VM1 $D1 "$@"
+    check "a holds LUN 1 with $ka" holds 1 "$ka"
+}
+
+# destroy_frees HOST NAME N...: virsh destroy, then LUNs N... are free.
+destroy_frees() {
+    local h=$1 name=$2 n; shift 2
+    gx "$h" 120 "virsh destroy $name" >/dev/null
+    for n in "$@"; do check "$name destroyed on $h: LUN $n is free" eventually 30 free "$n"; done
+}
+
 # Both hosts' kernels reach the LU through their own iSCSI sessions, and
 # both can write while nobody holds it.
 scenario_kernel_paths() {
@@ -52,8 +67,7 @@ scenario_start_refusals() {
     check "nothing left of b's attempts: still only a's key" holds 1 "$ka"
     out=$(gx b 60 "virsh list --all --name | grep -c . || true")
     check "no domain left on b" test "$out" = 0
-    gx a 120 "virsh destroy vm1" >/dev/null
-    check "destroying vm1 on a frees LUN 1" eventually 30 free 1
+    destroy_frees a vm1 1
 }
 
 # virsh migrate --live a -> b, libvirt's order (the source releases when
@@ -61,9 +75,8 @@ scenario_start_refusals() {
 # migration cookie when its CPUs start).
 scenario_live_migration() {
     local ka kb out t
-    ka=$(key_of a $VM1); kb=$(key_of b $VM1)
-    start_vm a vm1 $VM1 $D1
-    check "a holds LUN 1 with $ka" holds 1 "$ka"
+    kb=$(key_of b $VM1)
+    vm1_on_a
     t=$(date +%s)
     out=$(gx a 400 "virsh migrate --live vm1 $PEER_URI_B --migrateuri tcp://$LINK_B")
     check "virsh migrate --live succeeds ($out)" test $? = 0
@@ -76,17 +89,14 @@ scenario_live_migration() {
     out=$(gx a 60 "sleep 2; keeper_log")
     check "a's keeper applied no failure action" lacks "$out" "LOCK LOST"
     check "a's keeper is gone (nothing left to watch)" test "$(gx a 30 'pgrep -c pr-keeper || true')" = 0
-    gx b 120 "virsh destroy vm1" >/dev/null
-    check "destroying vm1 on b frees LUN 1" eventually 30 free 1
+    destroy_frees b vm1 1
 }
 
 # The VM's QEMU killed with SIGKILL on a: a's keeper releases the LU (timed
 # in the guest, from the kill to PR IN showing no key).
 scenario_sigkill() {
     local ka out
-    ka=$(key_of a $VM1)
-    start_vm a vm1 $VM1 $D1
-    check "a holds LUN 1 with $ka" holds 1 "$ka"
+    vm1_on_a
     out=$(gx a 120 time_free_after_kill vm1 $D1); local rc=$?
     check "the keeper frees LUN 1 after QEMU's SIGKILL ($out)" test $rc = 0
     log "  timing: $out (keeper_interval_ms = 500)"
@@ -98,33 +108,27 @@ scenario_sigkill() {
 # the state libvirt kept.
 scenario_suspend_resume() {
     local ka out
-    ka=$(key_of a $VM1)
-    start_vm a vm1 $VM1 $D1
-    check "a holds LUN 1 with $ka" holds 1 "$ka"
+    vm1_on_a
     out=$(gx a 120 "virsh suspend vm1 && wait_state vm1 paused 60"); check "virsh suspend ($out)" test $? = 0
     check "suspended: LUN 1 is free" eventually 30 free 1
     out=$(gx a 120 "virsh resume vm1 && wait_state vm1 running 60"); check "virsh resume ($out)" test $? = 0
     check "resumed: a holds LUN 1 with $ka again" eventually 30 holds 1 "$ka"
     out=$(gx a 60 keeper_log); check "no failure action on a" lacks "$out" "LOCK LOST"
-    gx a 120 "virsh destroy vm1" >/dev/null
-    check "destroying vm1 frees LUN 1" eventually 30 free 1
+    destroy_frees a vm1 1
 }
 
 # libvirtd restarted on a while the VM runs: the keeper survives, the
 # reservation stays, and the VM's later exit still releases.
 scenario_libvirtd_restart() {
     local ka out before after
-    ka=$(key_of a $VM1)
-    start_vm a vm1 $VM1 $D1
-    check "a holds LUN 1 with $ka" holds 1 "$ka"
+    vm1_on_a
     before=$(gx a 30 "pgrep -x pr-keeper")
     out=$(gx a 300 libvirtd_restart); check "libvirtd restarted on a ($out)" test $? = 0
     out=$(gx a 60 "wait_state vm1 running 60"); check "vm1 still runs under the new libvirtd ($out)" test $? = 0
     after=$(gx a 30 "pgrep -x pr-keeper")
     check "the same keeper runs (pid $before, now $after)" test -n "$before" -a "$before" = "$after"
     check "a still holds LUN 1 with $ka" holds 1 "$ka"
-    gx a 120 "virsh destroy vm1" >/dev/null
-    check "vm1's exit under the new libvirtd frees LUN 1" eventually 30 free 1
+    destroy_frees a vm1 1
 }
 
 # A migration that fails after the destination took over: b's QEMU cannot
@@ -133,9 +137,8 @@ scenario_libvirtd_restart() {
 # and holds the LU again, and nothing is left on b.
 scenario_failed_migration() {
     local ka kb out lockpid
-    ka=$(key_of a $VM1); kb=$(key_of b $VM1)
-    start_vm a vm1 $VM1 $D1
-    check "a holds LUN 1 with $ka" holds 1 "$ka"
+    kb=$(key_of b $VM1)
+    vm1_on_a
     lockpid=$(gx b 60 "hold_image_lock $D1"); check "an image lock is held on b (pid $lockpid)" test -n "$lockpid"
     gx b 30 ": > /var/log/lockmgr/pr-commands.log" >/dev/null
     out=$(gx a 400 "virsh migrate --live vm1 $PEER_URI_B --migrateuri tcp://$LINK_B"); local rc=$?
@@ -150,16 +153,14 @@ scenario_failed_migration() {
     out=$(gx a 60 keeper_log); check "no failure action on a" lacks "$out" "LOCK LOST"
     out=$(gx a 60 disk_write $D1); check "a's kernel writes again ($out)" contains "$out" "WRITE OK"
     gx b 30 "kill $lockpid" >/dev/null
-    gx a 120 "virsh destroy vm1" >/dev/null
-    check "destroying vm1 on a frees LUN 1" eventually 30 free 1
+    destroy_frees a vm1 1
 }
 
 # A second disk hot-plugged into the running VM (SCSI: it unplugs without
 # the guest OS's help) is reserved on attach and freed on detach.
 scenario_hotplug() {
     local ka out
-    ka=$(key_of a $VM1)
-    start_vm a vm1 $VM1 $D1
+    vm1_on_a
     out=$(gx a 120 "disk_xml /dev/lab/lun2:scsi 1 > /tmp/hot.xml && virsh attach-device vm1 /tmp/hot.xml --live")
     check "virsh attach-device ($out)" test $? = 0
     check "the hot-plugged LUN 2 is held with $ka" eventually 30 holds 2 "$ka"
@@ -169,8 +170,7 @@ scenario_hotplug() {
     out=$(gx a 120 "virsh detach-device vm1 /tmp/hot.xml --live"); check "virsh detach-device ($out)" test $? = 0
     check "detached: LUN 2 is free" eventually 60 free 2
     check "LUN 1 is still held with $ka" holds 1 "$ka"
-    gx a 120 "virsh destroy vm1" >/dev/null
-    check "destroying vm1 frees LUN 1" eventually 30 free 1
+    destroy_frees a vm1 1
 }
 
 # A <shareable/> disk on both hosts at once (an all-registrants
@@ -188,11 +188,9 @@ scenario_shared_readonly() {
     check "read-only LUN 4: nothing reserved" free 4
     out=$(gx a 60 disk_write /dev/lab/lun3); check "a's kernel writes the shared LU ($out)" contains "$out" "WRITE OK"
     out=$(gx b 60 disk_write /dev/lab/lun3); check "b's kernel writes the shared LU ($out)" contains "$out" "WRITE OK"
-    gx a 120 "virsh destroy vm1" >/dev/null
-    check "vm1 gone: LUN 1 free" eventually 30 free 1
+    destroy_frees a vm1 1
     check "vm1 gone: shared LUN 3 keeps b's registration only" eventually 30 holds_all_registrants 3 "$sb"
-    gx b 120 "virsh destroy vm2" >/dev/null
-    check "vm2 gone: LUN 2 free" eventually 30 free 2
+    destroy_frees b vm2 2
     check "vm2 gone: LUN 3 free" eventually 30 free 3
 }
 
@@ -204,18 +202,15 @@ scenario_shared_readonly() {
 # still reserved as usual.
 scenario_guest_reservations() {
     local ka out
-    ka=$(key_of a $VM1)
     out=$(gx a 60 "sg_persist -n -o -G -S c1c1 /dev/lab/lun5 && sg_persist -n -o -R -K c1c1 -T 5 /dev/lab/lun5")
     check "the guest cluster reserves LUN 5 with key c1c1 ($out)" holds 5 000000000000c1c1
-    start_vm a vm1 $VM1 $D1 /dev/lab/lun5:managed
-    check "a holds LUN 1 with $ka" holds 1 "$ka"
+    vm1_on_a /dev/lab/lun5:managed
     check "LUN 5 keeps the guest cluster's reservation, untouched" holds 5 000000000000c1c1
     out=$(gx a 30 "pgrep -a qemu-pr-helper"); check "libvirt runs qemu-pr-helper for the managed disk ($out)" test -n "$out"
     start_vm b vm2 $VM2 /dev/lab/lun5:managed
     check "vm2 with the same guest-cluster disk starts on b; LUN 5 untouched" holds 5 000000000000c1c1
-    gx a 120 "virsh destroy vm1" >/dev/null
-    gx b 120 "virsh destroy vm2" >/dev/null
-    check "vm1 gone: LUN 1 free" eventually 30 free 1
+    destroy_frees a vm1 1
+    destroy_frees b vm2
     check "the guest cluster's reservation outlives both VMs (theirs to manage)" holds 5 000000000000c1c1
 }
 
@@ -224,9 +219,8 @@ scenario_guest_reservations() {
 # `pr-tool clear-host --host-is-dead` names a; then it can. Runs last.
 scenario_dead_host() {
     local ka kb out rc
-    ka=$(key_of a $VM1); kb=$(key_of b $VM1)
-    start_vm a vm1 $VM1 $D1
-    check "a holds LUN 1 with $ka" holds 1 "$ka"
+    kb=$(key_of b $VM1)
+    vm1_on_a
     guest_kill a
     check "a is gone; its key still holds LUN 1" holds 1 "$ka"
     out=$(gx b 300 vm_create vm1 $VM1 $D1); rc=$?
@@ -243,6 +237,5 @@ scenario_dead_host() {
     check "LUN 1 is free" free 1
     start_vm b vm1 $VM1 $D1
     check "b now holds LUN 1 with $kb" holds 1 "$kb"
-    gx b 120 "virsh destroy vm1" >/dev/null
-    check "destroying vm1 on b frees LUN 1" eventually 30 free 1
+    destroy_frees b vm1 1
 }
