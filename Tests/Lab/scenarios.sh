@@ -199,11 +199,18 @@ scenario_shared_readonly() {
 # guest_reservations on both hosts: a reservation the guest cluster took
 # (here: sg_persist on a, as qemu-pr-helper would send it) stays untouched
 # while VMs on both hosts start with that disk; their other disks are
-# still reserved as usual.
+# still reserved as usual. Under a name the list does not hold, the same
+# disk is refused at start.
 scenario_guest_reservations() {
     local ka out
     out=$(gx a 60 "sg_persist -n -o -G -S c1c1 /dev/lab/lun5 && sg_persist -n -o -R -K c1c1 -T 5 /dev/lab/lun5")
     check "the guest cluster reserves LUN 5 with key c1c1 ($out)" holds 5 000000000000c1c1
+    # The same LU under a name guest_reservations does not list: refused, naming the guest's key.
+    out=$(gx a 300 "mknod /dev/lab/lun5-unlisted b \$(stat -c '0x%t 0x%T' /dev/lab/lun5) && vm_create vm2 $VM2 /dev/lab/lun5-unlisted:managed"); local rc=$?
+    check "unlisted, the guest cluster's disk is refused at start" test $rc != 0
+    check "the refusal names the disk and the guest cluster's key ($out)" contains "$out" "lun5-unlisted.*000000000000c1c1"
+    message "virsh create of a VM whose <reservations managed='yes'/> disk is not in guest_reservations" "$out"
+    check "the refused start left LUN 5 untouched" holds 5 000000000000c1c1
     vm1_on_a /dev/lab/lun5:managed
     check "LUN 5 keeps the guest cluster's reservation, untouched" holds 5 000000000000c1c1
     out=$(gx a 30 "pgrep -a qemu-pr-helper"); check "libvirt runs qemu-pr-helper for the managed disk ($out)" test -n "$out"
