@@ -35,8 +35,9 @@ rm -rf "$run"; mkdir -p "$run"
 kver=$("$repo/Tests/Lab/build-guest.sh" "$cache") || { echo "run.sh: cannot build the guest" >&2; exit 2; }
 say "guest kernel $kver ($(( $(date +%s) - t0 )) s to get kernel and initramfs)"
 
-trap lab_stop EXIT
 tgt_start || exit 2
+# After tgt_start, which sets its own EXIT trap: lab_stop stops the guests, then tgtd.
+trap lab_stop EXIT
 TARGET=iqn.2026-01.lockmgr.lab:disks
 NLUNS=5
 tgt_add_target $TARGET $NLUNS > "$run/luns" || exit 2
