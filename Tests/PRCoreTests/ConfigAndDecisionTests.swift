@@ -109,6 +109,13 @@ import Testing
         #expect(e?.kind == .conflict && e?.message.contains(other.description) == true)
         let d = #expect(throws: LockError.self) { try decide(a, holder: b) }
         #expect(d?.message.contains("double start") == true)
+        #expect(d?.message.contains("clear-host") == true)
+        // A key none of our VMs uses (VM part 0) holding an exclusive type:
+        // someone else's reservation, such as a guest's own PR cluster.
+        let foreign = PRKey(rawValue: 0xc1c1)
+        let g = #expect(throws: LockError.self) { try decide(a, holder: foreign) }
+        #expect(g?.kind == .conflict && g?.message.contains("\(foreign), which no VM of this plugin uses") == true)
+        #expect(g?.message.contains("guest_reservations") == true)
         let r = #expect(throws: LockError.self) { try decide(a, holder: nil, keys: [other]) }
         #expect(r?.message.contains("another host may be acquiring") == true)
     }
