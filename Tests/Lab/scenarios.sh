@@ -37,10 +37,16 @@ destroy_frees() {
 }
 
 # Both hosts' kernels reach the LU through their own iSCSI sessions, and
-# both can write while nobody holds it.
+# both can write while nobody holds it. Each libvirtd has loaded our pr.so
+# from the lab's prefix, with the Swift toolchain hidden.
 scenario_kernel_paths() {
     check "LUN 1 starts free" free 1
-    local out
+    local out h tc; tc=$(toolchain_dir)
+    for h in a b; do
+        out=$(gx $h 30 "grep -c '$prefix/lib/lock_manager/pr.so' /proc/\$(pgrep -x libvirtd)/maps")
+        check "$h's libvirtd has loaded $prefix/lib/lock_manager/pr.so" test "${out:-0}" -gt 0
+        [ -z "$tc" ] || { out=$(gx $h 30 "ls -A '$tc' | wc -l"); check "$h sees nothing of the toolchain in $tc" test "$out" = 0; }
+    done
     out=$(gx a 60 disk_write $D1); check "a's kernel writes a free LU ($out)" contains "$out" "WRITE OK"
     out=$(gx b 60 disk_write $D1); check "b's kernel writes a free LU ($out)" contains "$out" "WRITE OK"
 }
@@ -209,6 +215,7 @@ scenario_guest_reservations() {
     out=$(gx a 300 "mknod /dev/lab/lun5-unlisted b \$(stat -c '0x%t 0x%T' /dev/lab/lun5) && vm_create vm2 $VM2 /dev/lab/lun5-unlisted:managed"); local rc=$?
     check "unlisted, the guest cluster's disk is refused at start" test $rc != 0
     check "the refusal names the disk and the guest cluster's key ($out)" contains "$out" "lun5-unlisted.*000000000000c1c1"
+    check "the refusal points at guest_reservations" contains "$out" "guest_reservations"
     message "virsh create of a VM whose <reservations managed='yes'/> disk is not in guest_reservations" "$out"
     check "the refused start left LUN 5 untouched" holds 5 000000000000c1c1
     vm1_on_a /dev/lab/lun5:managed
@@ -232,6 +239,8 @@ scenario_dead_host() {
     check "a is gone; its key still holds LUN 1" holds 1 "$ka"
     out=$(gx b 300 vm_create vm1 $VM1 $D1); rc=$?
     check "b cannot start vm1 while dead a's reservation stands" test $rc != 0
+    check "b's refusal names the disk and a's key ($out)" contains "$out" "$D1.*$ka"
+    check "b's refusal points at clear-host" contains "$out" "clear-host"
     message "virsh create on host b after host a died holding the disk" "$out"
     printf 'iscsi_initiator = "%s"\nkeeper_dir = "%s"\n' iqn.2026-01.lockmgr.lab:admin "$run/admin-keeper" > "$run/admin-pr.conf"
     out=$(prtool clear-host --config "$run/admin-pr.conf" --dead-host "$(iqn_of a)" --log "$run/clear-host.log" "${LUN[1]}" 2>&1); rc=$?

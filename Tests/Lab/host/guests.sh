@@ -59,7 +59,8 @@ guests_boot() {
     # b connects to a's end of the private link: a must be listening first.
     local i
     for i in $(seq 1 100); do
-        ss -ltn 2>/dev/null | grep -q "127.0.0.1:$port " && break
+        # Listening on 127.0.0.1:port (/proc/net/tcp: address and port in hex, state 0A).
+        grep -q "0100007F:$(printf %04X "$port") 00000000:0000 0A" /proc/net/tcp && break
         sleep 0.1
     done
     guest_start b "$port"
