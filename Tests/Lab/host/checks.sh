@@ -1,6 +1,7 @@
 # Checks made from this machine, outside the guests: an independent PR
-# reader (pr-tool, its own initiator name, PR IN only) on the lab's LUs,
-# and the scenario bookkeeping. Needs: prefix, LUN, log, say.
+# reader (pr-tool, its own initiator name; PR IN only, but for the clean
+# slate between scenarios) on the lab's LUs, and the scenario bookkeeping.
+# Needs: prefix, LUN, log, say.
 
 OBSERVER=iqn.2026-01.lockmgr.lab:observer
 prtool() { "$prefix/bin/pr-tool" "$@"; }
@@ -23,7 +24,7 @@ holds() {
     local s; s=$(pr_state "$1"); log "  LUN $1: $s"
     [[ "$s" == "reserved by $2 "*"keys [$2]" ]]
 }
-# holds_shared N: a reservation of an all-registrants type; keys KEY... registered (any order).
+# holds_all_registrants N KEY...: an all-registrants reservation; exactly KEY... registered (any order).
 holds_all_registrants() {
     local n=$1 s k; shift; s=$(pr_state "$n"); log "  LUN $n: $s"
     [[ "$s" == "reserved by "*"all-registrants"* ]] || return 1
