@@ -3,7 +3,7 @@ PREFIX ?= $(CURDIR)/_install
 SWIFT ?= swift
 PLUGINS := $(patsubst Sources/Plugins/%/Driver,%,$(wildcard Sources/Plugins/*/Driver))
 
-.PHONY: all deps build test test-asan test-tsan demo install release bench bench-sanlock bench-load bench-libvirt bench-pr fuzz fuzz-ci clean
+.PHONY: all deps build test test-asan test-tsan demo install release bench bench-sanlock bench-load bench-libvirt bench-pr fuzz fuzz-ci test-lab clean
 
 all: build
 
@@ -33,6 +33,17 @@ TSAN_SKIP := --skip LibvirtTests
 test-tsan: deps
 	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
 	$(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan $(TSAN_SKIP)
+
+# The kernel lab: two Debian kernels booted under QEMU (TCG) as two hosts,
+# each with its own libvirtd loading our pr plugin from LAB_PREFIX, on a
+# kernel iSCSI disk of a private tgtd; scenarios in Tests/Lab/scenarios.sh
+# (LAB_SCENARIOS=name... runs some). Kernel and initramfs are cached in
+# .build-lab/cache; every command's output is kept in .build-lab/run.
+LAB_PREFIX ?= $(CURDIR)/.build-lab/prefix
+LAB_SCENARIOS ?=
+test-lab: deps
+	$(MAKE) install PREFIX=$(LAB_PREFIX)
+	Tests/Lab/run.sh $(LAB_PREFIX) $(LAB_SCENARIOS)
 
 release: deps
 	$(SWIFT) build -c release

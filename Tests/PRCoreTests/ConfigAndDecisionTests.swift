@@ -29,6 +29,7 @@ import Testing
             shared_type = "exclusive-access-all-registrants"
             timeout_ms = 250
             pr_helper_socket = "/run/pr.sock"
+            guest_reservations = [ "/dev/disk/by-id/wwn-0x1", "iscsi://san/iqn.2026-01.test:t/2" ]
             """)
         #expect(c.iscsiInitiator == "iqn.2026-01.test:a")
         #expect(c.hostPart == 42)
@@ -36,6 +37,7 @@ import Testing
         #expect(c.sharedType == .exclusiveAccessAllRegistrants)
         #expect(c.timeoutMilliseconds == 250)
         #expect(c.helperSocket == "/run/pr.sock")
+        #expect(c.guestReservations == ["/dev/disk/by-id/wwn-0x1", "iscsi://san/iqn.2026-01.test:t/2"])
         // Without host_id the host part comes from the initiator name.
         #expect(try conf("iscsi_initiator = \"iqn.2026-01.test:a\"").hostPart == PRKey.hostPart(ofIdentity: "iqn.2026-01.test:a"))
     }
@@ -49,6 +51,7 @@ import Testing
         ("iscsi_initiator = \"my host\"", ":1: 'iscsi_initiator' must be"),
         ("pr_helper_socket = \"pr.sock\"", ":1: 'pr_helper_socket' must be an absolute path"),
         ("\nhostid = 3", ":2: unknown setting 'hostid'"),
+        ("guest_reservations = [ \"sda\" ]", ":1: 'guest_reservations' lists disks as libvirt names them"),
         ("timeout_ms = \"5\"", ":1: 'timeout_ms' must be an integer"),
     ])
     func badConfigsNameFileAndLine(text: String, fragment: String) {
@@ -106,6 +109,13 @@ import Testing
         #expect(e?.kind == .conflict && e?.message.contains(other.description) == true)
         let d = #expect(throws: LockError.self) { try decide(a, holder: b) }
         #expect(d?.message.contains("double start") == true)
+        #expect(d?.message.contains("clear-host") == true)
+        // A key none of our VMs uses (VM part 0) holding an exclusive type:
+        // someone else's reservation, such as a guest's own PR cluster.
+        let foreign = PRKey(rawValue: 0xc1c1)
+        let g = #expect(throws: LockError.self) { try decide(a, holder: foreign) }
+        #expect(g?.kind == .conflict && g?.message.contains("\(foreign), which no VM of this plugin uses") == true)
+        #expect(g?.message.contains("guest_reservations") == true)
         let r = #expect(throws: LockError.self) { try decide(a, holder: nil, keys: [other]) }
         #expect(r?.message.contains("another host may be acquiring") == true)
     }

@@ -44,6 +44,8 @@ final class PRManager: LockPluginManager {
         }
         // Reject a bad name now, before any device is touched.
         if name.hasPrefix(ISCSIURL.scheme) { _ = try ISCSIURL(parsing: name) }
+        // The guest's own PR cluster reserves this disk: take no part in it.
+        if config.guestReservations.contains(name) { return }
         resources.append(PRResource(name, mode: resource.mode))
     }
 

@@ -80,11 +80,16 @@ public enum PRDecision {
         }
         if holderKey == myKey { return .reclaim(holder.type) }
         guard holderKey.vmPart == myKey.vmPart else {
+            // Our shared keys only ever hold all-registrants reservations:
+            // this holder is not one of our VMs.
+            if holderKey.isShared {
+                throw .conflict("\(resource): \(stale)reserved (\(holder.type)) by key \(holderKey), which no VM of this plugin uses: another user of the LU, such as a guest's own PR cluster (if so, list the disk in guest_reservations)")
+            }
             throw .conflict("\(resource): \(stale)held by key \(holderKey) (\(describe(holderKey))), another VM")
         }
         // The same VM holds it from another host.
         guard hasState else {
-            throw .conflict("\(resource): this VM already holds it from another host (key \(holderKey), host part \(hex(holderKey.hostPart))); refusing a double start without a state string")
+            throw .conflict("\(resource): this VM already holds it from another host (key \(holderKey), host part \(hex(holderKey.hostPart))); refusing a double start without a state string (if that host is down, pr-tool clear-host --host-is-dead frees its reservations)")
         }
         guard let entry = stateEntry else {
             throw .conflict("\(resource): the state string does not cover this resource, which this VM holds from another host (key \(holderKey)); refusing")

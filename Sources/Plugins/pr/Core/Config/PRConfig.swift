@@ -15,6 +15,7 @@ import Glibc
 ///     keeper_dir = "/run/lockmgr/pr"   # the keepers' records, pid files and log
 ///     keeper_path = "/usr/local/libexec/lockmgr/pr-keeper"  # default: beside the plugin
 ///     keeper_interval_ms = 1000        # how often a keeper looks at its VM and LUs
+///     guest_reservations = [ "/dev/disk/by-id/..." ]  # disks whose reservations the guest owns
 ///
 /// Without a file: the initiator name comes from open-iscsi's
 /// /etc/iscsi/initiatorname.iscsi, the host part from that name or from
@@ -36,6 +37,11 @@ public struct PRConfig: Sendable, Equatable {
     /// nil: found beside the installed plugin.
     public var keeperPath: String?
     public var keeperIntervalMilliseconds: UInt32 = 1000
+    /// Disks whose SCSI reservations belong to the guest (libvirt's
+    /// `<reservations managed=...>`, QEMU's pr-manager): the plugin sends
+    /// them nothing. libvirt does not tell a lock manager which disks those
+    /// are, and a host reservation would break the guest's own PR cluster.
+    public var guestReservations: Set<String> = []
     /// Where the settings came from, for error messages.
     public var origin: String = "defaults"
 
@@ -46,7 +52,8 @@ public struct PRConfig: Sendable, Equatable {
 
     static let known: Set<String> = ["iscsi_initiator", "host_id", "exclusive_type", "shared_type",
                                      "timeout_ms", "pr_helper_socket", "command_log",
-                                     "keeper", "keeper_dir", "keeper_path", "keeper_interval_ms"]
+                                     "keeper", "keeper_dir", "keeper_path", "keeper_interval_ms",
+                                     "guest_reservations"]
 
     /// Reads the settings; `nil` or a missing file means defaults.
     public static func load(path: String?, systemInitiatorFile: String = "/etc/iscsi/initiatorname.iscsi",
@@ -105,6 +112,12 @@ public struct PRConfig: Sendable, Equatable {
         if let dir = try conf.string("keeper_dir") { keeperDir = try Self.absolute(conf, "keeper_dir", dir) }
         if let path = try conf.string("keeper_path") { keeperPath = try Self.absolute(conf, "keeper_path", path) }
         if let ms = try conf.integer("keeper_interval_ms", in: 20...60_000) { keeperIntervalMilliseconds = UInt32(ms) }
+        for disk in try conf.stringList("guest_reservations") ?? [] {
+            guard disk.hasPrefix("/") || disk.hasPrefix(ISCSIURL.scheme) else {
+                throw .config("\(conf.location(of: "guest_reservations")): 'guest_reservations' lists disks as libvirt names them (absolute paths or iscsi:// URLs), not '\(disk)'")
+            }
+            guestReservations.insert(disk)
+        }
     }
 
     static func absolute(_ conf: ConfFile, _ name: String, _ value: String) throws(LockError) -> String {

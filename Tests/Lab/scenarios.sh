@@ -1,0 +1,257 @@
+# The lab's scenarios, in the order make test-lab runs them. Each is a
+# function scenario_NAME run by run_scenario (Tests/Lab/host/checks.sh);
+# `gx HOST SECONDS CMD` runs CMD in a guest (Tests/Lab/guest/lib.sh).
+# Waits poll with generous deadlines: guests run QEMU under TCG in TCG.
+# dead_host kills guest a: it runs last.
+
+ALL_SCENARIOS=(kernel_paths start_refusals live_migration sigkill suspend_resume libvirtd_restart
+    failed_migration hotplug shared_readonly guest_reservations dead_host)
+
+VM1=6c61620a-0000-4000-8000-000000000001
+VM2=6c61620a-0000-4000-8000-000000000002
+D1=/dev/lab/lun1
+
+# message LABEL TEXT: a virsh message users see, kept for the README.
+message() { printf '%s:\n%s\n\n' "$1" "$2" >> "$run/virsh-messages.txt"; log "  message ($1): $2"; }
+
+# start_vm HOST NAME UUID DISK...: virsh create, then running; fails the scenario if not.
+start_vm() {
+    local h=$1 name=$2; shift 2
+    local out rc; out=$(gx "$h" 300 "vm_create $name $* && wait_state $name running 120"); rc=$?
+    check "$name starts on $h ($(echo $out | head -c 300))" test $rc = 0
+}
+
+# vm1_on_a [DISK...]: vm1 started on a with LUN 1 (and DISKs); a's key
+# (set in ka) holds LUN 1.
+vm1_on_a() {
+    ka=$(key_of a $VM1)
+    start_vm a vm1 $VM1 $D1 "$@"
+    check "a holds LUN 1 with $ka" holds 1 "$ka"
+}
+
+# destroy_frees HOST NAME N...: virsh destroy, then LUNs N... are free.
+destroy_frees() {
+    local h=$1 name=$2 n; shift 2
+    gx "$h" 120 "virsh destroy $name" >/dev/null
+    for n in "$@"; do check "$name destroyed on $h: LUN $n is free" eventually 30 free "$n"; done
+}
+
+# Both hosts' kernels reach the LU through their own iSCSI sessions, and
+# both can write while nobody holds it. Each libvirtd has loaded our pr.so
+# from the lab's prefix, with the Swift toolchain hidden.
+scenario_kernel_paths() {
+    check "LUN 1 starts free" free 1
+    local out h tc; tc=$(toolchain_dir)
+    for h in a b; do
+        out=$(gx $h 30 "grep -c '$prefix/lib/lock_manager/pr.so' /proc/\$(pgrep -x libvirtd)/maps")
+        check "$h's libvirtd has loaded $prefix/lib/lock_manager/pr.so" test "${out:-0}" -gt 0
+        [ -z "$tc" ] || { out=$(gx $h 30 "ls -A '$tc' | wc -l"); check "$h sees nothing of the toolchain in $tc" test "$out" = 0; }
+    done
+    out=$(gx a 60 disk_write $D1); check "a's kernel writes a free LU ($out)" contains "$out" "WRITE OK"
+    out=$(gx b 60 disk_write $D1); check "b's kernel writes a free LU ($out)" contains "$out" "WRITE OK"
+}
+
+# Start on a: the LU is reserved with the VM's key for a; a's kernel
+# writes, b's gets RESERVATION CONFLICT; starting the same VM or another
+# VM with that disk on b is refused by the lock manager.
+scenario_start_refusals() {
+    local ka kb out
+    ka=$(key_of a $VM1)
+    start_vm a vm1 $VM1 $D1
+    check "a's key for vm1 ($ka) holds LUN 1, nothing else registered" holds 1 "$ka"
+    out=$(gx a 60 disk_write $D1); check "a's kernel writes ($out)" contains "$out" "WRITE OK"
+    out=$(gx b 60 disk_write $D1); check "b's kernel write is refused ($out)" contains "$out" "WRITE FAILED"
+    check "b's refused write was a reservation conflict" contains "$out" "[Rr]eservation|nexus|exchange"
+    out=$(gx b 300 vm_create vm1 $VM1 $D1); local rc=$?
+    check "the same VM is refused on b" test $rc != 0
+    check "b's refusal names the disk and a's key ($out)" contains "$out" "$D1.*$ka"
+    message "virsh create of the same VM on host b while host a runs it" "$out"
+    out=$(gx b 300 vm_create vm2 $VM2 $D1); rc=$?
+    check "another VM with that disk is refused on b" test $rc != 0
+    check "b's refusal names the disk and a's key ($out)" contains "$out" "$D1.*$ka"
+    message "virsh create of another VM with the same disk on host b" "$out"
+    check "nothing left of b's attempts: still only a's key" holds 1 "$ka"
+    out=$(gx b 60 "virsh list --all --name | grep -c . || true")
+    check "no domain left on b" test "$out" = 0
+    destroy_frees a vm1 1
+}
+
+# virsh migrate --live a -> b, libvirt's order (the source releases when
+# its CPUs stop, the destination acquires with the state from the
+# migration cookie when its CPUs start).
+scenario_live_migration() {
+    local ka kb out t
+    kb=$(key_of b $VM1)
+    vm1_on_a
+    t=$(date +%s)
+    out=$(gx a 400 "virsh migrate --live vm1 $PEER_URI_B --migrateuri tcp://$LINK_B")
+    check "virsh migrate --live succeeds ($out)" test $? = 0
+    log "  migration took $(( $(date +%s) - t )) s"
+    out=$(gx b 120 "wait_state vm1 running 120"); check "vm1 runs on b ($out)" test $? = 0
+    check "b's key $kb holds LUN 1 and nothing of a is registered" holds 1 "$kb"
+    out=$(gx a 60 "wait_gone vm1 60"); check "vm1 is gone from a ($out)" test $? = 0
+    out=$(gx a 60 disk_write $D1); check "a is fenced: its kernel write is refused ($out)" contains "$out" "WRITE FAILED"
+    out=$(gx b 60 disk_write $D1); check "b's kernel writes ($out)" contains "$out" "WRITE OK"
+    out=$(gx a 60 "sleep 2; keeper_log")
+    check "a's keeper applied no failure action" lacks "$out" "LOCK LOST"
+    check "a's keeper is gone (nothing left to watch)" test "$(gx a 30 'pgrep -c pr-keeper || true')" = 0
+    destroy_frees b vm1 1
+}
+
+# The VM's QEMU killed with SIGKILL on a: a's keeper releases the LU (timed
+# in the guest, from the kill to PR IN showing no key).
+scenario_sigkill() {
+    local ka out
+    vm1_on_a
+    out=$(gx a 120 time_free_after_kill vm1 $D1); local rc=$?
+    check "the keeper frees LUN 1 after QEMU's SIGKILL ($out)" test $rc = 0
+    log "  timing: $out (keeper_interval_ms = 500)"
+    check "the reader sees LUN 1 free" eventually 30 free 1
+    out=$(gx a 60 "wait_gone vm1 60"); check "libvirt on a saw vm1 die ($out)" test $? = 0
+}
+
+# virsh suspend releases (libvirt's pause), virsh resume takes it back with
+# the state libvirt kept.
+scenario_suspend_resume() {
+    local ka out
+    vm1_on_a
+    out=$(gx a 120 "virsh suspend vm1 && wait_state vm1 paused 60"); check "virsh suspend ($out)" test $? = 0
+    check "suspended: LUN 1 is free" eventually 30 free 1
+    out=$(gx a 120 "virsh resume vm1 && wait_state vm1 running 60"); check "virsh resume ($out)" test $? = 0
+    check "resumed: a holds LUN 1 with $ka again" eventually 30 holds 1 "$ka"
+    out=$(gx a 60 keeper_log); check "no failure action on a" lacks "$out" "LOCK LOST"
+    destroy_frees a vm1 1
+}
+
+# libvirtd restarted on a while the VM runs: the keeper survives, the
+# reservation stays, and the VM's later exit still releases.
+scenario_libvirtd_restart() {
+    local ka out before after
+    vm1_on_a
+    before=$(gx a 30 "pgrep -x pr-keeper")
+    out=$(gx a 300 libvirtd_restart); check "libvirtd restarted on a ($out)" test $? = 0
+    out=$(gx a 60 "wait_state vm1 running 60"); check "vm1 still runs under the new libvirtd ($out)" test $? = 0
+    after=$(gx a 30 "pgrep -x pr-keeper")
+    check "the same keeper runs (pid $before, now $after)" test -n "$before" -a "$before" = "$after"
+    check "a still holds LUN 1 with $ka" holds 1 "$ka"
+    destroy_frees a vm1 1
+}
+
+# A migration that fails after the destination took over: b's QEMU cannot
+# activate the disk when it resumes (another process on b holds QEMU's
+# image lock on it), so b gives the LU back, a resumes with its own state
+# and holds the LU again, and nothing is left on b.
+scenario_failed_migration() {
+    local ka kb out lockpid
+    kb=$(key_of b $VM1)
+    vm1_on_a
+    lockpid=$(gx b 60 "hold_image_lock $D1"); check "an image lock is held on b (pid $lockpid)" test -n "$lockpid"
+    gx b 30 ": > /var/log/lockmgr/pr-commands.log" >/dev/null
+    out=$(gx a 400 "virsh migrate --live vm1 $PEER_URI_B --migrateuri tcp://$LINK_B"); local rc=$?
+    check "virsh migrate fails" test $rc != 0
+    message "virsh migrate --live when the destination cannot resume" "$out"
+    out=$(gx a 120 "wait_state vm1 running 120"); check "vm1 runs on a again ($out)" test $? = 0
+    check "a holds LUN 1 with $ka again, nothing of b registered" eventually 30 holds 1 "$ka"
+    out=$(gx b 60 "wait_gone vm1 60"); check "no vm1 left on b ($out)" test $? = 0
+    out=$(gx b 30 "cat /var/log/lockmgr/pr-commands.log")
+    log "  b's PR commands during the migration: $(echo $out)"
+    check "b had taken the LU over (b's plugin reserved it) before the failure" contains "$out" "(RESERVE|PREEMPT|reserve|preempt)"
+    out=$(gx a 60 keeper_log); check "no failure action on a" lacks "$out" "LOCK LOST"
+    out=$(gx a 60 disk_write $D1); check "a's kernel writes again ($out)" contains "$out" "WRITE OK"
+    gx b 30 "kill $lockpid" >/dev/null
+    destroy_frees a vm1 1
+}
+
+# A second disk hot-plugged into the running VM (SCSI: it unplugs without
+# the guest OS's help) is reserved on attach and freed on detach.
+scenario_hotplug() {
+    local ka out
+    vm1_on_a
+    out=$(gx a 120 "disk_xml /dev/lab/lun2:scsi 1 > /tmp/hot.xml && virsh attach-device vm1 /tmp/hot.xml --live")
+    check "virsh attach-device ($out)" test $? = 0
+    check "the hot-plugged LUN 2 is held with $ka" eventually 30 holds 2 "$ka"
+    out=$(gx b 300 vm_create vm2 $VM2 /dev/lab/lun2); local rc=$?
+    check "another VM with the hot-plugged disk is refused on b" test $rc != 0
+    message "virsh create on host b of a VM whose disk host a hot-plugged" "$out"
+    out=$(gx a 120 "virsh detach-device vm1 /tmp/hot.xml --live"); check "virsh detach-device ($out)" test $? = 0
+    check "detached: LUN 2 is free" eventually 60 free 2
+    check "LUN 1 is still held with $ka" holds 1 "$ka"
+    destroy_frees a vm1 1
+}
+
+# A <shareable/> disk on both hosts at once (an all-registrants
+# reservation, one key per host), a <readonly/> disk on both (nothing
+# reserved), next to each VM's own exclusive disk.
+scenario_shared_readonly() {
+    local ka kb2 sa sb out
+    ka=$(key_of a $VM1); kb2=$(key_of b $VM2)
+    sa=00000000$(key_of a $VM1 | cut -c9-); sb=00000000$(key_of b $VM1 | cut -c9-)
+    start_vm a vm1 $VM1 $D1 /dev/lab/lun3:shared /dev/lab/lun4:ro
+    start_vm b vm2 $VM2 /dev/lab/lun2 /dev/lab/lun3:shared /dev/lab/lun4:ro
+    check "a holds LUN 1 with $ka" holds 1 "$ka"
+    check "b holds LUN 2 with $kb2" holds 2 "$kb2"
+    check "shared LUN 3: all-registrants, keys $sa and $sb" holds_all_registrants 3 "$sa" "$sb"
+    check "read-only LUN 4: nothing reserved" free 4
+    out=$(gx a 60 disk_write /dev/lab/lun3); check "a's kernel writes the shared LU ($out)" contains "$out" "WRITE OK"
+    out=$(gx b 60 disk_write /dev/lab/lun3); check "b's kernel writes the shared LU ($out)" contains "$out" "WRITE OK"
+    destroy_frees a vm1 1
+    check "vm1 gone: shared LUN 3 keeps b's registration only" eventually 30 holds_all_registrants 3 "$sb"
+    destroy_frees b vm2 2
+    check "vm2 gone: LUN 3 free" eventually 30 free 3
+}
+
+# A guest's own SCSI-3 PR cluster (libvirt <reservations managed='yes'/>,
+# QEMU's pr-manager through qemu-pr-helper) on LUN 5, listed in
+# guest_reservations on both hosts: a reservation the guest cluster took
+# (here: sg_persist on a, as qemu-pr-helper would send it) stays untouched
+# while VMs on both hosts start with that disk; their other disks are
+# still reserved as usual. Under a name the list does not hold, the same
+# disk is refused at start.
+scenario_guest_reservations() {
+    local ka out
+    out=$(gx a 60 "sg_persist -n -o -G -S c1c1 /dev/lab/lun5 && sg_persist -n -o -R -K c1c1 -T 5 /dev/lab/lun5")
+    check "the guest cluster reserves LUN 5 with key c1c1 ($out)" holds 5 000000000000c1c1
+    # The same LU under a name guest_reservations does not list: refused, naming the guest's key.
+    out=$(gx a 300 "mknod /dev/lab/lun5-unlisted b \$(stat -c '0x%t 0x%T' /dev/lab/lun5) && vm_create vm2 $VM2 /dev/lab/lun5-unlisted:managed"); local rc=$?
+    check "unlisted, the guest cluster's disk is refused at start" test $rc != 0
+    check "the refusal names the disk and the guest cluster's key ($out)" contains "$out" "lun5-unlisted.*000000000000c1c1"
+    check "the refusal points at guest_reservations" contains "$out" "guest_reservations"
+    message "virsh create of a VM whose <reservations managed='yes'/> disk is not in guest_reservations" "$out"
+    check "the refused start left LUN 5 untouched" holds 5 000000000000c1c1
+    vm1_on_a /dev/lab/lun5:managed
+    check "LUN 5 keeps the guest cluster's reservation, untouched" holds 5 000000000000c1c1
+    out=$(gx a 30 "pgrep -a qemu-pr-helper"); check "libvirt runs qemu-pr-helper for the managed disk ($out)" test -n "$out"
+    start_vm b vm2 $VM2 /dev/lab/lun5:managed
+    check "vm2 with the same guest-cluster disk starts on b; LUN 5 untouched" holds 5 000000000000c1c1
+    destroy_frees a vm1 1
+    destroy_frees b vm2
+    check "the guest cluster's reservation outlives both VMs (theirs to manage)" holds 5 000000000000c1c1
+}
+
+# Host a powered off (its guest killed from here) while vm1 runs: its
+# reservation stays (the fence); b cannot start vm1 until
+# `pr-tool clear-host --host-is-dead` names a; then it can. Runs last.
+scenario_dead_host() {
+    local ka kb out rc
+    kb=$(key_of b $VM1)
+    vm1_on_a
+    guest_kill a
+    check "a is gone; its key still holds LUN 1" holds 1 "$ka"
+    out=$(gx b 300 vm_create vm1 $VM1 $D1); rc=$?
+    check "b cannot start vm1 while dead a's reservation stands" test $rc != 0
+    check "b's refusal names the disk and a's key ($out)" contains "$out" "$D1.*$ka"
+    check "b's refusal points at clear-host" contains "$out" "clear-host"
+    message "virsh create on host b after host a died holding the disk" "$out"
+    printf 'iscsi_initiator = "%s"\nkeeper_dir = "%s"\n' iqn.2026-01.lockmgr.lab:admin "$run/admin-keeper" > "$run/admin-pr.conf"
+    out=$(prtool clear-host --config "$run/admin-pr.conf" --dead-host "$(iqn_of a)" --log "$run/clear-host.log" "${LUN[1]}" 2>&1); rc=$?
+    check "clear-host without --host-is-dead is refused (exit $rc: $out)" test $rc = 75
+    check "the refusal changed nothing" holds 1 "$ka"
+    out=$(prtool clear-host --config "$run/admin-pr.conf" --dead-host "$(iqn_of a)" --host-is-dead --log "$run/clear-host.log" "${LUN[1]}" 2>&1); rc=$?
+    check "clear-host --host-is-dead naming a (exit $rc: $out)" test $rc = 0
+    check "the clearing is logged" grep -q "dropped the keys of dead host part" "$run/clear-host.log"
+    log "  clear-host log: $(cat "$run/clear-host.log")"
+    check "LUN 1 is free" free 1
+    start_vm b vm1 $VM1 $D1
+    check "b now holds LUN 1 with $kb" holds 1 "$kb"
+    destroy_frees b vm1 1
+}
