@@ -39,6 +39,18 @@ func plugin(_ name: String, module: String, dependencies: [Target.Dependency] = 
 
 let nop = plugin("nop", module: "Nop")
 
+// ---- deployable programs (issue 13) -----------------------------------------
+// Installed programs carry their own Swift runtime, and the Foundation that
+// swift-argument-parser brings, as the plugins do: hypervisor hosts have no
+// Swift toolchain, and `lockmgr failure-action` is what sanlock runs when a
+// lease is lost. Tests/DeployTests checks every installed file without one.
+// A static FoundationEssentials does not name the archives it needs itself.
+let installedProgramLinkerSettings: [LinkerSetting] = [
+    .unsafeFlags(["-static-stdlib"]),
+    .linkedLibrary("_FoundationCollections"), .linkedLibrary("_FoundationCShims"), .linkedLibrary("swiftSynchronization"),
+]
+// ---- end deployable programs -------------------------------------------------
+
 // ---- sanlock plugin (issue 4) --------------------------------------------
 // CSanlock: libsanlock_client's headers plus a small C helper for
 // `struct sanlk_resource` (its flexible disks[] array is not usable from Swift).
@@ -82,7 +94,9 @@ let prTargets: [Target] = [
     // Not a test: the pr plugin .so through our host library against the raw PR command floor (issue 6).
     .executableTarget(name: "pr-bench", dependencies: ["PRCore", "LockDriver", "BenchSupport"], path: "Benchmarks/pr-bench",
                       linkerSettings: hostLinkerSettings),
-    .executableTarget(name: "pr-tool", dependencies: ["PRCore"], path: "Sources/Tools/pr-tool"),
+    .executableTarget(name: "pr-tool", dependencies: ["PRCore", "LockDriver", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                      path: "Sources/Tools/pr-tool",
+                      linkerSettings: installedProgramLinkerSettings),
     .testTarget(name: "PRCoreTests", dependencies: ["PRCore"], path: "Tests/PRCoreTests"),
     .testTarget(name: "PRTargetTests", dependencies: ["PRCore", "LockDriver", "TestSupport"],
                 path: "Tests/PRTargetTests", linkerSettings: hostLinkerSettings),
@@ -175,7 +189,7 @@ let package = Package(
             name: "lockmgr",
             dependencies: ["LockDriver", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/lockmgr",
-            linkerSettings: hostLinkerSettings),
+            linkerSettings: hostLinkerSettings + installedProgramLinkerSettings),
         // Helpers shared by the test targets: build products, temp dirs, commands, daemons.
         .target(name: "TestSupport", dependencies: ["LockDriver", "CSanitizerSupport"], path: "Tests/TestSupport"),
         // The pr plugin's testable core: SCSI transports, PR commands, keys, state.
