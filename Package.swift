@@ -1,6 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// (issue 13) Release builds (what `make install` and `make deb` ship) resolve every
+// symbol at load, as Debian's hardened builds (libvirt's plugins) do.
+let releaseBindNow: LinkerSetting = .unsafeFlags(["-Xlinker", "-z", "-Xlinker", "now"], .when(configuration: .release))
+
 // Plugins are loaded into C hosts (libvirtd) as well as ours: they carry
 // their own Swift runtime and export nothing but virLockDriverImpl.
 let pluginLinkerSettings: [LinkerSetting] = [
@@ -8,6 +12,7 @@ let pluginLinkerSettings: [LinkerSetting] = [
         "-static-stdlib",
         "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/Plugins/exports.map",
     ]),
+    releaseBindNow,
 ]
 
 // Hosts export the sink our plugins report their errors to (error_channel.h).
@@ -46,8 +51,11 @@ let nop = plugin("nop", module: "Nop")
 // lease is lost. Tests/DeployTests checks every installed file without one.
 // A static FoundationEssentials does not name the archives it needs itself.
 let installedProgramLinkerSettings: [LinkerSetting] = [
-    .unsafeFlags(["-static-stdlib"]),
+    .unsafeFlags(["-static-stdlib"]), releaseBindNow,
     .linkedLibrary("_FoundationCollections"), .linkedLibrary("_FoundationCShims"), .linkedLibrary("swiftSynchronization"),
+]
+let deployTargets: [Target] = [
+    .testTarget(name: "DeployTests", dependencies: ["LockDriver", "TestSupport"]),
 ]
 // ---- end deployable programs -------------------------------------------------
 
@@ -107,7 +115,7 @@ let prTargets: [Target] = [
 let prLifecycleTargets: [Target] = [
     // Started by the plugin, outlives its caller: carries its own Swift runtime like the plugins.
     .executableTarget(name: "pr-keeper", dependencies: ["PRCore", "LockDriver"], path: "Sources/Plugins/pr/Keeper",
-                      linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+                      linkerSettings: [.unsafeFlags(["-static-stdlib"]), releaseBindNow]),
 ]
 
 // MARK: pr plugin transports (SG_IO, qemu-pr-helper) and their tests
@@ -198,5 +206,5 @@ let package = Package(
                     linkerSettings: hostLinkerSettings),
         .testTarget(name: "LockmgrToolTests", dependencies: ["TestSupport"]),
     ] + nop.1 + sanlock.1 + sanlockTargets + interopTargets + libvirtTargets + pr.1 + prTargets + prTransportTargets
-        + prLifecycleTargets + sanitizerTargets + benchReportTargets + fuzzTargets
+        + prLifecycleTargets + sanitizerTargets + benchReportTargets + fuzzTargets + deployTargets
 )
