@@ -89,6 +89,7 @@ chr sh -ec "sleep 60 & vm=\$!
 
 step "pr against tgtd on loopback: /etc/libvirt/qemu-lockmgr-pr.conf, keeper from /usr/libexec"
 tgt_start
+trap cleanup EXIT   # tgt_start sets its own: ours calls it
 url=$(tgt_add_target iqn.2026-01.lockmgr.test:deb 1)
 mkdir -p "$root/etc/libvirt"
 printf 'iscsi_initiator = "iqn.2026-01.lockmgr.test:deb-host"\nkeeper_interval_ms = 200\n' > "$root/etc/libvirt/qemu-lockmgr-pr.conf"
@@ -111,7 +112,7 @@ printf 'auto_disk_leases = 1\ndisk_lease_dir = "/var/lib/lockmgr-test"\nhost_id 
     > "$root/etc/libvirt/qemu-lockmgr-sanlock.conf"
 export_run="SANLOCK_RUN_DIR=/run/sanlock-test"
 mkdir -p "$root/run/sanlock-test"
-chr env $export_run SANLOCK_PRIVILEGED=0 sanlock daemon -D -w 0 -U root -G root -l 0 -L -1 -S -1 -e deb-test 2>/dev/null &
+chr env $export_run SANLOCK_PRIVILEGED=0 sanlock daemon -D -w 0 -U root -G root -l 0 -L -1 -S -1 -e deb-test >/dev/null 2>&1 &
 for i in $(seq 1 100); do chr env $export_run sanlock client status >/dev/null 2>&1 && break; sleep 0.1; done
 chr env $export_run sh -ec "
     lockmgr run --plugin lockmgr-sanlock --uuid $uuid --name vm-deb --action pause --disk /images/vm.img -- sleep 120 &
