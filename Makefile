@@ -1,9 +1,10 @@
 # lockmgr - see README.md.
 PREFIX ?= $(CURDIR)/_install
 SWIFT ?= swift
-PLUGINS := $(patsubst Sources/Plugins/%/Driver,%,$(wildcard Sources/Plugins/*/Driver))
+# The release, in one place: lockmgr --version, pr-tool --version and the package.
+VERSION := $(shell sed -n 's/^ *public static let string = "\(.*\)"$$/\1/p' Sources/LockDriver/Tool/Version.swift)
 
-.PHONY: all deps build test test-asan test-tsan demo install release bench bench-sanlock bench-load bench-libvirt bench-pr fuzz fuzz-ci test-lab clean
+.PHONY: all deps build test deb test-deb test-no-toolchain man test-asan test-tsan demo install release bench bench-sanlock bench-load bench-libvirt bench-pr fuzz fuzz-ci test-lab clean
 
 all: build
 
@@ -49,19 +50,33 @@ release: deps
 	$(SWIFT) build -c release
 
 install: release
-	@bin=$$($(SWIFT) build -c release --show-bin-path); \
-	install -d $(PREFIX)/bin $(PREFIX)/lib/lock_manager $(PREFIX)/libexec/lockmgr $(PREFIX)/etc/lockmgr; \
-	install -m 0755 $$bin/lockmgr $(PREFIX)/bin/lockmgr; \
-	install -m 0755 $$bin/pr-tool $(PREFIX)/bin/pr-tool; \
-	install -m 0755 $$bin/pr-keeper $(PREFIX)/libexec/lockmgr/pr-keeper; \
-	for p in $(PLUGINS); do install -m 0755 $$bin/liblockmgr_$$p.so $(PREFIX)/lib/lock_manager/$$p.so; done; \
-	for f in etc/*.conf; do \
-	    [ -e $(PREFIX)/etc/lockmgr/$$(basename $$f) ] || install -m 0644 $$f $(PREFIX)/etc/lockmgr/; \
-	done; \
-	echo "installed lockmgr and plugins ($(PLUGINS)) under $(PREFIX)"
+	scripts/install-files.sh $$($(SWIFT) build -c release --show-bin-path) $(PREFIX)
 
 demo: install
 	scripts/demo.sh $(PREFIX)
+
+# ---- deployment (issue 13) ----------------------------------------------------
+# The man pages: lockmgr(8) and pr-tool(8) generated from the programs'
+# own argument parsers, the config files' section 5 pages from docs/man.
+man: release
+	scripts/deb/man.sh .build-deb/man
+
+# The Debian package: .build-deb/lockmgr_$(VERSION)_<arch>.deb (scripts/deb/build.sh).
+deb: release
+	scripts/deb/build.sh $(VERSION)
+
+# The package on a clean Debian 12 root (debootstrap, cached in .build-deb):
+# apt install, every program, the nop, pr (tgtd on loopback) and sanlock
+# flows from the installed files, dpkg -r, dpkg -i again; then lintian.
+test-deb: deb
+	scripts/deb/test-package.sh .build-deb/lockmgr_$(VERSION)_$$(dpkg --print-architecture).deb
+
+# The release build's installed files with the Swift toolchain hidden
+# (Tests/DeployTests; `make test` runs the same tests on the debug build).
+test-no-toolchain: release
+	$(SWIFT) build --build-tests
+	LOCKMGR_BUILD_DIR=$$($(SWIFT) build -c release --show-bin-path) $(SWIFT) test --skip-build --filter NoToolchainTests
+# ---- end deployment -----------------------------------------------------------
 
 # Benchmarks, release builds. Each writes its report section into BENCH_OUT.
 BENCH_OUT ?= bench-results
@@ -115,4 +130,4 @@ fuzz-ci: deps
 	scripts/fuzz.sh 20
 
 clean:
-	rm -rf .build .build-asan .build-tsan .build-fuzz _install $(BENCH_OUT)
+	rm -rf .build .build-asan .build-tsan .build-fuzz .build-deb _install $(BENCH_OUT)

@@ -1,6 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// (issue 13) Release builds (what `make install` and `make deb` ship) resolve every
+// symbol at load, as Debian's hardened builds (libvirt's plugins) do.
+let releaseBindNow: LinkerSetting = .unsafeFlags(["-Xlinker", "-z", "-Xlinker", "now"], .when(configuration: .release))
+
 // Plugins are loaded into C hosts (libvirtd) as well as ours: they carry
 // their own Swift runtime and export nothing but virLockDriverImpl.
 let pluginLinkerSettings: [LinkerSetting] = [
@@ -8,6 +12,7 @@ let pluginLinkerSettings: [LinkerSetting] = [
         "-static-stdlib",
         "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/Plugins/exports.map",
     ]),
+    releaseBindNow,
 ]
 
 // Hosts export the sink our plugins report their errors to (error_channel.h).
@@ -38,6 +43,21 @@ func plugin(_ name: String, module: String, dependencies: [Target.Dependency] = 
 }
 
 let nop = plugin("nop", module: "Nop")
+
+// ---- deployable programs (issue 13) -----------------------------------------
+// Installed programs carry their own Swift runtime, and the Foundation that
+// swift-argument-parser brings, as the plugins do: hypervisor hosts have no
+// Swift toolchain, and `lockmgr failure-action` is what sanlock runs when a
+// lease is lost. Tests/DeployTests checks every installed file without one.
+// A static FoundationEssentials does not name the archives it needs itself.
+let installedProgramLinkerSettings: [LinkerSetting] = [
+    .unsafeFlags(["-static-stdlib"]), releaseBindNow,
+    .linkedLibrary("_FoundationCollections"), .linkedLibrary("_FoundationCShims"), .linkedLibrary("swiftSynchronization"),
+]
+let deployTargets: [Target] = [
+    .testTarget(name: "DeployTests", dependencies: ["LockDriver", "TestSupport"]),
+]
+// ---- end deployable programs -------------------------------------------------
 
 // ---- sanlock plugin (issue 4) --------------------------------------------
 // CSanlock: libsanlock_client's headers plus a small C helper for
@@ -82,7 +102,9 @@ let prTargets: [Target] = [
     // Not a test: the pr plugin .so through our host library against the raw PR command floor (issue 6).
     .executableTarget(name: "pr-bench", dependencies: ["PRCore", "LockDriver", "BenchSupport"], path: "Benchmarks/pr-bench",
                       linkerSettings: hostLinkerSettings),
-    .executableTarget(name: "pr-tool", dependencies: ["PRCore"], path: "Sources/Tools/pr-tool"),
+    .executableTarget(name: "pr-tool", dependencies: ["PRCore", "LockDriver", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                      path: "Sources/Tools/pr-tool",
+                      linkerSettings: installedProgramLinkerSettings),
     .testTarget(name: "PRCoreTests", dependencies: ["PRCore"], path: "Tests/PRCoreTests"),
     .testTarget(name: "PRTargetTests", dependencies: ["PRCore", "LockDriver", "TestSupport"],
                 path: "Tests/PRTargetTests", linkerSettings: hostLinkerSettings),
@@ -93,7 +115,7 @@ let prTargets: [Target] = [
 let prLifecycleTargets: [Target] = [
     // Started by the plugin, outlives its caller: carries its own Swift runtime like the plugins.
     .executableTarget(name: "pr-keeper", dependencies: ["PRCore", "LockDriver"], path: "Sources/Plugins/pr/Keeper",
-                      linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+                      linkerSettings: [.unsafeFlags(["-static-stdlib"]), releaseBindNow]),
 ]
 
 // MARK: pr plugin transports (SG_IO, qemu-pr-helper) and their tests
@@ -175,7 +197,7 @@ let package = Package(
             name: "lockmgr",
             dependencies: ["LockDriver", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/lockmgr",
-            linkerSettings: hostLinkerSettings),
+            linkerSettings: hostLinkerSettings + installedProgramLinkerSettings),
         // Helpers shared by the test targets: build products, temp dirs, commands, daemons.
         .target(name: "TestSupport", dependencies: ["LockDriver", "CSanitizerSupport"], path: "Tests/TestSupport"),
         // The pr plugin's testable core: SCSI transports, PR commands, keys, state.
@@ -184,5 +206,5 @@ let package = Package(
                     linkerSettings: hostLinkerSettings),
         .testTarget(name: "LockmgrToolTests", dependencies: ["TestSupport"]),
     ] + nop.1 + sanlock.1 + sanlockTargets + interopTargets + libvirtTargets + pr.1 + prTargets + prTransportTargets
-        + prLifecycleTargets + sanitizerTargets + benchReportTargets + fuzzTargets
+        + prLifecycleTargets + sanitizerTargets + benchReportTargets + fuzzTargets + deployTargets
 )

@@ -78,6 +78,24 @@ import TestSupport
         #expect(s.configDir == "/etc/libvirt")
     }
 
+    /// The Debian package's layout (prefix /usr): plugins and their configs
+    /// where libvirt has them, the host config under /etc.
+    @Test func systemPrefixUsesLibvirtsDirectories() throws {
+        let system = InstallLayout(prefix: "/usr")
+        #if arch(x86_64)
+        #expect(system.pluginDir == "/usr/lib/x86_64-linux-gnu/libvirt/lock-driver")
+        #endif
+        #expect(system.configDir == "/etc/libvirt")
+        #expect(system.hostConfigFile == "/etc/lockmgr/lockmgr.conf")
+        #expect(system.libexecDir == "/usr/libexec/lockmgr")
+        #expect(system.binDir == "/usr/bin")
+        #expect(InstallLayout(pluginPath: "\(system.pluginDir)/lockmgr-pr.so") == system)
+        #expect(InstallLayout(pluginPath: "\(system.pluginDir)/sub/lockmgr-pr.so") == nil)
+        let s = try HostSettings.resolve(configPath: write("# nothing set"), layout: system, environment: { _ in nil })
+        #expect(s.lockManager == "lockmgr-nop")
+        #expect(s.pluginConfigFile == "/etc/libvirt/qemu-lockmgr-nop.conf")
+    }
+
     @Test func environmentCanNameTheConfigFile() throws {
         let path = write("lockManager = 'sanlock'")
         let s = try HostSettings.resolve(configPath: nil, layout: layout, environment: { $0 == "LOCKMGR_CONFIG" ? path : nil })

@@ -32,8 +32,8 @@ pr() { cmd=("$lockmgr" "$1" --plugin pr --plugin-dir "$prefix/lib/lock_manager" 
 show_bg() { printf '\n\033[1m$ %s &\033[0m\n' "${cmd[*]}"; "${cmd[@]}" & }
 watch() { show "$prtool" --initiator iqn.2026-01.lockmgr.demo:observer "$lun" reservation keys; }
 keeperlog() { echo "--- host $1's keeper log:"; sed 's/^/    /' "$work/$1/keeper/keeper.log" 2>/dev/null || true; }
-keyA=$("$prtool" --initiator iqn.2026-01.lockmgr.demo:host-a key $uuid)
-keyB=$("$prtool" --initiator iqn.2026-01.lockmgr.demo:host-b key $uuid)
+keyA=$("$prtool" key --initiator iqn.2026-01.lockmgr.demo:host-a $uuid)
+keyB=$("$prtool" key --initiator iqn.2026-01.lockmgr.demo:host-b $uuid)
 echo "keys of this VM: host a $keyA, host b $keyB (VM part | host part)"
 watch
 

@@ -87,7 +87,7 @@ public struct HostSettings: Sendable, Equatable {
         }
         let callTimeout = try resolveCallTimeout(conf, override: overrides.callTimeout, environment: environment)
         let settings = HostSettings(
-            lockManager: overrides.lockManager ?? configuredManager ?? "nop",
+            lockManager: overrides.lockManager ?? configuredManager ?? layout.defaultLockManager,
             pluginDir: overrides.pluginDir ?? environment(Environment.pluginDir) ?? configuredPluginDir ?? layout.pluginDir,
             configDir: overrides.configDir ?? environment(Environment.configDir) ?? configuredConfigDir ?? layout.configDir,
             driver: overrides.driver ?? configuredDriver ?? "qemu",
@@ -124,14 +124,40 @@ public struct HostSettings: Sendable, Equatable {
 /// The install prefix and the paths under it, derived from where the
 /// running executable lives (`<prefix>/bin/lockmgr`), so an installed tree
 /// can be moved without rebuilding.
+///
+/// The prefix `/usr` is the distribution's (the Debian package, `make
+/// install PREFIX=/usr`): plugins live where libvirt loads them, named
+/// `lockmgr-<name>.so` beside libvirt's own, and read their configs where
+/// libvirt does (`/etc/libvirt/qemu-lockmgr-<name>.conf`), so lockmgr and
+/// libvirtd use a plugin with the same settings; the host config is
+/// `/etc/lockmgr/lockmgr.conf`.
 public struct InstallLayout: Sendable, Equatable {
     public var prefix: String
 
     public init(prefix: String) { self.prefix = prefix }
 
-    public var pluginDir: String { "\(prefix)/lib/lock_manager" }
-    public var configDir: String { "\(prefix)/etc/lockmgr" }
-    public var hostConfigFile: String { "\(configDir)/lockmgr.conf" }
+    public static let systemPrefix = "/usr"
+    /// libvirt's lock driver directory on this architecture (Debian's multiarch path).
+    public static let systemPluginDir = "/usr/lib/\(multiarchTriplet)/libvirt/lock-driver"
+    /// What our plugins are called in `systemPluginDir`: libvirt ships a
+    /// `sanlock.so` there and has a built-in `nop`.
+    public static let systemPluginNamePrefix = "lockmgr-"
+
+    #if arch(x86_64)
+    static let multiarchTriplet = "x86_64-linux-gnu"
+    #elseif arch(arm64)
+    static let multiarchTriplet = "aarch64-linux-gnu"
+    #else
+    static let multiarchTriplet = "unknown-linux-gnu"
+    #endif
+
+    public var isSystem: Bool { prefix == Self.systemPrefix }
+    public var pluginDir: String { isSystem ? Self.systemPluginDir : "\(prefix)/lib/lock_manager" }
+    /// Where plugin configs live (`<driver>-<plugin>.conf`).
+    public var configDir: String { isSystem ? "/etc/libvirt" : "\(prefix)/etc/lockmgr" }
+    public var hostConfigFile: String { isSystem ? "/etc/lockmgr/lockmgr.conf" : "\(prefix)/etc/lockmgr/lockmgr.conf" }
+    /// The plugin used when none is configured: the one that takes no locks.
+    public var defaultLockManager: String { isSystem ? Self.systemPluginNamePrefix + "nop" : "nop" }
     public var binDir: String { under("bin") }
     /// Helper programs plugins start (the pr plugin's keeper).
     public var libexecDir: String { under("libexec/lockmgr") }
@@ -139,10 +165,15 @@ public struct InstallLayout: Sendable, Equatable {
     func under(_ path: String) -> String { prefix == "/" ? "/" + path : "\(prefix)/\(path)" }
 
     /// The layout an installed plugin belongs to:
-    /// `<prefix>/lib/lock_manager/<name>.so` → `<prefix>`; nil for a plugin
-    /// loaded from anywhere else (a build directory, libvirt's own).
+    /// `<prefix>/lib/lock_manager/<name>.so` → `<prefix>`, a plugin in
+    /// `systemPluginDir` → `/usr`; nil for a plugin loaded from anywhere
+    /// else (a build directory).
     public init?(pluginPath: String) {
         var parts = pluginPath.split(separator: "/", omittingEmptySubsequences: false)
+        if parts.count >= 2, parts.dropLast().joined(separator: "/") == Self.systemPluginDir {
+            self.init(prefix: Self.systemPrefix)
+            return
+        }
         guard parts.count >= 4, parts[parts.count - 2] == "lock_manager", parts[parts.count - 3] == "lib" else {
             return nil
         }

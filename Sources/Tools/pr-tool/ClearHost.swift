@@ -1,3 +1,4 @@
+import ArgumentParser
 import Glibc
 import LockDriver
 import PRCore
@@ -6,60 +7,79 @@ import PRCore
 /// dead host's reservations (the ones that fenced it: a host that dies
 /// holding reservations keeps them, so nobody else can start its VMs on a
 /// disk it may still write to).
-///
-///   pr-tool clear-host --config FILE (--dead-host IQN | --dead-host-id N)
-///                      [--host-is-dead] [--log FILE] URL...
-///
-/// FILE is this host's pr plugin config (initiator name, host_id,
-/// keeper_dir). Refused, changing nothing:
-/// - when the dead host is this host and a keeper or a VM process of this
-///   host still holds one of the disks (its keeper records say so);
-/// - when the dead host is another host and --host-is-dead is missing:
-///   from here nobody can tell a dead host from a partitioned one, so the
-///   administrator must say it (after making sure: power fencing, console).
-enum ClearHost {
-    static func run(_ arguments: [String]) -> Int32 {
-        var args = arguments
-        var configPath: String?, deadName: String?, deadID: UInt32?, logPath: String?
-        var asserted = false
-        var urls: [String] = []
-        while !args.isEmpty {
-            let a = args.removeFirst()
-            switch a {
-            case "--host-is-dead": asserted = true
-            case "--config", "--dead-host", "--dead-host-id", "--log":
-                guard !args.isEmpty else { return usage("\(a) needs a value") }
-                let v = args.removeFirst()
-                switch a {
-                case "--config": configPath = v
-                case "--dead-host": deadName = v
-                case "--log": logPath = v
-                default:
-                    guard let id = UInt32(v), id > 0 else { return usage("--dead-host-id must be 1..4294967295, not '\(v)'") }
-                    deadID = id
-                }
-            default:
-                guard !a.hasPrefix("--") else { return usage("unknown option \(a)") }
-                urls.append(a)
-            }
+struct ClearHost: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clear-host",
+        abstract: "Remove a dead host's registrations and reservations from iSCSI disks.",
+        discussion: """
+            FILE is this host's pr plugin config (initiator name, host_id, keeper_dir).
+            Refused, changing nothing (status 75): when the dead host is this host and a
+            keeper or a VM process of this host still holds one of the disks (its keeper
+            records say so); when the dead host is another host and --host-is-dead is
+            missing: from here nobody can tell a dead host from a partitioned one, so the
+            administrator must say it (after making sure: power fencing, console).
+            Every step is logged to stderr, syslog (facility auth) and --log.
+            """)
+
+    @Option(help: ArgumentHelp("This host's pr plugin config.", valueName: "file"))
+    var config: String
+
+    @Option(name: .customLong("dead-host"), help: ArgumentHelp("The dead host's initiator name.", valueName: "iqn"))
+    var deadName: String?
+
+    @Option(name: .customLong("dead-host-id"), help: ArgumentHelp("The dead host's host_id.", valueName: "n"))
+    var deadID: UInt32?
+
+    @Flag(name: .customLong("host-is-dead"), help: "Assert that the other host is down (fenced, powered off).")
+    var asserted = false
+
+    @Option(help: ArgumentHelp("Also append every message to this file.", valueName: "file"))
+    var log: String?
+
+    @Flag(help: "Print the outcome per disk as JSON.")
+    var json = false
+
+    @Argument(help: ArgumentHelp("The disks: iscsi://host[:port]/target-iqn/lun.", valueName: "url"))
+    var urls: [String] = []
+
+    func validate() throws {
+        guard (deadName == nil) != (deadID == nil) else { throw ValidationError("give one of --dead-host IQN or --dead-host-id N") }
+        if deadID == 0 { throw ValidationError("--dead-host-id must be 1..4294967295") }
+        guard !urls.isEmpty else { throw ValidationError("name at least one iscsi:// disk") }
+        for url in urls {
+            do throws(LockError) { _ = try ISCSIURL(parsing: url) } catch { throw ValidationError(error.message) }
         }
-        guard let configPath else { return usage("--config (this host's pr plugin config) is required") }
-        guard (deadName == nil) != (deadID == nil) else { return usage("give one of --dead-host IQN or --dead-host-id N") }
-        guard !urls.isEmpty else { return usage("name at least one iscsi:// disk") }
+    }
+
+    func run() throws {
+        let status = clear()
+        if status != ExitStatus.success { throw ExitCode(status) }
+    }
+
+    /// Clears every disk it can; the exit status.
+    private func clear() -> Int32 {
+        let configPath = config, logPath = log
+        var report: [JSON] = []
+        var refusal: JSON = .string(nil)
+        defer { if json { say(JSON.object([("disks", .array(report)), ("error", refusal)]).text) } }
         let log = Log(path: logPath)
+        func refuse(_ kind: LockErrorKind, _ message: String) {
+            log.say(message)
+            refusal = .object([("kind", .string(kind.description)), ("message", .string(message))])
+        }
         do throws(LockError) {
             let config = try PRConfig.load(path: configPath)
             let ours = try config.requireHostPart()
             let dead = deadID ?? PRKey.hostPart(ofIdentity: deadName ?? "")
             let who = "host part \(PRDecision.hex(dead))" + (deadName.map { " (\($0))" } ?? "")
             if dead == ours {
-                if let holder = try livingHolder(KeeperStore(dir: config.keeperDir), urls) {
-                    log.say("clear-host refused: \(who) is this host, and \(holder) is alive here; stop it (or its keeper) first")
-                    return 75
+                if let holder = try Self.livingHolder(KeeperStore(dir: config.keeperDir), urls) {
+                    refuse(.conflict, "clear-host refused: \(who) is this host, and \(holder) is alive here; stop it (or its keeper) first")
+                    return ExitStatus.tempFail
                 }
             } else if !asserted {
-                log.say("clear-host refused: \(who) is another host, whose death cannot be seen from here; make sure it is down (fenced, powered off), then repeat with --host-is-dead")
-                return 75
+                refuse(.conflict, "clear-host refused: \(who) is another host, whose death cannot be seen from here; make sure it is down (fenced, powered off), then repeat with --host-is-dead")
+                return ExitStatus.tempFail
             }
             guard let initiator = config.iscsiInitiator else {
                 throw LockError.config("\(config.origin): 'iscsi_initiator' is needed to reach iSCSI disks")
@@ -75,15 +95,20 @@ enum ClearHost {
                     let held = outcome.reservation.map { "; its reservation (key \(PRKey(rawValue: $0.key)), \($0.type)) is gone" } ?? ""
                     log.say(outcome.dropped.isEmpty ? "clear-host: \(url): nothing of \(who) registered"
                             : "clear-host: \(url): dropped the keys of dead \(who): \(outcome.dropped.map(\.description).joined(separator: ", "))\(held)")
+                    report.append(.object([("url", .string(url)),
+                                           ("dropped", .array(outcome.dropped.map { .string($0.description) })),
+                                           ("reservation", .string(outcome.reservation.map { PRKey(rawValue: $0.key).description })),
+                                           ("error", .string(nil))]))
                 } catch {
                     log.say("clear-host: \(url): FAILED: \(error.message)")
+                    report.append(.object([("url", .string(url)), ("error", .string(error.message))]))
                     failed = true
                 }
             }
-            return failed ? 69 : 0
+            return failed ? ExitStatus.unavailable : ExitStatus.success
         } catch {
-            log.say("clear-host: \(error.message)")
-            return error.kind == .config ? 78 : 69
+            refuse(error.kind, "clear-host: \(error.message)")
+            return ExitStatus.code(for: error.kind == .config ? .config : .backend)
         }
     }
 
@@ -95,11 +120,6 @@ enum ClearHost {
             if let keeper = store.runningKeeper(vm) { return "the keeper (pid \(keeper)) of VM '\(r.name)' (\(vm))" }
         }
         return nil
-    }
-
-    static func usage(_ why: String) -> Int32 {
-        Log(path: nil).say("pr-tool clear-host: \(why)\nusage: pr-tool clear-host --config FILE (--dead-host IQN | --dead-host-id N) [--host-is-dead] [--log FILE] URL...")
-        return 64
     }
 
     /// stderr, syslog (auth facility: it changes who may write a disk), and --log.

@@ -50,12 +50,12 @@ struct FailureActionCommand: ParsableCommand {
         guard kill(pid, signal) == 0 else {
             let error = Errno.current
             writeStderr("lockmgr: cannot \(action) pid \(pid): \(error)")
-            throw ExitCode(error.code == ESRCH ? 0 : 69)
+            throw ExitCode(error.code == ESRCH ? ExitStatus.success : ExitStatus.unavailable)
         }
         guard action == "pause", host.plugin != nil else { return }
         guard waitUntilStopped() else {
             writeStderr("lockmgr: pid \(pid) was not seen stopped within \(Int(Self.stopTimeout)) s; it keeps its locks")
-            throw ExitCode(69)
+            throw ExitCode(ExitStatus.unavailable)
         }
         try reportingErrors(json: host.json) { () throws(LockError) in
             // Only the pid matters to a release of everything it holds.

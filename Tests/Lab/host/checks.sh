@@ -7,7 +7,7 @@ OBSERVER=iqn.2026-01.lockmgr.lab:observer
 prtool() { "$prefix/bin/pr-tool" "$@"; }
 
 # key_of HOST UUID: the pr plugin's key of that VM on that host.
-key_of() { prtool --initiator "$(iqn_of "$1")" key "$2"; }
+key_of() { prtool key --initiator "$(iqn_of "$1")" "$2"; }
 
 # pr_state N: "<reservation line>; <keys line>" of LUN N, as the reader sees it.
 pr_state() { prtool --initiator $OBSERVER "${LUN[$1]}" reservation keys 2>&1 | paste -sd';' | sed 's/;/; /'; }

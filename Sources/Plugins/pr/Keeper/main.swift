@@ -10,8 +10,11 @@ import PRCore
 //   pr-keeper watch DIR UUID   be the keeper (fd 3, if open, is told when ready)
 
 let args = Array(CommandLine.arguments.dropFirst())
+let usage = "usage: pr-keeper start|watch KEEPER_DIR VM_UUID"
+if args == ["--version"] { print(LockmgrVersion.string); exit(0) }
+if args == ["--help"] { print("\(usage)\n(started by the pr lock plugin; see lockmgr-pr.conf(5))"); exit(0) }
 guard args.count == 3, let vm = UUIDBytes(args[2]), args[1].hasPrefix("/") else {
-    KeeperLog.stderr("usage: pr-keeper start|watch KEEPER_DIR VM_UUID")
+    KeeperLog.stderr(usage)
     exit(2)
 }
 let store = KeeperStore(dir: args[1])
