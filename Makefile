@@ -20,8 +20,8 @@ test: build
 # The whole suite under AddressSanitizer (with LeakSanitizer) and under
 # ThreadSanitizer: every product instrumented (plugins, lockmgr, pr-keeper,
 # pr-tool, the tests), each build in its own scratch path. Options and
-# suppressions: Tests/SanitizerSupport; how children get the runtime:
-# Tests/TestSupport/Sanitizer.swift.
+# suppressions: Support/SanitizerSupport; how children get the runtime:
+# Support/Harness/Sanitizer.swift.
 test-asan: deps
 	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
 	$(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan

@@ -1,5 +1,6 @@
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 
 /// PERSISTENT RESERVE IN data and sense data as a device (or anything
 /// pretending to be one) sends them: each parser gives a value that the

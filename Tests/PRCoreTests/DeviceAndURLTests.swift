@@ -1,5 +1,6 @@
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import Testing
 
 /// A scripted transport (a named test fake): answers from a list.

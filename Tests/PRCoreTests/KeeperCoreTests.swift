@@ -1,6 +1,8 @@
 import Glibc
 import LockDriver
-import PRCore
+import PRProtocol
+import PRKeeper
+import PRTransport
 import Testing
 
 /// The keeper's pure parts: its verdict on what a LU shows, its record

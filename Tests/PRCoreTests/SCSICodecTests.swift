@@ -1,5 +1,6 @@
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import Testing
 
 /// The one CDB encoder and the one status/sense decoder, byte for byte

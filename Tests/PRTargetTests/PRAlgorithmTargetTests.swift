@@ -1,10 +1,11 @@
 import Foundation
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import Testing
-import TestSupport
+import Harness
 
-/// PRCore's algorithm driven in-process against tgtd, with a transport
+/// PRProtocol's algorithm (PRLocker) driven in-process against tgtd, with a transport
 /// decorator that injects faults a real target produces rarely: a command
 /// lost mid-acquire, a unit attention before a PREEMPT, a dropped session.
 @Suite struct PRAlgorithmTargetTests {

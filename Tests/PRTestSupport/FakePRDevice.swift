@@ -1,5 +1,6 @@
 import Foundation
-import PRCore
+import PRProtocol
+import PRTransport
 
 /// FAKE: an in-process model of one logical unit's SPC-4 persistent
 /// reservation state, seen through several I_T nexuses (each a label such

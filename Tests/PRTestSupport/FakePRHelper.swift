@@ -1,5 +1,6 @@
 import Foundation
-import PRCore
+import PRProtocol
+import PRTransport
 
 /// FAKE: the server side of the qemu-pr-helper protocol, in process, on a
 /// private Unix socket, answering from a FakePRDevice as one I_T nexus (a

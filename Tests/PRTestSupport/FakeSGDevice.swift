@@ -1,7 +1,8 @@
 import CPRShim
 import Foundation
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 
 /// FAKE: plays the kernel's side of SG_IO for SGIOTransport, because this
 /// machine has no sg driver. It reads the request from the `sg_io_hdr_t`

@@ -1,8 +1,9 @@
 import Foundation
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import PRTestSupport
-import TestSupport
+import Harness
 import Testing
 
 /// PRHelperTransport against the in-process FakePRHelper: framing, fd

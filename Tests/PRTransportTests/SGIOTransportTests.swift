@@ -1,9 +1,10 @@
 import CPRShim
 import Glibc
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import PRTestSupport
-import TestSupport
+import Harness
 import Testing
 
 /// SGIOTransport at the ioctl boundary: the device is really opened

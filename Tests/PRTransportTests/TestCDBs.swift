@@ -1,9 +1,10 @@
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import PRTestSupport
 
 // Tests only: CDBs and PR data written out byte by byte, so these tests do
-// not depend on (or duplicate) PRCore's CDB encoder. Layouts: scsi-pr.md.
+// not depend on (or duplicate) PRProtocol's CDB encoder. Layouts: SPC-4 6.16 and 6.17 (PERSISTENT RESERVE IN/OUT).
 
 enum PRIn: UInt8 {
     case readKeys = 0, readReservation = 1, reportCapabilities = 2, readFullStatus = 3

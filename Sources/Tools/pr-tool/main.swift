@@ -1,10 +1,12 @@
 import Glibc
 import LockDriver
-import PRCore
+import PRKeeper
+import PRProtocol
+import PRTransport
 
 // pr-tool: raw persistent reservation commands over one iSCSI session, for
 // the demo, for poking at a target by hand, and as the independent checker
-// a person can run. It shares PRCore's encoder/decoder and iSCSI transport
+// a person can run. It shares PRProtocol's encoder/decoder and PRTransport's iSCSI transport
 // but none of the plugin's algorithm.
 //
 //   pr-tool --initiator IQN [--isid N] [--timeout MS] iscsi://HOST:PORT/IQN/LUN COMMAND...

@@ -42,19 +42,28 @@ struct FailureActionCommand: ParsableCommand {
         guard pid > 1 else { throw ValidationError("--pid must be a process id greater than 1") }
     }
 
+    /// What happens is told on stderr (the lock daemon's log) and syslog:
+    /// losing a lock is an event an administrator must see.
+    static let syslog = Logger(ident: "lockmgr", stderr: false)
+
+    /// One line to stderr and syslog.
+    private func report(_ message: String) {
+        writeStderr("lockmgr: \(message)")
+        Self.syslog.log(message)
+    }
+
     func run() throws {
         let signal = action == "poweroff" ? SIGKILL : SIGSTOP
         let who = name.map { "'\($0)' (pid \(pid))" } ?? "pid \(pid)"
-        let message = "lockmgr: lock lost for \(who)\(reason.map { ": \($0)" } ?? ""); applying \(action)"
-        writeStderr(message)
+        report("lock lost for \(who)\(reason.map { ": \($0)" } ?? ""); applying \(action)")
         guard kill(pid, signal) == 0 else {
             let error = Errno.current
-            writeStderr("lockmgr: cannot \(action) pid \(pid): \(error)")
+            report("cannot \(action) pid \(pid): \(error)")
             throw ExitCode(error.code == ESRCH ? 0 : 69)
         }
         guard action == "pause", host.plugin != nil else { return }
         guard waitUntilStopped() else {
-            writeStderr("lockmgr: pid \(pid) was not seen stopped within \(Int(Self.stopTimeout)) s; it keeps its locks")
+            report("pid \(pid) was not seen stopped within \(Int(Self.stopTimeout)) s; it keeps its locks")
             throw ExitCode(69)
         }
         try reportingErrors(json: host.json) { () throws(LockError) in
@@ -70,7 +79,7 @@ struct FailureActionCommand: ParsableCommand {
                                              callTimeout: settings.callTimeout)
             let object = LockObject(uuid: noUUID, name: name ?? "pid \(pid)", pid: UInt32(pid))
             let state = try plugin.makeManager(for: object, flags: []).release(flags: .allHeld)
-            writeStderr("lockmgr: \(who) paused; released through \(plugin.name): \(state ?? "nothing was held")")
+            report("\(who) paused; released through \(plugin.name): \(state ?? "nothing was held")")
         }
     }
 

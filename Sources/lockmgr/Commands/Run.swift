@@ -46,9 +46,7 @@ struct Run: ParsableCommand {
         }
         if let fd {
             // The lock fd must survive exec: the command, not lockmgr, holds it.
-            let flags = fcntl(fd, F_GETFD)
-            guard flags >= 0, fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) == 0 else {
-                let error = Errno.current
+            if case .failure(let error) = CloseOnExec.clear(fd) {
                 releaseForFailedStart(plugin, object, resources)
                 printError(.internalError("cannot keep the lock fd \(fd) open across exec: \(error)"), json: host.json)
                 throw ExitCode(ExitStatus.code(for: .internalError))

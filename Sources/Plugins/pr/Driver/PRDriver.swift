@@ -1,9 +1,11 @@
 import Glibc
 import LockDriver
-import PRCore
+import PRKeeper
+import PRProtocol
+import PRTransport
 
 /// The pr plugin: SCSI-3 persistent reservations on the VM's LUNs. All the
-/// logic is in PRCore; this is the glue to the lock driver interface.
+/// logic is in PRProtocol, PRTransport and PRKeeper; this is the glue to the lock driver interface.
 final class PRDriver: LockPluginDriver {
     let config: PRConfig
     let configFile: String?

@@ -1,0 +1,45 @@
+import LockDriver
+import PRProtocol
+
+/// The one place that picks a transport for a resource name:
+/// `iscsi://...` → libiscsi; an absolute path → the qemu-pr-helper socket
+/// when `pr_helper_socket` is configured, else SG_IO.
+public struct TransportFactory {
+    public let config: PRConfig
+    /// iSCSI sessions opened for this operation; close them when done.
+    public let iscsiPool: ISCSISessionPool?
+
+    /// `isidQualifier` picks the iSCSI session id: the plugin's calls use 0;
+    /// a long-lived reader (the keeper) needs its own, because a target
+    /// that reinstates sessions closes an open session when another login
+    /// arrives with the same initiator name and ISID.
+    public init(config: PRConfig, isidQualifier: UInt16 = 0) {
+        self.config = config
+        iscsiPool = config.iscsiInitiator.map { ISCSISessionPool(initiator: $0, isidQualifier: isidQualifier) }
+    }
+
+    /// A session id for a VM's keeper: derived from the VM, never the plugin's 0.
+    public static func keeperISIDQualifier(for vm: UUIDBytes) -> UInt16 {
+        UInt16(truncatingIfNeeded: FNV.hash32(vm.bytes) % 0xFFFF) &+ 1
+    }
+
+    public func transport(for resource: String) throws(LockError) -> SCSITransport {
+        if resource.hasPrefix(ISCSIURL.scheme) {
+            let url = try ISCSIURL(parsing: resource)
+            guard let iscsiPool else {
+                throw .config("\(config.origin): resource '\(resource)' needs 'iscsi_initiator' (this host's iSCSI name)")
+            }
+            return ISCSITransport(url: url, pool: iscsiPool)
+        }
+        guard resource.hasPrefix("/") else {
+            throw .invalid("resource '\(resource)': the pr plugin takes an absolute device path or an iscsi:// URL")
+        }
+        if let socket = config.helperSocket {
+            return try PRHelperTransport(socketPath: socket, devicePath: resource,
+                                         timeoutMilliseconds: config.timeoutMilliseconds)
+        }
+        return try SGIOTransport(path: resource)
+    }
+
+    public func closeAll() { iscsiPool?.closeAll() }
+}
