@@ -69,12 +69,16 @@ func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
         #expect(wire(16383) == 0x7FFF)
     }
 
-    @Test func factoryPicksTheTransportByName() throws {
+    @Test func factoryPicksTheTransportByAddress() throws {
         let factory = TransportFactory(config: PRConfig(iscsiInitiator: "iqn.2026-01.test:a"))
-        #expect(try factory.transport(for: "iscsi://h/iqn.x:d/1") is ISCSITransport)
-        #expect(throws: LockError.self) { try factory.transport(for: "disk.img") }
+        let lun = try PRResource("iscsi://h/iqn.x:d/1")
+        #expect(lun.address == .iscsi(ISCSIURL(host: "h", target: "iqn.x:d", lun: 1)))
+        #expect(try factory.transport(for: lun) is ISCSITransport)
+        let relative = #expect(throws: LockError.self) { try PRResource("disk.img") }
+        #expect(relative?.kind == .invalid && relative?.message.contains("absolute device path") == true)
+        #expect(try PRResource("/dev/sdb").address == .devicePath("/dev/sdb"))
         let noName = TransportFactory(config: PRConfig())
-        let e = #expect(throws: LockError.self) { try noName.transport(for: "iscsi://h/iqn.x:d/1") }
+        let e = #expect(throws: LockError.self) { try noName.transport(for: lun) }
         #expect(e?.kind == .config)
     }
 }
@@ -119,8 +123,8 @@ func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
         var config = PRConfig(iscsiInitiator: "iqn.2026-01.test:b", hostPart: 0xB)
         config.timeoutMilliseconds = 100
         let locker = try PRLocker(config: config, vm: vm) { _ throws(LockError) in t }
-        let state = PRState(vm: vm, entries: [.init(resource: "lun", key: a, type: .writeExclusiveRegistrantsOnly)])
-        let e = #expect(throws: LockError.self) { try locker.acquire([PRResource("lun")], state: state) }
+        let state = PRState(vm: vm, entries: [.init(resource: "/dev/lun", key: a, type: .writeExclusiveRegistrantsOnly)])
+        let e = #expect(throws: LockError.self) { try locker.acquire([try PRResource("/dev/lun")], state: state) }
         #expect(e?.kind == .conflict && e?.message.contains("another VM") == true, "\(String(describing: e))")
         #expect(t.answers.isEmpty)
         #expect(t.sent.last?.first == 0x5E)

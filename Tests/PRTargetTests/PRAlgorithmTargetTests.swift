@@ -30,7 +30,7 @@ import Harness
         let plan = FaultPlan(resource: t.urls[2], prOutNumber: 2, fault: .transportError)
         let (locker, factory) = try locker(a, .one, faults: plan)
         defer { factory.closeAll() }
-        let error = #expect(throws: LockError.self) { try locker.acquire(t.urls.map { PRResource($0) }, state: nil) }
+        let error = #expect(throws: LockError.self) { try locker.acquire(t.urls.map { try PRResource($0) }, state: nil) }
         #expect(error?.kind == .backend && error?.message.contains("injected") == true, "\(String(describing: error))")
         for lun in t.urls {
             #expect(try check.reservation(lun) == nil)
@@ -74,7 +74,7 @@ import Harness
         let plan = FaultPlan(resource: t.urls[1], prOutNumber: 2, fault: .transportError)
         let (locker, factory) = try locker(b, .one, faults: plan)
         defer { factory.closeAll() }
-        let error = #expect(throws: LockError.self) { try locker.acquire(t.urls.map { PRResource($0) }, state: stateA) }
+        let error = #expect(throws: LockError.self) { try locker.acquire(t.urls.map { try PRResource($0) }, state: stateA) }
         #expect(error?.message.contains("kept with this host's key") == true, "\(String(describing: error))")
         #expect(try check.reservation(t.urls[0])?.key == b.key(.one).rawValue, "taken over and kept, not left unreserved")
         #expect(try check.reservation(t.urls[1])?.key == a.key(.one).rawValue, "the failed one is still the source's")

@@ -1,9 +1,9 @@
 import LockDriver
 import PRProtocol
 
-/// The one place that picks a transport for a resource name:
-/// `iscsi://...` → libiscsi; an absolute path → the qemu-pr-helper socket
-/// when `pr_helper_socket` is configured, else SG_IO.
+/// The one place that picks a transport for a resource (its address was
+/// parsed with the resource): iSCSI → libiscsi; a device path → the
+/// qemu-pr-helper socket when `pr_helper_socket` is configured, else SG_IO.
 public struct TransportFactory {
     public let config: PRConfig
     /// iSCSI sessions opened for this operation; close them when done.
@@ -23,22 +23,20 @@ public struct TransportFactory {
         UInt16(truncatingIfNeeded: FNV.hash32(vm.bytes) % 0xFFFF) &+ 1
     }
 
-    public func transport(for resource: String) throws(LockError) -> SCSITransport {
-        if resource.hasPrefix(ISCSIURL.scheme) {
-            let url = try ISCSIURL(parsing: resource)
+    public func transport(for resource: PRResource) throws(LockError) -> SCSITransport {
+        switch resource.address {
+        case .iscsi(let url):
             guard let iscsiPool else {
-                throw .config("\(config.origin): resource '\(resource)' needs 'iscsi_initiator' (this host's iSCSI name)")
+                throw .config("\(config.origin): resource '\(resource.name)' needs 'iscsi_initiator' (this host's iSCSI name)")
             }
             return ISCSITransport(url: url, pool: iscsiPool)
+        case .devicePath(let path):
+            if let socket = config.helperSocket {
+                return try PRHelperTransport(socketPath: socket, devicePath: path,
+                                             timeoutMilliseconds: config.timeoutMilliseconds)
+            }
+            return try SGIOTransport(path: path)
         }
-        guard resource.hasPrefix("/") else {
-            throw .invalid("resource '\(resource)': the pr plugin takes an absolute device path or an iscsi:// URL")
-        }
-        if let socket = config.helperSocket {
-            return try PRHelperTransport(socketPath: socket, devicePath: resource,
-                                         timeoutMilliseconds: config.timeoutMilliseconds)
-        }
-        return try SGIOTransport(path: resource)
     }
 
     public func closeAll() { iscsiPool?.closeAll() }

@@ -91,7 +91,10 @@ public struct KeeperRecord: Sendable, Equatable {
             case ("config", 2): config = try PRState.unescape(value, field: i + 1)
             case ("disk", 3):
                 guard let mode = AccessMode(rawValue: value) else { throw Self.bad(origin, i + 1, "unknown disk mode '\(value)'") }
-                resources.append(PRResource(try PRState.unescape(fields[2], field: i + 1), mode: mode))
+                let name = try PRState.unescape(fields[2], field: i + 1)
+                do { resources.append(try PRResource(name, mode: mode)) } catch {
+                    throw Self.bad(origin, i + 1, error.message)
+                }
             case ("releasing", 2):
                 let name = try PRState.unescape(value, field: i + 1)
                 guard resources.contains(where: { $0.name == name }) else {

@@ -143,7 +143,7 @@ final class Keeper {
                 let config = try loadConfig(r)
                 let factory = TransportFactory(config: config)
                 defer { factory.closeAll() }
-                let locker = try PRLocker(config: config, vm: vm) { name throws(LockError) in try factory.transport(for: name) }
+                let locker = try PRLocker(config: config, vm: vm) { resource throws(LockError) in try factory.transport(for: resource) }
                 let state = try locker.release(r.resources)
                 let released = state.entries.map(\.resource)
                 let left = r.resources.map(\.name).filter { !released.contains($0) }
@@ -161,7 +161,7 @@ final class Keeper {
     func look(_ r: PRResource, config: PRConfig) -> KeeperVerdict? {
         guard let reader else { return nil }
         do {
-            let device = PRDevice(transport: try reader.factory.transport(for: r.name),
+            let device = PRDevice(transport: try reader.factory.transport(for: r),
                                   timeoutMilliseconds: config.timeoutMilliseconds)
             let view = PRView(reservation: try device.readReservation().reservation, keys: try device.readKeys().keys)
             let me = PRKey.holder(mode: r.mode, vm: vm, host: try config.requireHostPart())

@@ -1,16 +1,5 @@
 import LockDriver
 
-/// One resource as the plugin sees it.
-public struct PRResource: Sendable, Equatable {
-    public var name: String
-    public var mode: AccessMode
-
-    public init(_ name: String, mode: AccessMode = .exclusive) {
-        self.name = name
-        self.mode = mode
-    }
-}
-
 /// The PR algorithm for one VM on one host: acquire (all or nothing),
 /// release and inquire over a set of resources. It keeps nothing between
 /// calls: every decision comes from the device, read fresh, plus the
@@ -19,14 +8,14 @@ public final class PRLocker {
     public let config: PRConfig
     public let vm: UUIDBytes
     let hostPart: UInt32
-    let open: (String) throws(LockError) -> SCSITransport
+    let open: (PRResource) throws(LockError) -> SCSITransport
     /// Devices opened by this locker, by resource name (for counting).
     public private(set) var devices: [String: PRDevice] = [:]
 
-    /// `open` makes the transport for a resource name (normally
+    /// `open` makes the transport for a resource (normally
     /// `TransportFactory.transport(for:)`; tests wrap it).
     public init(config: PRConfig, vm: UUIDBytes,
-                open: @escaping (String) throws(LockError) -> SCSITransport) throws(LockError) {
+                open: @escaping (PRResource) throws(LockError) -> SCSITransport) throws(LockError) {
         self.config = config
         self.vm = vm
         self.hostPart = try config.requireHostPart()
@@ -37,10 +26,10 @@ public final class PRLocker {
         .holder(mode: mode, vm: vm, host: hostPart)
     }
 
-    func device(_ name: String) throws(LockError) -> PRDevice {
-        if let d = devices[name] { return d }
-        let d = PRDevice(transport: try open(name), timeoutMilliseconds: config.timeoutMilliseconds)
-        devices[name] = d
+    func device(_ r: PRResource) throws(LockError) -> PRDevice {
+        if let d = devices[r.name] { return d }
+        let d = PRDevice(transport: try open(r), timeoutMilliseconds: config.timeoutMilliseconds)
+        devices[r.name] = d
         return d
     }
 
@@ -95,7 +84,7 @@ public final class PRLocker {
                     case .reserve, .joinShared:
                         do { try releaseOne(taken) } catch { notes.append(error.message) }
                     case .takeover:
-                        if taken.name != r.name || (try? view(of: device(taken.name))).map({ holds($0, key: key(for: taken.mode), mode: taken.mode) }) == true {
+                        if taken.name != r.name || (try? view(of: device(taken))).map({ holds($0, key: key(for: taken.mode), mode: taken.mode) }) == true {
                             keptFromPeer.append(taken.name)
                         }
                     case .reclaim, .alreadyShared:
@@ -117,7 +106,7 @@ public final class PRLocker {
     }
 
     func decide(_ r: PRResource, state: PRState?) throws(LockError) -> PRStep {
-        let d = try device(r.name)
+        let d = try device(r)
         return try PRDecision.acquire(resource: r.name, mode: r.mode, myKey: key(for: r.mode), view: view(of: d),
                                       exclusiveType: config.exclusiveType, sharedType: config.sharedType,
                                       stateEntry: state?.entry(for: r.name), hasState: state != nil)
@@ -128,7 +117,7 @@ public final class PRLocker {
     /// and the decision made again (once): a race is never taken for
     /// success or failure without looking.
     func perform(_ first: PRStep, on r: PRResource, state: PRState?) throws(LockError) {
-        let d = try device(r.name)
+        let d = try device(r)
         let me = key(for: r.mode)
         var step = first
         for attempt in 0..<2 {
@@ -241,7 +230,7 @@ public final class PRLocker {
     /// Releases one resource; returns its state entry if we held it.
     @discardableResult
     func releaseOne(_ r: PRResource) throws(LockError) -> PRState.Entry? {
-        let d = try device(r.name)
+        let d = try device(r)
         let me = key(for: r.mode)
         let v = try view(of: d)
         guard v.keys.contains(me.rawValue) else { return nil }
@@ -282,7 +271,7 @@ public final class PRLocker {
         var entries: [PRState.Entry] = []
         for r in resources where r.mode != .readOnly {
             let me = key(for: r.mode)
-            let v = try view(of: try device(r.name))
+            let v = try view(of: try device(r))
             if holds(v, key: me, mode: r.mode), let h = v.reservation {
                 entries.append(PRState.Entry(resource: r.name, key: me, type: h.type))
             }
