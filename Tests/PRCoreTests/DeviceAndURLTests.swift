@@ -9,15 +9,15 @@ final class ScriptedTransport: SCSITransport {
     var sent: [[UInt8]] = []
     init(_ answers: [SCSIResponse]) { self.answers = answers }
     var deviceDescription: String { "scripted" }
-    func send(cdb: [UInt8], direction: DataDirection, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
-        sent.append(cdb)
+    func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
+        sent.append(command.cdb)
         guard !answers.isEmpty else { throw .backend("scripted: no more answers") }
         return answers.removeFirst()
     }
 }
 
 func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
-    SCSIResponse(status: 2, sense: [0x70, 0, 6, 0, 0, 0, 0, 10, 0, 0, 0, 0, asc, ascq, 0, 0, 0, 0])
+    SCSIResponse(status: 2, sense: SenseData(decoding: [0x70, 0, 6, 0, 0, 0, 0, 10, 0, 0, 0, 0, asc, ascq, 0, 0, 0, 0]))
 }
 
 @Suite struct DeviceTests {
@@ -40,7 +40,7 @@ func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
     @Test func conflictIsFalseOtherErrorsThrowWithTheCommand() throws {
         let d = PRDevice(transport: ScriptedTransport([SCSIResponse(status: 0x18)]), timeoutMilliseconds: 100)
         #expect(try !d.prOut(.reserve, type: .writeExclusive, key: 1))
-        let illegal = SCSIResponse(status: 2, sense: [0x70, 0, 5, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0, 0, 0, 0, 0])
+        let illegal = SCSIResponse(status: 2, sense: SenseData(decoding: [0x70, 0, 5, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0, 0, 0, 0, 0]))
         let d2 = PRDevice(transport: ScriptedTransport([illegal]), timeoutMilliseconds: 100)
         let e = #expect(throws: LockError.self) { try d2.prOut(.preempt, type: .writeExclusive, key: 1, serviceActionKey: 2) }
         #expect(e?.message == "scripted: PR OUT PREEMPT failed: CHECK CONDITION sense key 05 24/00 (invalid field in CDB: not supported by the device)")

@@ -164,8 +164,8 @@ final class FaultyTransport: SCSITransport {
 
     var deviceDescription: String { real.deviceDescription }
 
-    func send(cdb: [UInt8], direction: DataDirection, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
-        if cdb.first == 0x5F && real.deviceDescription == plan.resource {
+    func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
+        if case .prOut = command, real.deviceDescription == plan.resource {
             plan.prOutsSeen += 1
             if plan.prOutsSeen == plan.prOutNumber {
                 plan.injected += 1
@@ -173,10 +173,10 @@ final class FaultyTransport: SCSITransport {
                 case .transportError:
                     throw .backend("\(deviceDescription): injected transport failure")
                 case .unitAttention(let asc, let ascq):
-                    return SCSIResponse(status: 2, sense: [0x70, 0, 6, 0, 0, 0, 0, 10, 0, 0, 0, 0, asc, ascq, 0, 0, 0, 0])
+                    return SCSIResponse(status: 2, sense: SenseData(key: 6, asc: asc, ascq: ascq))
                 }
             }
         }
-        return try real.send(cdb: cdb, direction: direction, timeoutMilliseconds: timeoutMilliseconds)
+        return try real.send(command, timeoutMilliseconds: timeoutMilliseconds)
     }
 }

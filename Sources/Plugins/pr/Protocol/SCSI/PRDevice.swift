@@ -26,12 +26,11 @@ public final class PRDevice {
     public var prOutCount: Int { sent.filter { $0.hasPrefix("PR OUT") }.count }
 
     /// Sends `command`, retrying across unit attentions.
-    public func execute(_ command: PRCommand) throws(LockError) -> SCSIOutcome {
+    public func execute(_ command: SCSICommand) throws(LockError) -> SCSIOutcome {
         var attentions: [UnitAttention] = []
         while true {
             sent.append(command.name)
-            let response = try transport.send(cdb: command.cdb, direction: command.direction,
-                                              timeoutMilliseconds: timeoutMilliseconds)
+            let response = try transport.send(command, timeoutMilliseconds: timeoutMilliseconds)
             let outcome = SCSIOutcome(response)
             guard case .unitAttention(let ua) = outcome else { return outcome }
             attentions.append(ua)
@@ -48,7 +47,7 @@ public final class PRDevice {
     public func readKeys() throws(LockError) -> RegisteredKeys {
         let data = try expectGood(.prIn(.readKeys, allocationLength: 8192))
         if data.count >= 8 {
-            let needed = 8 + (Int(data[4]) << 24 | Int(data[5]) << 16 | Int(data[6]) << 8 | Int(data[7]))
+            let needed = 8 + Int(BigEndian.uint32(data, at: 4))
             if needed > data.count && data.count >= 8192 {
                 let length = UInt16(clamping: needed)
                 return try RegisteredKeys(parsing: expectGood(.prIn(.readKeys, allocationLength: length)))
@@ -70,7 +69,7 @@ public final class PRDevice {
     @discardableResult
     public func prOut(_ action: PROutAction, type: ReservationType? = nil, key: UInt64,
                       serviceActionKey: UInt64 = 0) throws(LockError) -> Bool {
-        let command = PRCommand.prOut(action, type: type, key: key, serviceActionKey: serviceActionKey)
+        let command = SCSICommand.prOut(action, type: type, key: key, serviceActionKey: serviceActionKey)
         switch try execute(command) {
         case .good: return true
         case .reservationConflict: return false
@@ -78,13 +77,13 @@ public final class PRDevice {
         }
     }
 
-    func expectGood(_ command: PRCommand) throws(LockError) -> [UInt8] {
+    func expectGood(_ command: SCSICommand) throws(LockError) -> [UInt8] {
         let outcome = try execute(command)
         guard case .good(let data) = outcome else { throw failure(command, outcome) }
         return data
     }
 
-    func failure(_ command: PRCommand, _ outcome: SCSIOutcome) -> LockError {
+    func failure(_ command: SCSICommand, _ outcome: SCSIOutcome) -> LockError {
         switch outcome {
         case .good: return .internalError("\(name): \(command.name) succeeded")
         case .reservationConflict: return .conflict("\(name): \(command.name) got RESERVATION CONFLICT")

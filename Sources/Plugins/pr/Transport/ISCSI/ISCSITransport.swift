@@ -65,12 +65,11 @@ public final class ISCSITransport: SCSITransport {
 
     public var deviceDescription: String { url.description }
 
-    public func send(cdb: [UInt8], direction: DataDirection,
-                     timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
+    public func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
         let session = try pool.session(for: url, timeoutMilliseconds: timeoutMilliseconds)
         var buffer: [UInt8]
         var dir: Int32
-        switch direction {
+        switch command.direction {
         case .none: buffer = []; dir = Int32(LOCKMGR_ISCSI_NONE.rawValue)
         case .fromDevice(let n): buffer = [UInt8](repeating: 0, count: max(0, n)); dir = Int32(LOCKMGR_ISCSI_READ.rawValue)
         case .toDevice(let d): buffer = d; dir = Int32(LOCKMGR_ISCSI_WRITE.rawValue)
@@ -78,7 +77,7 @@ public final class ISCSITransport: SCSITransport {
         var result = lockmgr_iscsi_result()
         var err = [CChar](repeating: 0, count: 256)
         let bufferCount = buffer.count
-        let rc = cdb.withUnsafeBufferPointer { c in
+        let rc = command.cdb.withUnsafeBufferPointer { c in
             buffer.withUnsafeMutableBufferPointer { b in
                 err.withUnsafeMutableBufferPointer { e in
                     lockmgr_iscsi_command(session, url.addressedLUN, c.baseAddress, c.count, dir,
@@ -91,7 +90,7 @@ public final class ISCSITransport: SCSITransport {
             pool.discard(url)
             throw .backend("\(url): \(ISCSISessionPool.text(err))")
         }
-        let sense = withUnsafeBytes(of: result.sense) { Array($0.prefix(min(result.sense_len, 18))) }
+        let sense = result.has_sense != 0 ? SenseData(key: result.sense_key, asc: result.asc, ascq: result.ascq) : nil
         let data = dir == Int32(LOCKMGR_ISCSI_READ.rawValue) ? Array(buffer.prefix(min(result.data_len, bufferCount))) : []
         return SCSIResponse(status: UInt8(truncatingIfNeeded: result.status), sense: sense, data: data)
     }

@@ -32,8 +32,14 @@ public final class PRHelperTransport: SCSITransport, @unchecked Sendable {
         }
     }
 
-    public func send(cdb: [UInt8], direction: DataDirection, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
-        let request = try validate(cdb: cdb, direction: direction)
+    public func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
+        try send(cdb: command.cdb, request: try request(for: command), timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    /// One exchange with the helper: `cdb` and what `request` says travels
+    /// with it. The typed `send` derives both from the command; the tests
+    /// drive it with CDBs spelled out byte by byte.
+    func send(cdb: [UInt8], request: Request, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
         guard timeoutMilliseconds > 0 else {
             throw .invalid("\(device.path): SCSI command timeout must be at least 1 ms")
         }
@@ -55,37 +61,25 @@ public final class PRHelperTransport: SCSITransport, @unchecked Sendable {
         }
     }
 
-    /// What one request carries, from the CDB the helper will read it from.
-    private struct Request {
+    /// What one request carries besides its CDB.
+    struct Request {
         var parameterList: [UInt8]
         var allocationLength: Int
     }
 
-    private func validate(cdb: [UInt8], direction: DataDirection) throws(LockError) -> Request {
-        guard (10...PRHelperWire.cdbSize).contains(cdb.count) else {
-            throw .invalid("\(device.path): qemu-pr-helper takes PR CDBs of 10 to 16 bytes, not \(cdb.count)")
-        }
-        switch (cdb[0], direction) {
-        case (PRHelperWire.persistentReserveIn, .fromDevice(let allocationLength)):
-            let inCDB = PRHelperWire.allocationLength(ofPRIn: cdb)
-            guard inCDB == allocationLength else {
-                throw .invalid("\(device.path): PR IN CDB allocation length \(inCDB) differs from the buffer size \(allocationLength)")
-            }
+    /// The helper forwards PERSISTENT RESERVE IN and OUT only, with at most
+    /// `PRHelperWire.maxDataSize` bytes either way.
+    private func request(for command: SCSICommand) throws(LockError) -> Request {
+        switch (command, command.direction) {
+        case (.prIn, .fromDevice(let allocationLength)):
             guard allocationLength <= PRHelperWire.maxDataSize else {
                 throw .invalid("\(device.path): qemu-pr-helper takes PR IN allocation lengths up to \(PRHelperWire.maxDataSize) bytes, not \(allocationLength)")
             }
             return Request(parameterList: [], allocationLength: allocationLength)
-        case (PRHelperWire.persistentReserveOut, .toDevice(let parameters)):
-            let inCDB = PRHelperWire.parameterListLength(ofPROut: cdb)
-            guard inCDB == parameters.count else {
-                throw .invalid("\(device.path): PR OUT CDB parameter list length \(inCDB) differs from the \(parameters.count) bytes given")
-            }
-            guard parameters.count <= PRHelperWire.maxDataSize else {
-                throw .invalid("\(device.path): qemu-pr-helper takes PR OUT parameter lists up to \(PRHelperWire.maxDataSize) bytes, not \(parameters.count)")
-            }
+        case (.prOut, .toDevice(let parameters)):
             return Request(parameterList: parameters, allocationLength: 0)
         default:
-            throw .unsupported("\(device.path): qemu-pr-helper only forwards PERSISTENT RESERVE IN with data-in and PERSISTENT RESERVE OUT with a parameter list, not opcode \(Hex.literal(cdb[0])) with \(direction)")
+            throw .unsupported("\(device.path): qemu-pr-helper only forwards PERSISTENT RESERVE IN and OUT, not \(command.name)")
         }
     }
 

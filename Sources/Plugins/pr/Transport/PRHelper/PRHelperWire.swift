@@ -13,22 +13,10 @@ enum PRHelperWire {
     /// Largest PR IN allocation length and PR OUT parameter list the helper takes.
     static let maxDataSize = 8192
 
-    static let persistentReserveIn: UInt8 = 0x5E
-    static let persistentReserveOut: UInt8 = 0x5F
     static let statusGood: UInt32 = 0x00
 
     /// No feature is defined yet: we ask for none.
     static let requestedFeatures: [UInt8] = [0, 0, 0, 0]
-
-    /// PR IN allocation length, CDB bytes 7-8.
-    static func allocationLength(ofPRIn cdb: [UInt8]) -> Int {
-        Int(cdb[7]) << 8 | Int(cdb[8])
-    }
-
-    /// PR OUT parameter list length, CDB bytes 5-8.
-    static func parameterListLength(ofPROut cdb: [UInt8]) -> Int {
-        Int(cdb[5]) << 24 | Int(cdb[6]) << 16 | Int(cdb[7]) << 8 | Int(cdb[8])
-    }
 
     static func paddedCDB(_ cdb: [UInt8]) -> [UInt8] {
         cdb + [UInt8](repeating: 0, count: max(0, cdbSize - cdb.count))
@@ -43,8 +31,8 @@ public struct PRHelperReply: Sendable, Equatable {
     public var status: UInt8
     /// How many payload bytes follow the header; at most the allocation length.
     public var payloadSize: Int
-    /// The helper always sends 96 sense bytes; they are kept only with CHECK CONDITION.
-    public var sense: [UInt8]
+    /// The helper always sends 96 sense bytes; they are decoded only with CHECK CONDITION.
+    public var sense: SenseData?
 
     /// A header that breaks the protocol: the stream is then at an unknown
     /// place and the connection must be dropped.
@@ -67,7 +55,7 @@ public struct PRHelperReply: Sendable, Equatable {
         guard size == 0 || status == UInt32(PRHelperWire.statusGood) else { throw .payloadWithStatus(UInt8(status)) }
         self.status = UInt8(status)
         payloadSize = Int(size)
-        sense = self.status == 0x02 ? Array(header[8..<Self.headerSize]) : []
+        sense = self.status == 0x02 ? SenseData(decoding: Array(header[8..<Self.headerSize])) : nil
     }
 
     /// The command's outcome, once the `payloadSize` bytes that follow have been read.

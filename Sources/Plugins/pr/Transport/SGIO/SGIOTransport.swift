@@ -27,7 +27,13 @@ public final class SGIOTransport: SCSITransport, @unchecked Sendable {
         }
     }
 
-    public func send(cdb: [UInt8], direction: DataDirection, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
+    public func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
+        try send(cdb: command.cdb, direction: command.direction, timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    /// The marshalling into sg_io_hdr_t, for any CDB: what the typed `send`
+    /// uses, and what the tests drive with CDBs spelled out byte by byte.
+    func send(cdb: [UInt8], direction: DataDirection, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
         guard (6...16).contains(cdb.count) else {
             throw .invalid("\(device.path): a CDB of \(cdb.count) bytes cannot be sent with SG_IO (6 to 16 bytes)")
         }
@@ -92,7 +98,8 @@ public final class SGIOTransport: SCSITransport, @unchecked Sendable {
             let transferred = dataBuffer.count - notTransferred
             let senseLength = min(Int(header.sb_len_wr), sense.count)
             let data = transferDirection == SG_DXFER_FROM_DEV ? Array(dataBuffer.prefix(transferred)) : []
-            return SCSIResponse(status: header.status, sense: Array(sense.prefix(senseLength)), data: data)
+            let senseData = senseLength > 0 ? SenseData(decoding: Array(sense.prefix(senseLength))) : nil
+            return SCSIResponse(status: header.status, sense: senseData, data: data)
         }
     }
 

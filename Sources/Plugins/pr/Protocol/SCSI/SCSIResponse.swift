@@ -19,7 +19,7 @@ public enum SCSIOutcome: Sendable, Equatable {
         case 0x00: self = .good(data: response.data)
         case 0x18: self = .reservationConflict
         case 0x02:
-            let sense = Sense(response.sense)
+            let sense = response.sense ?? SenseData(key: 0, asc: 0, ascq: 0)
             if sense.key == 0x06 {
                 self = .unitAttention(UnitAttention(asc: sense.asc, ascq: sense.ascq))
             } else {
@@ -59,13 +59,24 @@ public struct UnitAttention: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Sense data in fixed (0x70/0x71) or descriptor (0x72/0x73) format.
-struct Sense {
-    var key: UInt8 = 0
-    var asc: UInt8 = 0
-    var ascq: UInt8 = 0
+/// What a CHECK CONDITION's sense says: key, additional sense code and
+/// qualifier. libiscsi hands them over parsed; SG_IO and qemu-pr-helper
+/// hand over bytes, decoded here once.
+public struct SenseData: Sendable, Equatable {
+    public var key: UInt8
+    public var asc: UInt8
+    public var ascq: UInt8
 
-    init(_ b: [UInt8]) {
+    public init(key: UInt8, asc: UInt8, ascq: UInt8) {
+        self.key = key
+        self.asc = asc
+        self.ascq = ascq
+    }
+
+    /// Sense bytes in fixed (0x70/0x71) or descriptor (0x72/0x73) format;
+    /// what is missing or unknown reads as 0.
+    public init(decoding b: [UInt8]) {
+        self.init(key: 0, asc: 0, ascq: 0)
         guard let first = b.first else { return }
         switch first & 0x7F {
         case 0x70, 0x71:
@@ -76,5 +87,22 @@ struct Sense {
         default:
             break
         }
+    }
+}
+
+/// The answer of one SCSI command as every transport reports it. Transport
+/// failures (no connection, timeout, host/driver errors) are thrown instead.
+public struct SCSIResponse: Sendable, Equatable {
+    /// SAM status byte: GOOD 0x00, CHECK CONDITION 0x02, RESERVATION CONFLICT 0x18.
+    public var status: UInt8
+    /// With CHECK CONDITION: what went wrong.
+    public var sense: SenseData?
+    /// The data-in bytes actually transferred.
+    public var data: [UInt8]
+
+    public init(status: UInt8, sense: SenseData? = nil, data: [UInt8] = []) {
+        self.status = status
+        self.sense = sense
+        self.data = data
     }
 }
