@@ -3,7 +3,7 @@ PREFIX ?= $(CURDIR)/_install
 SWIFT ?= swift
 PLUGINS := $(patsubst Sources/Plugins/%/Driver,%,$(wildcard Sources/Plugins/*/Driver))
 
-.PHONY: all deps build test test-asan test-tsan demo install release bench bench-sanlock bench-load bench-libvirt bench-pr fuzz fuzz-ci test-lab clean
+.PHONY: all deps build lint format test test-asan test-tsan demo install release bench bench-sanlock bench-load bench-libvirt bench-pr fuzz fuzz-ci test-lab clean
 
 all: build
 
@@ -12,6 +12,15 @@ deps:
 
 build: deps
 	$(SWIFT) build
+
+# swift-format (the toolchain's `swift format`) with the repo's .swift-format:
+# `make lint` fails on any finding, `make format` rewrites the files in place.
+FORMAT_PATHS := Package.swift Sources Support Tests Benchmarks Fuzz
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel $(FORMAT_PATHS)
+
+format:
+	$(SWIFT) format format --in-place --recursive --parallel $(FORMAT_PATHS)
 
 # Plugins are dlopen()ed by the tests, so build every product first.
 test: build

@@ -85,8 +85,8 @@ enum PRDataTargets {
         try expect(error.kind == .backend && !error.message.isEmpty, "bad \(what) data failed as \(error.kind): \(error.message)")
     }
 
-    static func be32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (24 - 8 * UInt32($0))) } }
-    static func be64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (56 - 8 * UInt64($0))) } }
+    static func be32(_ v: UInt32) -> [UInt8] { BigEndian.bytes(v) }
+    static func be64(_ v: UInt64) -> [UInt8] { BigEndian.bytes(v) }
 }
 
 /// A qemu-pr-helper reply, laid out as the input: 2 bytes PR IN allocation

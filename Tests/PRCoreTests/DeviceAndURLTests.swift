@@ -100,7 +100,7 @@ func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
 @Suite struct LockerVerificationTests {
     let vm = UUIDBytes("c7a5fdbd-cdaf-9455-926a-d65c16db1809")!
 
-    func be64(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
+    func be64(_ v: UInt64) -> [UInt8] { BigEndian.bytes(v) }
     func reservation(_ key: PRKey?, type: UInt8 = 5) -> SCSIResponse {
         guard let key else { return SCSIResponse(status: 0, data: [0, 0, 0, 1, 0, 0, 0, 0]) }
         return SCSIResponse(status: 0, data: [0, 0, 0, 1, 0, 0, 0, 16] + be64(key.rawValue) + [0, 0, 0, 0, 0, type, 0, 0])
