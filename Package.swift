@@ -101,7 +101,7 @@ let toolTargets: [Target] = [
     .executableTarget(
         name: "lockmgr",
         dependencies: ["LockDriver", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-        path: "Sources/lockmgr",
+        path: "Sources/Tools/lockmgr",
         linkerSettings: hostLinkerSettings),
     // Raw PR commands over iSCSI, and clear-host for a dead host's reservations.
     .executableTarget(name: "pr-tool", dependencies: ["PRProtocol", "PRTransport", "PRKeeper", "LockDriver"],
