@@ -4,7 +4,7 @@ SWIFT ?= swift
 # The release, in one place: lockmgr --version, pr-tool --version and the package.
 VERSION := $(shell sed -n 's/^ *public static let string = "\(.*\)"$$/\1/p' Sources/LockDriver/Tool/Version.swift)
 
-.PHONY: all deps build test deb test-deb test-no-toolchain man test-asan test-tsan demo install release bench bench-sanlock bench-load bench-libvirt bench-pr fuzz fuzz-ci test-lab clean
+.PHONY: all deps build lint format test deb test-deb test-no-toolchain man test-asan test-tsan demo install release bench bench-sanlock bench-load bench-libvirt bench-pr fuzz fuzz-ci test-lab clean
 
 all: build
 
@@ -14,6 +14,15 @@ deps:
 build: deps
 	$(SWIFT) build
 
+# swift-format (the toolchain's `swift format`) with the repo's .swift-format:
+# `make lint` fails on any finding, `make format` rewrites the files in place.
+FORMAT_PATHS := Package.swift Sources Support Tests Benchmarks Fuzz
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel $(FORMAT_PATHS)
+
+format:
+	$(SWIFT) format format --in-place --recursive --parallel $(FORMAT_PATHS)
+
 # Plugins are dlopen()ed by the tests, so build every product first.
 test: build
 	$(SWIFT) test
@@ -21,8 +30,8 @@ test: build
 # The whole suite under AddressSanitizer (with LeakSanitizer) and under
 # ThreadSanitizer: every product instrumented (plugins, lockmgr, pr-keeper,
 # pr-tool, the tests), each build in its own scratch path. Options and
-# suppressions: Tests/SanitizerSupport; how children get the runtime:
-# Tests/TestSupport/Sanitizer.swift.
+# suppressions: Support/SanitizerSupport; how children get the runtime:
+# Support/Harness/Sanitizer.swift.
 test-asan: deps
 	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
 	$(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan

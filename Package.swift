@@ -1,7 +1,14 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// (issue 13) Release builds (what `make install` and `make deb` ship) resolve every
+// The package in the order of its architecture: the C ABI, the host
+// library, the plugins (per plugin: protocol, transports, driver, export),
+// the tools, then what only tests, benchmarks and fuzzers use. Each layer
+// is one group below; add a target to the group of its layer.
+
+// MARK: - Linker settings
+
+// Release builds (what `make install` and `make deb` ship) resolve every
 // symbol at load, as Debian's hardened builds (libvirt's plugins) do.
 let releaseBindNow: LinkerSetting = .unsafeFlags(["-Xlinker", "-z", "-Xlinker", "now"], .when(configuration: .release))
 
@@ -13,6 +20,16 @@ let pluginLinkerSettings: [LinkerSetting] = [
         "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/Plugins/exports.map",
     ]),
     releaseBindNow,
+]
+
+// Installed programs carry their own Swift runtime, and the Foundation that
+// swift-argument-parser brings, as the plugins do: hypervisor hosts have no
+// Swift toolchain, and `lockmgr failure-action` is what sanlock runs when a
+// lease is lost. Tests/DeployTests checks every installed file without one.
+// A static FoundationEssentials does not name the archives it needs itself.
+let installedProgramLinkerSettings: [LinkerSetting] = [
+    .unsafeFlags(["-static-stdlib"]), releaseBindNow,
+    .linkedLibrary("_FoundationCollections"), .linkedLibrary("_FoundationCShims"), .linkedLibrary("swiftSynchronization"),
 ]
 
 // Hosts export the sink our plugins report their errors to (error_channel.h).
@@ -42,24 +59,23 @@ func plugin(_ name: String, module: String, dependencies: [Target.Dependency] = 
     return (product, targets)
 }
 
+// MARK: - ABI and host library
+
+let coreTargets: [Target] = [
+    // The C ABI: virLockDriver and friends, the export macro, the error channel.
+    .target(name: "CLockDriver", path: "Sources/CLockDriver", linkerSettings: [.linkedLibrary("dl")]),
+    // The host library and the plugin-side bridge (no Foundation: plugins link it).
+    .target(name: "LockDriver", dependencies: ["CLockDriver"], path: "Sources/LockDriver"),
+    // The C table's eight entry points, linked into every plugin (never into hosts).
+    .target(name: "PluginEntry", dependencies: ["LockDriver", "CLockDriver"], path: "Sources/PluginEntry"),
+]
+
+// MARK: - Plugin nop
+
 let nop = plugin("nop", module: "Nop")
 
-// ---- deployable programs (issue 13) -----------------------------------------
-// Installed programs carry their own Swift runtime, and the Foundation that
-// swift-argument-parser brings, as the plugins do: hypervisor hosts have no
-// Swift toolchain, and `lockmgr failure-action` is what sanlock runs when a
-// lease is lost. Tests/DeployTests checks every installed file without one.
-// A static FoundationEssentials does not name the archives it needs itself.
-let installedProgramLinkerSettings: [LinkerSetting] = [
-    .unsafeFlags(["-static-stdlib"]), releaseBindNow,
-    .linkedLibrary("_FoundationCollections"), .linkedLibrary("_FoundationCShims"), .linkedLibrary("swiftSynchronization"),
-]
-let deployTargets: [Target] = [
-    .testTarget(name: "DeployTests", dependencies: ["LockDriver", "TestSupport"]),
-]
-// ---- end deployable programs -------------------------------------------------
+// MARK: - Plugin sanlock
 
-// ---- sanlock plugin (issue 4) --------------------------------------------
 // CSanlock: libsanlock_client's headers plus a small C helper for
 // `struct sanlk_resource` (its flexible disks[] array is not usable from Swift).
 // SanlockCore: the pure logic (config, MD5 lease names, state strings, error
@@ -69,110 +85,124 @@ let sanlockTargets: [Target] = [
     .target(name: "CSanlock", path: "Sources/Plugins/sanlock/CSanlock",
             linkerSettings: [.linkedLibrary("sanlock_client")]),
     .target(name: "SanlockCore", dependencies: ["LockDriver"], path: "Sources/Plugins/sanlock/Core"),
-    .testTarget(name: "SanlockTests", dependencies: ["SanlockCore", "LockDriver", "TestSupport"],
-                linkerSettings: hostLinkerSettings),
-    // sanlock-bench: in the benchmark report block below.
 ]
-// ---- end sanlock plugin ---------------------------------------------------
 
-// ---- interop: binary compatibility and loader tests (branch interop) ----
-// C fixtures in Tests/InteropTests/C are compiled by the tests with gcc.
-let interopTargets: [Target] = [
-    .testTarget(name: "InteropTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
-                exclude: ["C"], linkerSettings: hostLinkerSettings),
-]
-// ---- end interop ----
+// MARK: - Plugin pr (SCSI-3 persistent reservations)
 
-// ---- real libvirt end to end (issue 5) ------------------------------------
-// libvirtd + QEMU + a private sanlock daemon, with libvirt's sanlock.so and
-// ours. Uses the machine's one libvirtd: its suite runs serialized.
-let libvirtTargets: [Target] = [
-    .testTarget(name: "LibvirtTests", dependencies: ["TestSupport"]),
-    // Not a test: libvirtd start and domain create/suspend/resume/destroy latency per plugin.
-    .executableTarget(name: "libvirt-bench", dependencies: ["TestSupport", "BenchSupport"], path: "Benchmarks/libvirt-bench"),
-]
-// ---- end real libvirt -----------------------------------------------------
-
-// MARK: pr plugin (SCSI-3 persistent reservations)
-let pr = plugin("pr", module: "PR", dependencies: ["PRCore"])
+// PRProtocol: the pure protocol (CDB encoder, sense decoder, PR IN parsers,
+// keys, state codec, config, decisions); no system calls, imports no transport.
+// PRTransport: how commands reach a LU (iSCSI, SG_IO, qemu-pr-helper).
+// PRKeeper: the keeper's record, store and launcher, beside its program pr-keeper.
+let pr = plugin("pr", module: "PR", dependencies: ["PRProtocol", "PRTransport", "PRKeeper"])
 let prTargets: [Target] = [
+    .target(name: "PRProtocol", dependencies: ["LockDriver"], path: "Sources/Plugins/pr/Protocol"),
     // libiscsi behind a small C shim with millisecond deadlines.
-    .target(name: "CISCSI", path: "Sources/Plugins/pr/CISCSI",
-            linkerSettings: [.linkedLibrary("iscsi")]),
-    // Not a test: the pr plugin .so through our host library against the raw PR command floor (issue 6).
-    .executableTarget(name: "pr-bench", dependencies: ["PRCore", "LockDriver", "BenchSupport"], path: "Benchmarks/pr-bench",
-                      linkerSettings: hostLinkerSettings),
-    .executableTarget(name: "pr-tool", dependencies: ["PRCore", "LockDriver", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-                      path: "Sources/Tools/pr-tool",
-                      linkerSettings: installedProgramLinkerSettings),
-    .testTarget(name: "PRCoreTests", dependencies: ["PRCore"], path: "Tests/PRCoreTests"),
-    .testTarget(name: "PRTargetTests", dependencies: ["PRCore", "LockDriver", "TestSupport"],
-                path: "Tests/PRTargetTests", linkerSettings: hostLinkerSettings),
-]
-
-// MARK: pr plugin lifecycle (issue 5): the keeper that ties reservations to the VM's process
-// (its tests: Tests/PRTargetTests/PRLifecycleTests.swift)
-let prLifecycleTargets: [Target] = [
+    .target(name: "CISCSI", path: "Sources/Plugins/pr/CISCSI", linkerSettings: [.linkedLibrary("iscsi")]),
+    // The system calls Swift cannot express cleanly: SG_IO ioctls and SCM_RIGHTS sendmsg.
+    .target(name: "CPRShim", path: "Sources/Plugins/pr/CShim"),
+    .target(name: "PRTransport", dependencies: ["PRProtocol", "LockDriver", "CISCSI", "CPRShim"],
+            path: "Sources/Plugins/pr/Transport"),
+    .target(name: "PRKeeper", dependencies: ["PRProtocol", "LockDriver"],
+            path: "Sources/Plugins/pr/Keeper/Library"),
     // Started by the plugin, outlives its caller: carries its own Swift runtime like the plugins.
-    .executableTarget(name: "pr-keeper", dependencies: ["PRCore", "LockDriver"], path: "Sources/Plugins/pr/Keeper",
+    .executableTarget(name: "pr-keeper", dependencies: ["PRKeeper", "PRProtocol", "PRTransport", "LockDriver"],
+                      path: "Sources/Plugins/pr/Keeper/Program",
                       linkerSettings: [.unsafeFlags(["-static-stdlib"]), releaseBindNow]),
 ]
 
-// MARK: pr plugin transports (SG_IO, qemu-pr-helper) and their tests
-let prTransportTargets: [Target] = [
-    // The pr plugin's system calls: SG_IO ioctls and SCM_RIGHTS sendmsg.
-    .target(name: "CPRShim", path: "Sources/Plugins/pr/Shim"),
-    // Test doubles for PR: a model LU (FakePRDevice), a fake SG_IO driver,
-    // an in-process qemu-pr-helper, and a runner for the real one.
-    .target(name: "PRTestSupport", dependencies: ["PRCore", "CPRShim", "LockDriver", "TestSupport"],
-            path: "Tests/PRTestSupport"),
-    .testTarget(name: "PRTransportTests",
-                dependencies: ["PRCore", "CPRShim", "LockDriver", "PRTestSupport", "TestSupport"]),
+// MARK: - Tools
+
+let toolTargets: [Target] = [
+    .executableTarget(
+        name: "lockmgr",
+        dependencies: ["LockDriver", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+        path: "Sources/Tools/lockmgr",
+        linkerSettings: hostLinkerSettings + installedProgramLinkerSettings),
+    // Raw PR commands over iSCSI, and clear-host for a dead host's reservations.
+    .executableTarget(name: "pr-tool",
+                      dependencies: ["PRProtocol", "PRTransport", "PRKeeper", "LockDriver",
+                                     .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                      path: "Sources/Tools/pr-tool",
+                      linkerSettings: installedProgramLinkerSettings),
 ]
 
-// ---- sanitizers (issue 6): `make test-asan`, `make test-tsan` ------------
-// Runtime options and suppression files for sanitized test runs, linked
-// into everything that uses TestSupport (see Tests/TestSupport/Sanitizer.swift).
+// MARK: - Support shared by tests and benchmarks
+
+// Harness: build products, temp dirs, commands, and the real daemons and
+// targets (sanlock, tgtd, libvirtd) that tests and benchmarks start.
+// CSanitizerSupport: runtime options and suppression files for sanitized
+// runs, linked into everything that uses Harness (see Harness/Sanitizer.swift).
 // libtirpc: the ASan runtime binds its XDR interceptors at start-up, and
 // libvirt's RPC (lockd.so → virtlockd, loaded by the tests) calls them; with
 // libtirpc only dlopen()ed later they would call NULL. Linked in plain
 // builds too: it is libvirt0's own dependency, so always present here.
-let sanitizerTargets: [Target] = [
-    .target(name: "CSanitizerSupport", path: "Tests/SanitizerSupport", exclude: ["lsan.supp", "tsan.supp"],
-            cSettings: [.define("LOCKMGR_SANITIZER_DIR", to: "\"\(Context.packageDirectory)/Tests/SanitizerSupport\"")],
+let supportTargets: [Target] = [
+    .target(name: "CSanitizerSupport", path: "Support/SanitizerSupport", exclude: ["lsan.supp", "tsan.supp"],
+            cSettings: [.define("LOCKMGR_SANITIZER_DIR", to: "\"\(Context.packageDirectory)/Support/SanitizerSupport\"")],
             linkerSettings: [.linkedLibrary("tirpc")]),
-]
-// ---- end sanitizers -------------------------------------------------------
-
-// ---- benchmark report (issue 6, branch benchreport) ----------------------
-// `make bench`: every benchmark writes its section (--out DIR) and
-// scripts/bench-report.sh assembles bench-results/report.md.
-let benchReportTargets: [Target] = [
-    // Samples, percentiles, the section and scale-table writers.
+    .target(name: "Harness", dependencies: ["LockDriver", "CSanitizerSupport"], path: "Support/Harness"),
+    // Test doubles for PR: a model LU (FakePRDevice), a fake SG_IO driver,
+    // an in-process qemu-pr-helper, and a runner for the real one.
+    .target(name: "PRTestSupport", dependencies: ["PRProtocol", "PRTransport", "CPRShim", "LockDriver", "Harness"],
+            path: "Tests/PRTestSupport"),
+    // Samples, percentiles, the section and scale-table writers of `make bench`.
     .target(name: "BenchSupport", path: "Benchmarks/BenchSupport"),
-    // Not a test: acquire/release/handover of our sanlock plugin, libvirt's, the raw calls and nop.
+]
+
+// MARK: - Tests
+
+let testTargets: [Target] = [
+    .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "Harness"],
+                linkerSettings: hostLinkerSettings),
+    .testTarget(name: "LockmgrToolTests", dependencies: ["Harness"]),
+    // Every installed file without the Swift toolchain (a mount namespace hides it).
+    .testTarget(name: "DeployTests", dependencies: ["LockDriver", "Harness"]),
+    // C fixtures in Tests/InteropTests/C are compiled by the tests with gcc.
+    .testTarget(name: "InteropTests", dependencies: ["LockDriver", "CLockDriver", "Harness"],
+                exclude: ["C"], linkerSettings: hostLinkerSettings),
+    .testTarget(name: "SanlockTests", dependencies: ["SanlockCore", "LockDriver", "Harness"],
+                linkerSettings: hostLinkerSettings),
+    // libvirtd + QEMU + a private sanlock daemon; uses the machine's one libvirtd.
+    .testTarget(name: "LibvirtTests", dependencies: ["Harness"]),
+    .testTarget(name: "PRCoreTests", dependencies: ["PRProtocol", "PRTransport", "PRKeeper", "LockDriver"],
+                path: "Tests/PRCoreTests"),
+    .testTarget(name: "PRTransportTests",
+                dependencies: ["PRProtocol", "PRTransport", "CPRShim", "LockDriver", "PRTestSupport", "Harness"]),
+    .testTarget(name: "PRTargetTests", dependencies: ["PRProtocol", "PRTransport", "PRKeeper", "LockDriver", "Harness"],
+                path: "Tests/PRTargetTests", linkerSettings: hostLinkerSettings),
+    // Every fuzz seed and every crash found, through the fuzzers' own bodies.
+    .testTarget(name: "FuzzReplayTests", dependencies: ["FuzzTargets", "LockDriver"]),
+]
+
+// MARK: - Benchmarks (`make bench`: one report, bench-results/report.md)
+
+let benchmarkTargets: [Target] = [
+    // Acquire/release/handover of our sanlock plugin, libvirt's, the raw calls and nop.
     .executableTarget(name: "sanlock-bench",
-                      dependencies: ["BenchSupport", "LockDriver", "SanlockCore", "CSanlock", "TestSupport"],
+                      dependencies: ["BenchSupport", "LockDriver", "SanlockCore", "CSanlock", "Harness"],
                       path: "Benchmarks/sanlock-bench", linkerSettings: hostLinkerSettings),
-    // Not a test: plugin load + init time and resident memory, ours against libvirt's.
-    .executableTarget(name: "load-bench", dependencies: ["BenchSupport", "TestSupport"], path: "Benchmarks/load-bench"),
+    // Plugin load + init time and resident memory, ours against libvirt's.
+    .executableTarget(name: "load-bench", dependencies: ["BenchSupport", "Harness"], path: "Benchmarks/load-bench"),
     // One load sample in a fresh C process, the same for every plugin.
     .executableTarget(name: "plugin-load-probe", path: "Benchmarks/plugin-load-probe",
                       cSettings: [.headerSearchPath("../../Sources/CLockDriver/include")]),
+    // libvirtd start and domain create/suspend/resume/destroy latency per plugin.
+    .executableTarget(name: "libvirt-bench", dependencies: ["Harness", "BenchSupport"], path: "Benchmarks/libvirt-bench"),
+    // The pr plugin .so through our host library against the raw PR command floor.
+    .executableTarget(name: "pr-bench", dependencies: ["PRProtocol", "PRTransport", "PRKeeper", "LockDriver", "BenchSupport"],
+                      path: "Benchmarks/pr-bench", linkerSettings: hostLinkerSettings),
 ]
-// ---- end benchmark report ---------------------------------------------------
 
-// ---- fuzzing (issue 6) ------------------------------------------------------
+// MARK: - Fuzzing (`make fuzz`, scripts/fuzz.sh)
+
 // FuzzTargets: one body per parser of outside input, with the promises it
 // checks. lockmgr-fuzz: libFuzzer's entry points when built by scripts/fuzz.sh
 // (--sanitize=fuzzer -DLOCKMGR_FUZZING), a file replayer otherwise.
-// FuzzReplayTests: every seed and every crash found, through the same bodies.
 let fuzzTargets: [Target] = [
-    .target(name: "FuzzTargets", dependencies: ["LockDriver", "SanlockCore", "PRCore"], path: "Fuzz/Targets"),
+    .target(name: "FuzzTargets", dependencies: ["LockDriver", "SanlockCore", "PRProtocol", "PRTransport"],
+            path: "Fuzz/Targets"),
     .executableTarget(name: "lockmgr-fuzz", dependencies: ["FuzzTargets", "LockDriver"], path: "Fuzz/Driver"),
-    .testTarget(name: "FuzzReplayTests", dependencies: ["FuzzTargets", "LockDriver"]),
 ]
-// ---- end fuzzing ------------------------------------------------------------
 
 let package = Package(
     name: "lockmgr",
@@ -186,25 +216,13 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
-    targets: [
-        // The C ABI: virLockDriver and friends, the export macro, the error channel.
-        .target(name: "CLockDriver", path: "Sources/CLockDriver", linkerSettings: [.linkedLibrary("dl")]),
-        // The host library and the plugin-side bridge (no Foundation: plugins link it).
-        .target(name: "LockDriver", dependencies: ["CLockDriver"], path: "Sources/LockDriver"),
-        // The C table's eight entry points, linked into every plugin (never into hosts).
-        .target(name: "PluginEntry", dependencies: ["LockDriver", "CLockDriver"], path: "Sources/PluginEntry"),
-        .executableTarget(
-            name: "lockmgr",
-            dependencies: ["LockDriver", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Sources/lockmgr",
-            linkerSettings: hostLinkerSettings + installedProgramLinkerSettings),
-        // Helpers shared by the test targets: build products, temp dirs, commands, daemons.
-        .target(name: "TestSupport", dependencies: ["LockDriver", "CSanitizerSupport"], path: "Tests/TestSupport"),
-        // The pr plugin's testable core: SCSI transports, PR commands, keys, state.
-        .target(name: "PRCore", dependencies: ["LockDriver", "CPRShim", "CISCSI"], path: "Sources/Plugins/pr/Core"),
-        .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "TestSupport"],
-                    linkerSettings: hostLinkerSettings),
-        .testTarget(name: "LockmgrToolTests", dependencies: ["TestSupport"]),
-    ] + nop.1 + sanlock.1 + sanlockTargets + interopTargets + libvirtTargets + pr.1 + prTargets + prTransportTargets
-        + prLifecycleTargets + sanitizerTargets + benchReportTargets + fuzzTargets + deployTargets
+    targets: coreTargets
+        + nop.1
+        + sanlock.1 + sanlockTargets
+        + pr.1 + prTargets
+        + toolTargets
+        + supportTargets
+        + testTargets
+        + benchmarkTargets
+        + fuzzTargets
 )

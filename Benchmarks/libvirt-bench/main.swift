@@ -10,7 +10,7 @@
 //        the report section goes to DIR/libvirt.md)
 import BenchSupport
 import Foundation
-import TestSupport
+import Harness
 
 let options: BenchOptions
 do { options = try BenchOptions(defaultCycles: 10) } catch {

@@ -9,7 +9,7 @@
 // Usage: load-bench [--cycles N] [--out DIR]      (section DIR/load.md)
 import BenchSupport
 import Foundation
-import TestSupport
+import Harness
 
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("load-bench: \(message)\n".utf8))

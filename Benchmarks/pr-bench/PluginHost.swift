@@ -1,7 +1,9 @@
 import BenchSupport
 import Foundation
 import LockDriver
-import PRCore
+import PRProtocol
+import PRKeeper
+import PRTransport
 
 /// One simulated host running our pr plugin as libvirt does: the release
 /// build's liblockmgr_pr.so loaded through our host library

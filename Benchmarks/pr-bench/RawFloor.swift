@@ -1,6 +1,7 @@
 import BenchSupport
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 
 /// The floor: the fewest PR commands that do each operation, sent through
 /// the same libiscsi shim the plugin uses, with no plugin, no host library,

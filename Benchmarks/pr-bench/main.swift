@@ -1,7 +1,9 @@
 import BenchSupport
 import Foundation
 import LockDriver
-import PRCore
+import PRProtocol
+import PRKeeper
+import PRTransport
 
 // pr-bench: the pr plugin as libvirt runs it (the release build's
 // liblockmgr_pr.so through our host library, a fresh manager per call,

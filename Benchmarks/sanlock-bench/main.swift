@@ -12,7 +12,7 @@
 import BenchSupport
 import CSanlock
 import Foundation
-import TestSupport
+import Harness
 
 let libvirtPluginDir = BuildProducts.libvirtPluginDir
 

@@ -1,6 +1,7 @@
 import Glibc
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import SanlockCore
 
 /// A config file: it parses, or fails with a config error naming the file

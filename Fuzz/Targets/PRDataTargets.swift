@@ -1,5 +1,6 @@
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 
 /// PERSISTENT RESERVE IN data and sense data as a device (or anything
 /// pretending to be one) sends them: each parser gives a value that the
@@ -62,18 +63,18 @@ enum PRDataTargets {
     static func sense(_ bytes: [UInt8]) throws(FuzzFailure) {
         guard let status = bytes.first else { return }
         let sense = Array(bytes.dropFirst())
-        let outcome = SCSIOutcome(SCSIResponse(status: status, sense: sense))
+        let outcome = SCSIOutcome(SCSIResponse(status: status, sense: SenseData(decoding: sense)))
         guard status == 0x02 else { return }
         switch outcome {
         case .unitAttention(let ua):
             try expect(!ua.description.isEmpty, "a unit attention without a description")
             // The same condition in the other sense format means the same.
             let fixed: [UInt8] = [0x70, 0, 0x06, 0, 0, 0, 0, 10, 0, 0, 0, 0, ua.asc, ua.ascq]
-            try expect(SCSIOutcome(SCSIResponse(status: 0x02, sense: fixed)) == outcome, "fixed-format \(ua) decodes differently")
+            try expect(SCSIOutcome(SCSIResponse(status: 0x02, sense: SenseData(decoding: fixed))) == outcome, "fixed-format \(ua) decodes differently")
         case .checkCondition(let key, let asc, let ascq):
             try expect(key <= 0x0F && key != 0x06, "sense key \(key) decoded")
             let descriptor: [UInt8] = [0x72, key, asc, ascq, 0, 0, 0, 0]
-            try expect(SCSIOutcome(SCSIResponse(status: 0x02, sense: descriptor)) == outcome,
+            try expect(SCSIOutcome(SCSIResponse(status: 0x02, sense: SenseData(decoding: descriptor))) == outcome,
                        "descriptor-format sense \(key)/\(asc)/\(ascq) decodes differently")
         default:
             throw FuzzFailure(message: "CHECK CONDITION decoded as \(outcome)")
@@ -84,8 +85,8 @@ enum PRDataTargets {
         try expect(error.kind == .backend && !error.message.isEmpty, "bad \(what) data failed as \(error.kind): \(error.message)")
     }
 
-    static func be32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (24 - 8 * UInt32($0))) } }
-    static func be64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (56 - 8 * UInt64($0))) } }
+    static func be32(_ v: UInt32) -> [UInt8] { BigEndian.bytes(v) }
+    static func be64(_ v: UInt64) -> [UInt8] { BigEndian.bytes(v) }
 }
 
 /// A qemu-pr-helper reply, laid out as the input: 2 bytes PR IN allocation
@@ -111,7 +112,7 @@ enum PRHelperReplyTarget {
         try expect(header.count == PRHelperReply.headerSize, "a \(header.count)-byte header accepted")
         try expect(reply.payloadSize <= allocationLength, "a \(reply.payloadSize)-byte payload for \(allocationLength) bytes accepted")
         try expect(reply.payloadSize == 0 || reply.status == 0, "a payload with status \(reply.status) accepted")
-        try expect(reply.sense.isEmpty || reply.status == 0x02, "sense kept with status \(reply.status)")
+        try expect(reply.sense == nil || reply.status == 0x02, "sense kept with status \(reply.status)")
         // The transport reads exactly payloadSize bytes next; fewer means the helper hung up.
         let payload = Array(rest.dropFirst(PRHelperReply.headerSize).prefix(reply.payloadSize))
         guard payload.count == reply.payloadSize else { return }

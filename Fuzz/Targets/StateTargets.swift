@@ -1,5 +1,6 @@
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import SanlockCore
 
 /// A sanlock state string: it parses into well-formed leases or fails with

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import LockDriver
-import TestSupport
+import Harness
 
 /// Every file `make install` installs runs on a host without a Swift
 /// toolchain (a hypervisor host): each runs in a mount namespace where a

@@ -2,12 +2,12 @@ import CLockDriver
 import Foundation
 @testable import LockDriver
 import Testing
-import TestSupport
+import Harness
 
 /// The C structs as Swift imports them from lock_driver.h have exactly the
 /// layout of libvirt's virLockDriver ABI 1.0.0 (x86_64), and every constant
 /// has libvirt's value. The expected numbers are the ones measured on
-/// libvirt 9.0 (reference/lock-driver-abi.md), written out here, not
+/// libvirt 9.0 (its src/locking/lock_driver.h), written out here, not
 /// derived from the header under test.
 @Suite struct ABILayoutTests {
     @Test func driverTableIs72BytesWithTenFieldsEveryEightBytes() {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import Harness
 
 /// The nop plugin built by `swift build`, driven by a plain C host
 /// (C/abi_host.c) that loads it the way libvirt does: no Swift on the host

@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import LockDriver
 import Testing
-import TestSupport
+import Harness
 
 /// The host library follows libvirt's lifecycle rules for plugins and
 /// managers, which plugins written for libvirt rely on.

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import Harness
 
 /// The other direction: libvirt's own plugin loader (lock_manager.c inside
 /// libvirt.so.0, what libvirtd runs) loads OUR plugin from

@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import LockDriver
 import Testing
-import TestSupport
+import Harness
 
 /// libvirt's own lockd.so (Debian libvirt-daemon) loaded by our host and
 /// driven against a REAL virtlockd that each test starts privately (see

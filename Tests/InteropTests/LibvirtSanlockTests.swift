@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import LockDriver
 import Testing
-import TestSupport
+import Harness
 
 /// libvirt's own sanlock.so (Debian libvirt-sanlock) loaded and
 /// initialised by our host. With `auto_disk_leases = 0` it needs no sanlock

@@ -1,7 +1,7 @@
 import Foundation
 import LockDriver
 import Testing
-import TestSupport
+import Harness
 
 /// Everything the host's loader refuses, refused with a configuration
 /// error that names the plugin, the file and the reason. The broken

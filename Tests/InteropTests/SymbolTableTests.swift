@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import Harness
 
 /// What every built plugin exposes to the process that loads it: the
 /// driver table and nothing else, and no dependency on a Swift runtime

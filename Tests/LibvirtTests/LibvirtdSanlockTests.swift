@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import Harness
 
 /// Real libvirtd + QEMU with a sanlock lock plugin and a private sanlock
 /// daemon, once with libvirt's own sanlock.so and once with ours: the same

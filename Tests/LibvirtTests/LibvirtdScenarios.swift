@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import Harness
 
 /// The real-libvirt flow, written once and run by each plugin's suite
 /// (LibvirtdSanlockTests): the same assertions for libvirt's sanlock.so and

@@ -1,5 +1,5 @@
 import Foundation
-import TestSupport
+import Harness
 
 /// A sanlock lock driver plugin libvirtd is pointed at, through
 /// LIBVIRT_LOCK_MANAGER_PLUGIN_DIR: libvirt's own, or ours.

@@ -1,6 +1,6 @@
 import LockDriver
 import Testing
-import TestSupport
+import Harness
 
 /// Which plugin and directories the host uses: flag > environment > host
 /// config > default, and bad host configs are refused with file:line.

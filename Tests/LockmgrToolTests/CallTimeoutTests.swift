@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import Harness
 
 /// A plugin call that never returns (the probe plugin with PROBE_HANG)
 /// must not hang lockmgr: after the configured call timeout it says which

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import Harness
 
 /// `lockmgr` end to end, as a user runs it: real processes, real plugins.
 @Suite struct LockmgrToolTests {

@@ -1,5 +1,5 @@
 import Foundation
-import TestSupport
+import Harness
 
 /// A C test plugin that records what it is asked to do: it writes one line
 /// per call to `<config file>.report`, and its acquire returns an fd

@@ -1,6 +1,7 @@
 import Glibc
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import Testing
 
 /// Config errors name file:line; decisions never preempt a key that is

@@ -1,5 +1,6 @@
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import Testing
 
 /// A scripted transport (a named test fake): answers from a list.
@@ -8,15 +9,15 @@ final class ScriptedTransport: SCSITransport {
     var sent: [[UInt8]] = []
     init(_ answers: [SCSIResponse]) { self.answers = answers }
     var deviceDescription: String { "scripted" }
-    func send(cdb: [UInt8], direction: DataDirection, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
-        sent.append(cdb)
+    func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
+        sent.append(command.cdb)
         guard !answers.isEmpty else { throw .backend("scripted: no more answers") }
         return answers.removeFirst()
     }
 }
 
 func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
-    SCSIResponse(status: 2, sense: [0x70, 0, 6, 0, 0, 0, 0, 10, 0, 0, 0, 0, asc, ascq, 0, 0, 0, 0])
+    SCSIResponse(status: 2, sense: SenseData(decoding: [0x70, 0, 6, 0, 0, 0, 0, 10, 0, 0, 0, 0, asc, ascq, 0, 0, 0, 0]))
 }
 
 @Suite struct DeviceTests {
@@ -39,7 +40,7 @@ func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
     @Test func conflictIsFalseOtherErrorsThrowWithTheCommand() throws {
         let d = PRDevice(transport: ScriptedTransport([SCSIResponse(status: 0x18)]), timeoutMilliseconds: 100)
         #expect(try !d.prOut(.reserve, type: .writeExclusive, key: 1))
-        let illegal = SCSIResponse(status: 2, sense: [0x70, 0, 5, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0, 0, 0, 0, 0])
+        let illegal = SCSIResponse(status: 2, sense: SenseData(decoding: [0x70, 0, 5, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0, 0, 0, 0, 0]))
         let d2 = PRDevice(transport: ScriptedTransport([illegal]), timeoutMilliseconds: 100)
         let e = #expect(throws: LockError.self) { try d2.prOut(.preempt, type: .writeExclusive, key: 1, serviceActionKey: 2) }
         #expect(e?.message == "scripted: PR OUT PREEMPT failed: CHECK CONDITION sense key 05 24/00 (invalid field in CDB: not supported by the device)")
@@ -68,12 +69,16 @@ func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
         #expect(wire(16383) == 0x7FFF)
     }
 
-    @Test func factoryPicksTheTransportByName() throws {
+    @Test func factoryPicksTheTransportByAddress() throws {
         let factory = TransportFactory(config: PRConfig(iscsiInitiator: "iqn.2026-01.test:a"))
-        #expect(try factory.transport(for: "iscsi://h/iqn.x:d/1") is ISCSITransport)
-        #expect(throws: LockError.self) { try factory.transport(for: "disk.img") }
+        let lun = try PRResource("iscsi://h/iqn.x:d/1")
+        #expect(lun.address == .iscsi(ISCSIURL(host: "h", target: "iqn.x:d", lun: 1)))
+        #expect(try factory.transport(for: lun) is ISCSITransport)
+        let relative = #expect(throws: LockError.self) { try PRResource("disk.img") }
+        #expect(relative?.kind == .invalid && relative?.message.contains("absolute device path") == true)
+        #expect(try PRResource("/dev/sdb").address == .devicePath("/dev/sdb"))
         let noName = TransportFactory(config: PRConfig())
-        let e = #expect(throws: LockError.self) { try noName.transport(for: "iscsi://h/iqn.x:d/1") }
+        let e = #expect(throws: LockError.self) { try noName.transport(for: lun) }
         #expect(e?.kind == .config)
     }
 }
@@ -95,7 +100,7 @@ func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
 @Suite struct LockerVerificationTests {
     let vm = UUIDBytes("c7a5fdbd-cdaf-9455-926a-d65c16db1809")!
 
-    func be64(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
+    func be64(_ v: UInt64) -> [UInt8] { BigEndian.bytes(v) }
     func reservation(_ key: PRKey?, type: UInt8 = 5) -> SCSIResponse {
         guard let key else { return SCSIResponse(status: 0, data: [0, 0, 0, 1, 0, 0, 0, 0]) }
         return SCSIResponse(status: 0, data: [0, 0, 0, 1, 0, 0, 0, 16] + be64(key.rawValue) + [0, 0, 0, 0, 0, type, 0, 0])
@@ -118,8 +123,8 @@ func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
         var config = PRConfig(iscsiInitiator: "iqn.2026-01.test:b", hostPart: 0xB)
         config.timeoutMilliseconds = 100
         let locker = try PRLocker(config: config, vm: vm) { _ throws(LockError) in t }
-        let state = PRState(vm: vm, entries: [.init(resource: "lun", key: a, type: .writeExclusiveRegistrantsOnly)])
-        let e = #expect(throws: LockError.self) { try locker.acquire([PRResource("lun")], state: state) }
+        let state = PRState(vm: vm, entries: [.init(resource: "/dev/lun", key: a, type: .writeExclusiveRegistrantsOnly)])
+        let e = #expect(throws: LockError.self) { try locker.acquire([try PRResource("/dev/lun")], state: state) }
         #expect(e?.kind == .conflict && e?.message.contains("another VM") == true, "\(String(describing: e))")
         #expect(t.answers.isEmpty)
         #expect(t.sent.last?.first == 0x5E)

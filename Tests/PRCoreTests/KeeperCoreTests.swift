@@ -1,6 +1,8 @@
 import Glibc
 import LockDriver
-import PRCore
+import PRProtocol
+import PRKeeper
+import PRTransport
 import Testing
 
 /// The keeper's pure parts: its verdict on what a LU shows, its record
@@ -9,13 +11,13 @@ import Testing
     let vm = UUIDBytes("5a1e0c4e-1111-4a4a-8b8b-000000000001")!
     let other = UUIDBytes("5a1e0c4e-2222-4a4a-8b8b-000000000002")!
     var me: PRKey { .exclusive(vm: vm, host: 7) }
-    let lun = PRResource("iscsi://127.0.0.1:3260/iqn.x:t1/1")
+    let lun = try! PRResource("iscsi://127.0.0.1:3260/iqn.x:t1/1")
 
     func view(_ holder: PRKey?, _ type: ReservationType = .writeExclusiveRegistrantsOnly, keys: [PRKey]) -> PRView {
         PRView(reservation: holder.map { .init(key: $0.rawValue, type: type) }, keys: keys.map(\.rawValue))
     }
 
-    @Test func verdicts() {
+    @Test func verdicts() throws {
         #expect(KeeperVerdict.judge(lun, myKey: me, view: view(me, keys: [me])) == .held)
         // The same VM from host 9: a migration took it over (or rolled back).
         let peer = PRKey.exclusive(vm: vm, host: 9)
@@ -33,7 +35,7 @@ import Testing
             return
         }
         // Shared: held while our host key is a registrant of an all-registrants reservation.
-        let shared = PRResource(lun.name, mode: .shared)
+        let shared = try PRResource(lun.name, mode: .shared)
         let ours = PRKey.shared(host: 7), theirs = PRKey.shared(host: 9)
         let allRegistrants = view(PRKey(rawValue: 0), .writeExclusiveAllRegistrants, keys: [ours, theirs])
         #expect(KeeperVerdict.judge(shared, myKey: ours, view: allRegistrants) == .held)
@@ -46,12 +48,12 @@ import Testing
     @Test func recordRoundTripsAndRejectsDamage() throws {
         var record = KeeperRecord(vm: vm, name: "my vm;1", pid: 4242, startTime: 99, action: .pause,
                                   uri: "qemu:///system", configFile: "/etc/libvirt/qemu-pr.conf",
-                                  resources: [lun, PRResource("/dev/disk/by-id/scsi-3600 x", mode: .shared)])
+                                  resources: [lun, try PRResource("/dev/disk/by-id/scsi-3600 x", mode: .shared)])
         #expect(try KeeperRecord(decoding: record.encoded, origin: "t") == record)
         record.markReleasing([lun.name, "iscsi://not/listed/1"])
         #expect(record.releasing == [lun.name])
         #expect(try KeeperRecord(decoding: record.encoded, origin: "t") == record)
-        record.add([lun, PRResource("iscsi://127.0.0.1:3260/iqn.x:t1/2")])
+        record.add([lun, try PRResource("iscsi://127.0.0.1:3260/iqn.x:t1/2")])
         #expect(record.resources.count == 3)
         record.remove([lun.name])
         #expect(!record.resources.contains(lun) && record.releasing.isEmpty)

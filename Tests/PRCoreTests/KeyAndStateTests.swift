@@ -1,5 +1,6 @@
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import Testing
 
 /// Keys are deterministic and never zero; the state codec round-trips and

@@ -1,25 +1,26 @@
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import Testing
 
 /// The one CDB encoder and the one status/sense decoder, byte for byte
 /// against SPC-4's layouts.
 @Suite struct SCSICodecTests {
     @Test func prInCDBs() {
-        #expect(PRCommand.prIn(.readKeys, allocationLength: 0x1234).cdb == [0x5E, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0])
-        #expect(PRCommand.prIn(.readReservation, allocationLength: 24).cdb == [0x5E, 1, 0, 0, 0, 0, 0, 0, 24, 0])
-        #expect(PRCommand.prIn(.reportCapabilities, allocationLength: 8).direction == .fromDevice(allocationLength: 8))
+        #expect(SCSICommand.prIn(.readKeys, allocationLength: 0x1234).cdb == [0x5E, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0])
+        #expect(SCSICommand.prIn(.readReservation, allocationLength: 24).cdb == [0x5E, 1, 0, 0, 0, 0, 0, 0, 24, 0])
+        #expect(SCSICommand.prIn(.reportCapabilities, allocationLength: 8).direction == .fromDevice(allocationLength: 8))
     }
 
     @Test func prOutCDBAndParameterList() {
-        let c = PRCommand.prOut(.preempt, type: .writeExclusiveRegistrantsOnly,
+        let c = SCSICommand.prOut(.preempt, type: .writeExclusiveRegistrantsOnly,
                                 key: 0x0102_0304_0506_0708, serviceActionKey: 0x1112_1314_1516_1718)
         #expect(c.cdb == [0x5F, 0x04, 0x05, 0, 0, 0, 0, 0, 24, 0])
         #expect(c.direction == .toDevice([1, 2, 3, 4, 5, 6, 7, 8, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18]
                                           + [UInt8](repeating: 0, count: 8)))
         #expect(c.name == "PR OUT PREEMPT")
-        #expect(PRCommand.prOut(.registerAndIgnore, key: 0, serviceActionKey: 9).cdb[1...2] == [6, 0])
-        #expect(PRCommand.prOut(.reserve, type: .writeExclusiveAllRegistrants, key: 1).cdb[1...2] == [1, 7])
+        #expect(SCSICommand.prOut(.registerAndIgnore, key: 0, serviceActionKey: 9).cdb[1...2] == [6, 0])
+        #expect(SCSICommand.prOut(.reserve, type: .writeExclusiveAllRegistrants, key: 1).cdb[1...2] == [1, 7])
     }
 
     @Test(arguments: [
@@ -27,15 +28,15 @@ import Testing
         (SCSIResponse(status: 0x18), .reservationConflict),
         (SCSIResponse(status: 0x08), .otherStatus(0x08)),
         // fixed format, UNIT ATTENTION, reservations preempted
-        (SCSIResponse(status: 2, sense: [0x70, 0, 0x06, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x2A, 0x03, 0, 0, 0, 0]),
+        (SCSIResponse(status: 2, sense: SenseData(decoding: [0x70, 0, 0x06, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x2A, 0x03, 0, 0, 0, 0])),
          .unitAttention(UnitAttention(asc: 0x2A, ascq: 0x03))),
         // descriptor format, UNIT ATTENTION, power on / reset
-        (SCSIResponse(status: 2, sense: [0x72, 0x06, 0x29, 0x00, 0, 0, 0, 0]), .unitAttention(UnitAttention(asc: 0x29, ascq: 0))),
+        (SCSIResponse(status: 2, sense: SenseData(decoding: [0x72, 0x06, 0x29, 0x00, 0, 0, 0, 0])), .unitAttention(UnitAttention(asc: 0x29, ascq: 0))),
         // ILLEGAL REQUEST 24/00: e.g. tgt and READ FULL STATUS
-        (SCSIResponse(status: 2, sense: [0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0x00, 0, 0, 0, 0]),
+        (SCSIResponse(status: 2, sense: SenseData(decoding: [0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0x00, 0, 0, 0, 0])),
          .checkCondition(senseKey: 5, asc: 0x24, ascq: 0)),
         // truncated sense never traps
-        (SCSIResponse(status: 2, sense: [0x70, 0]), .checkCondition(senseKey: 0, asc: 0, ascq: 0)),
+        (SCSIResponse(status: 2, sense: SenseData(decoding: [0x70, 0])), .checkCondition(senseKey: 0, asc: 0, ascq: 0)),
     ])
     func decodesStatusAndSense(response: SCSIResponse, expected: SCSIOutcome) {
         #expect(SCSIOutcome(response) == expected)

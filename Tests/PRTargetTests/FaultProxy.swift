@@ -1,5 +1,5 @@
 import Foundation
-import TestSupport
+import Harness
 
 /// A loopback TCP proxy in front of a real iSCSI portal that plays a
 /// network failure at an exact point of the conversation. Once armed with

@@ -1,10 +1,11 @@
 import Foundation
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import Testing
-import TestSupport
+import Harness
 
-/// PRCore's algorithm driven in-process against tgtd, with a transport
+/// PRProtocol's algorithm (PRLocker) driven in-process against tgtd, with a transport
 /// decorator that injects faults a real target produces rarely: a command
 /// lost mid-acquire, a unit attention before a PREEMPT, a dropped session.
 @Suite struct PRAlgorithmTargetTests {
@@ -29,7 +30,7 @@ import TestSupport
         let plan = FaultPlan(resource: t.urls[2], prOutNumber: 2, fault: .transportError)
         let (locker, factory) = try locker(a, .one, faults: plan)
         defer { factory.closeAll() }
-        let error = #expect(throws: LockError.self) { try locker.acquire(t.urls.map { PRResource($0) }, state: nil) }
+        let error = #expect(throws: LockError.self) { try locker.acquire(t.urls.map { try PRResource($0) }, state: nil) }
         #expect(error?.kind == .backend && error?.message.contains("injected") == true, "\(String(describing: error))")
         for lun in t.urls {
             #expect(try check.reservation(lun) == nil)
@@ -73,7 +74,7 @@ import TestSupport
         let plan = FaultPlan(resource: t.urls[1], prOutNumber: 2, fault: .transportError)
         let (locker, factory) = try locker(b, .one, faults: plan)
         defer { factory.closeAll() }
-        let error = #expect(throws: LockError.self) { try locker.acquire(t.urls.map { PRResource($0) }, state: stateA) }
+        let error = #expect(throws: LockError.self) { try locker.acquire(t.urls.map { try PRResource($0) }, state: stateA) }
         #expect(error?.message.contains("kept with this host's key") == true, "\(String(describing: error))")
         #expect(try check.reservation(t.urls[0])?.key == b.key(.one).rawValue, "taken over and kept, not left unreserved")
         #expect(try check.reservation(t.urls[1])?.key == a.key(.one).rawValue, "the failed one is still the source's")
@@ -163,8 +164,8 @@ final class FaultyTransport: SCSITransport {
 
     var deviceDescription: String { real.deviceDescription }
 
-    func send(cdb: [UInt8], direction: DataDirection, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
-        if cdb.first == 0x5F && real.deviceDescription == plan.resource {
+    func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
+        if case .prOut = command, real.deviceDescription == plan.resource {
             plan.prOutsSeen += 1
             if plan.prOutsSeen == plan.prOutNumber {
                 plan.injected += 1
@@ -172,10 +173,10 @@ final class FaultyTransport: SCSITransport {
                 case .transportError:
                     throw .backend("\(deviceDescription): injected transport failure")
                 case .unitAttention(let asc, let ascq):
-                    return SCSIResponse(status: 2, sense: [0x70, 0, 6, 0, 0, 0, 0, 10, 0, 0, 0, 0, asc, ascq, 0, 0, 0, 0])
+                    return SCSIResponse(status: 2, sense: SenseData(key: 6, asc: asc, ascq: ascq))
                 }
             }
         }
-        return try real.send(cdb: cdb, direction: direction, timeoutMilliseconds: timeoutMilliseconds)
+        return try real.send(command, timeoutMilliseconds: timeoutMilliseconds)
     }
 }

@@ -1,8 +1,9 @@
 import Foundation
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import Testing
-import TestSupport
+import Harness
 
 /// Targets that are down or silent, bad state strings and bad configs:
 /// clear errors, nothing half-done, and for bad input no SCSI command at all.

@@ -1,8 +1,9 @@
 import Foundation
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import Testing
-import TestSupport
+import Harness
 
 /// Faults under a real tgtd, through `lockmgr` processes: a session cut in
 /// the middle of a two-LU acquire, tgtd killed and restarted. For each: a

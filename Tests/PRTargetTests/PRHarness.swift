@@ -1,7 +1,9 @@
 import Foundation
 import LockDriver
-import PRCore
-import TestSupport
+import PRProtocol
+import PRKeeper
+import PRTransport
+import Harness
 
 /// A simulated host: one iSCSI initiator name, its own config dir with a
 /// `qemu-pr.conf`, and `lockmgr` subprocesses using the built pr plugin.
@@ -109,7 +111,7 @@ struct VM {
 }
 
 /// Independent checks: its own iSCSI sessions and raw PR IN / WRITE
-/// commands through PRCore's transport and encoder, none of the plugin's
+/// commands through PRTransport's transport and PRProtocol's encoder, none of the plugin's
 /// algorithm.
 final class Checker {
     let pool = ISCSISessionPool(initiator: "iqn.2026-01.lockmgr.test:checker", isidQualifier: 9)

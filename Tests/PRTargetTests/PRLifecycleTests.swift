@@ -1,8 +1,10 @@
 import Foundation
 import LockDriver
-import PRCore
+import PRProtocol
+import PRKeeper
+import PRTransport
 import Testing
-import TestSupport
+import Harness
 
 /// The life of a VM holding pr reservations, against a real tgtd, with two
 /// or three simulated hosts (their own initiator names, config dirs and

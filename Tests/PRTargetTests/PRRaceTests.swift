@@ -1,8 +1,9 @@
 import Foundation
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import Testing
-import TestSupport
+import Harness
 
 /// Several simulated hosts (one initiator name each, one VM each) race to
 /// acquire the same exclusive LUs through the real plugin path: one

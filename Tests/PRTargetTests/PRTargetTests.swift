@@ -1,8 +1,9 @@
 import Foundation
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import Testing
-import TestSupport
+import Harness
 
 /// The pr plugin against a real tgtd, driven through `lockmgr`
 /// subprocesses (one config dir per simulated host), checked with

@@ -1,5 +1,6 @@
 import Foundation
-import PRCore
+import PRProtocol
+import PRTransport
 
 /// FAKE: an in-process model of one logical unit's SPC-4 persistent
 /// reservation state, seen through several I_T nexuses (each a label such
@@ -298,7 +299,7 @@ public final class FakePRDevice: @unchecked Sendable {
     }
 
     private func check(_ code: SenseCode) -> SCSIResponse {
-        SCSIResponse(status: Status.checkCondition, sense: code.fixedFormat)
+        SCSIResponse(status: Status.checkCondition, sense: SenseData(key: code.key.rawValue, asc: code.asc, ascq: code.ascq))
     }
 
     enum Status {
@@ -325,11 +326,15 @@ struct SenseCode: Equatable {
     static let reservationsReleased = SenseCode(key: .unitAttention, asc: 0x2A, ascq: 0x04)
     static let registrationsPreempted = SenseCode(key: .unitAttention, asc: 0x2A, ascq: 0x05)
 
-    /// 18-byte fixed-format sense (response code 0x70, current error).
-    var fixedFormat: [UInt8] {
+}
+
+extension SenseData {
+    /// 18-byte fixed-format sense (response code 0x70, current error), as
+    /// the fake SG_IO driver and the fake qemu-pr-helper put it on their wire.
+    public var fixedFormat: [UInt8] {
         var sense = [UInt8](repeating: 0, count: 18)
         sense[0] = 0x70
-        sense[2] = key.rawValue
+        sense[2] = key
         sense[7] = 10
         sense[12] = asc
         sense[13] = ascq

@@ -1,5 +1,6 @@
 import Foundation
-import PRCore
+import PRProtocol
+import PRTransport
 
 /// FAKE: the server side of the qemu-pr-helper protocol, in process, on a
 /// private Unix socket, answering from a FakePRDevice as one I_T nexus (a
@@ -153,7 +154,7 @@ public final class FakePRHelper: @unchecked Sendable {
         if case .oversizedPayload(let extra) = behaviour {
             payload += [UInt8](repeating: 0xEE, count: allocationLength + extra - payload.count)
         }
-        var sense = Array(response.sense.prefix(96))
+        var sense = response.sense?.fixedFormat ?? []
         sense += [UInt8](repeating: 0, count: 96 - sense.count)
         let reply = be32(UInt32(response.status)) + be32(UInt32(payload.count)) + sense + payload
         if case .shortReply(let bytes) = behaviour {

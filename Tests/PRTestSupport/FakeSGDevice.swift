@@ -1,7 +1,8 @@
 import CPRShim
 import Foundation
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 
 /// FAKE: plays the kernel's side of SG_IO for SGIOTransport, because this
 /// machine has no sg driver. It reads the request from the `sg_io_hdr_t`
@@ -79,10 +80,11 @@ public final class FakeSGDevice: SGIODriver, @unchecked Sendable {
         header.status = response.status
         header.masked_status = response.status >> 1
         header.host_status = 0
-        header.driver_status = response.sense.isEmpty ? 0 : 0x08  // DRIVER_SENSE
-        let senseLength = min(response.sense.count, Int(header.mx_sb_len))
+        let sense = response.sense?.fixedFormat ?? []
+        header.driver_status = sense.isEmpty ? 0 : 0x08  // DRIVER_SENSE
+        let senseLength = min(sense.count, Int(header.mx_sb_len))
         if let sbp = header.sbp, senseLength > 0 {
-            sbp.update(from: response.sense, count: senseLength)
+            sbp.update(from: sense, count: senseLength)
         }
         header.sb_len_wr = UInt8(senseLength)
         let dataLength = min(response.data.count, allocation)

@@ -1,5 +1,5 @@
 import Foundation
-import TestSupport
+import Harness
 
 /// The REAL qemu-pr-helper (Debian qemu-system-common), run privately: its
 /// own socket and pid file in a test directory, in the foreground, stopped

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Blocking Unix-socket primitives for the test-side servers (the client
-/// side lives in PRCore and is what the tests exercise).
+/// side lives in PRTransport and is what the tests exercise).
 public enum TestSocket {
     public struct SetupError: Error, CustomStringConvertible {
         public var description: String

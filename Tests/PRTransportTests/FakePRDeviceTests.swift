@@ -1,10 +1,11 @@
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import PRTestSupport
 import Testing
 
 /// Calls FakePRDevice directly, as one nexus: the model on its own, without a transport.
-final class DirectToFake: SCSITransport {
+final class DirectToFake: SCSITransport, RawCDBSender {
     let device: FakePRDevice
     let nexus: String
     var deviceDescription: String { "fake LU via \(nexus)" }
@@ -12,6 +13,10 @@ final class DirectToFake: SCSITransport {
     init(_ device: FakePRDevice, _ nexus: String) {
         self.device = device
         self.nexus = nexus
+    }
+
+    func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
+        try send(cdb: command.cdb, direction: command.direction, timeoutMilliseconds: timeoutMilliseconds)
     }
 
     func send(cdb: [UInt8], direction: DataDirection, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {

@@ -1,8 +1,9 @@
 import Foundation
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import PRTestSupport
-import TestSupport
+import Harness
 import Testing
 
 /// PRHelperTransport against the in-process FakePRHelper: framing, fd
@@ -61,11 +62,10 @@ struct PRHelperTransportTests {
         let a = Initiator(transport: try PRHelperTransport(socketPath: server.socketPath, devicePath: lun, timeoutMilliseconds: 2000))
         _ = try a.prOut(.register, key: 0, serviceActionKey: 0x77)
         let keys = try a.prIn(.readKeys, allocationLength: 4096)
-        #expect(keys.status == Status.good && keys.sense.isEmpty)
+        #expect(keys.status == Status.good && keys.sense == nil)
         #expect(keys.data.count == 16 && readBE64(keys.data, at: 8) == 0x77)
         let bad = try a.prOut(.reserve, key: 0x77, type: 4)
         #expect(bad.status == Status.checkCondition)
-        #expect(bad.sense.count == 96)  // the protocol always carries 96 sense bytes
         #expect(senseTriple(bad) == [0x05, 0x24, 0x00])
         #expect(bad.data.isEmpty)
         #expect(try a.prOut(.reserve, key: 0x1, type: 1) == SCSIResponse(status: Status.reservationConflict))
@@ -211,20 +211,16 @@ struct PRHelperTransportTests {
         let server = try helper()
         defer { server.stop() }
         let client = try PRHelperTransport(socketPath: server.socketPath, devicePath: lun, timeoutMilliseconds: 2000)
-        let cases: [(cdb: [UInt8], direction: DataDirection, kind: LockErrorKind)] = [
-            ([0x00, 0, 0, 0, 0, 0], .none, .invalid),                                      // not a PR CDB length
-            ([0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], .fromDevice(allocationLength: 512), .unsupported),  // READ(10)
-            (PRIn.readKeys.cdb(allocationLength: 8), .toDevice([1]), .unsupported),         // wrong direction
-            (PRIn.readKeys.cdb(allocationLength: 8193), .fromDevice(allocationLength: 8193), .invalid),
-            (PRIn.readKeys.cdb(allocationLength: 64), .fromDevice(allocationLength: 32), .invalid),
-            (PROut.register.cdb(listLength: 24), .toDevice([0, 0]), .invalid),
-            (PROut.register.cdb(listLength: 8200), .toDevice([UInt8](repeating: 0, count: 8200)), .invalid),
+        // A command it does not forward, and more data-in than it takes.
+        let cases: [(command: SCSICommand, kind: LockErrorKind)] = [
+            (.write10(lba: 0, blocks: 1, data: [UInt8](repeating: 0, count: 512)), .unsupported),
+            (.prIn(.readKeys, allocationLength: 8193), .invalid),
         ]
         for example in cases {
             let error = lockError { () throws(LockError) in
-                _ = try client.send(cdb: example.cdb, direction: example.direction, timeoutMilliseconds: 100)
+                _ = try client.send(example.command, timeoutMilliseconds: 100)
             }
-            #expect(error?.kind == example.kind, "\(example.cdb): \(String(describing: error))")
+            #expect(error?.kind == example.kind, "\(example.command): \(String(describing: error))")
             #expect(error?.message.hasPrefix(lun) == true)
         }
         #expect(server.received.isEmpty)

@@ -1,5 +1,6 @@
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import PRTestSupport
 import Testing
 
@@ -24,7 +25,7 @@ import Testing
     }
 
     @Test func acquireRefuseHandOverAndReleaseOnAPersistentNexus() throws {
-        let disk = [PRResource(path)]
+        let disk = [try PRResource(path)]
         let a = try locker(host: 1, vm: vm, exclusiveType: .exclusiveAccessRegistrantsOnly)
         try a.acquire(disk, state: nil)
         let keyA = PRKey.exclusive(vm: vm, host: 1).rawValue

@@ -1,8 +1,9 @@
 import Foundation
 import LockDriver
-import PRCore
+import PRProtocol
+import PRTransport
 import PRTestSupport
-import TestSupport
+import Harness
 import Testing
 
 /// PRHelperTransport against the REAL qemu-pr-helper (Debian
@@ -27,7 +28,7 @@ struct QemuPRHelperTests {
     }
 
     @Test(arguments: ["file", "/dev/null"])
-    func everyPRCommandGetsAWellFormedCheckConditionForANonSCSIDescriptor(device: String) throws {
+    func everySCSICommandGetsAWellFormedCheckConditionForANonSCSIDescriptor(device: String) throws {
         let helper = try QemuPRHelperProcess(directory: dir)
         defer { helper.stop() }
         let path = device == "file" ? lun() : device
@@ -44,10 +45,7 @@ struct QemuPRHelperTests {
         for reply in replies {
             #expect(reply.status == Status.checkCondition)
             #expect(reply.data.isEmpty)
-            #expect(reply.sense.count == 96)
-            #expect(reply.sense[0] == 0x70 && reply.sense[7] == 10)
             #expect(senseTriple(reply) == [0x0B, 0x00, 0x06])
-            #expect(reply.sense[18...].allSatisfy { $0 == 0 })
         }
         #expect(!helper.logText().contains("closing socket"), "\(helper.logText())")
         if device == "file" {

@@ -1,9 +1,10 @@
 import LockDriver
-import PRCore
+import PRProtocol
+@testable import PRTransport
 import PRTestSupport
 
 // Tests only: CDBs and PR data written out byte by byte, so these tests do
-// not depend on (or duplicate) PRCore's CDB encoder. Layouts: scsi-pr.md.
+// not depend on (or duplicate) PRProtocol's CDB encoder. Layouts: SPC-4 6.16 and 6.17 (PERSISTENT RESERVE IN/OUT).
 
 enum PRIn: UInt8 {
     case readKeys = 0, readReservation = 1, reportCapabilities = 2, readFullStatus = 3
@@ -42,15 +43,35 @@ enum Status {
     static let reservationConflict: UInt8 = 0x18
 }
 
-/// Sense key, ASC, ASCQ of fixed-format sense.
+/// Sense key, ASC, ASCQ of a response ([] without sense).
 func senseTriple(_ response: SCSIResponse) -> [UInt8] {
-    guard response.sense.count >= 14 else { return [] }
-    return [response.sense[2] & 0x0F, response.sense[12], response.sense[13]]
+    guard let sense = response.sense else { return [] }
+    return [sense.key, sense.asc, sense.ascq]
+}
+
+/// Sends a CDB spelled out byte by byte: the transports' marshalling below
+/// their typed `send` (reached with @testable), and the fake LU directly.
+protocol RawCDBSender {
+    func send(cdb: [UInt8], direction: DataDirection, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse
+}
+
+extension SGIOTransport: RawCDBSender {}
+
+extension PRHelperTransport: RawCDBSender {
+    func send(cdb: [UInt8], direction: DataDirection, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
+        let request: Request
+        switch direction {
+        case .none: request = Request(parameterList: [], allocationLength: 0)
+        case .fromDevice(let length): request = Request(parameterList: [], allocationLength: length)
+        case .toDevice(let list): request = Request(parameterList: list, allocationLength: 0)
+        }
+        return try send(cdb: cdb, request: request, timeoutMilliseconds: timeoutMilliseconds)
+    }
 }
 
 /// A transport plus the PR commands the flows use, spelled out.
 struct Initiator {
-    let transport: SCSITransport
+    let transport: any RawCDBSender
     var timeout: UInt32 = 2_000
 
     func prOut(_ action: PROut, key: UInt64, serviceActionKey: UInt64 = 0, type: UInt8 = 0, flags: UInt8 = 0) throws(LockError) -> SCSIResponse {

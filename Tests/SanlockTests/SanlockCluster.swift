@@ -2,7 +2,7 @@ import Foundation
 import LockDriver
 import SanlockCore
 import Testing
-import TestSupport
+import Harness
 
 /// Sanlock "hosts" sharing one lease directory: daemons A (host_id 1), B
 /// (host_id 2) and, for suites that ask, more, each with its own run

@@ -2,7 +2,7 @@ import Foundation
 import LockDriver
 import SanlockCore
 import Testing
-import TestSupport
+import Harness
 
 extension SanlockRobustnessTests {
     /// Faults under the sanlock plugin. Each: a clear error within the

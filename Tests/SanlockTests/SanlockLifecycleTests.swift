@@ -2,7 +2,7 @@ import Foundation
 import LockDriver
 import SanlockCore
 import Testing
-import TestSupport
+import Harness
 
 /// A VM's whole life under lockmgr with the sanlock plugin, on two
 /// simulated hosts (two private sanlock daemons sharing one lease

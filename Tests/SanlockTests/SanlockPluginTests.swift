@@ -2,7 +2,7 @@ import Foundation
 import LockDriver
 import SanlockCore
 import Testing
-import TestSupport
+import Harness
 
 /// Our sanlock plugin against real sanlock daemons: two hosts, VM-like
 /// processes under `lockmgr run`, and libvirt's own sanlock.so.

@@ -2,7 +2,7 @@ import Foundation
 import LockDriver
 import SanlockCore
 import Testing
-import TestSupport
+import Harness
 
 /// Races and faults against real sanlock daemons: three hosts sharing one
 /// lease directory, itself a private 32 MiB tmpfs so a test can fill it.

@@ -60,6 +60,16 @@ public struct ConfFile: Sendable {
         return s
     }
 
+    /// A string setting that must be an absolute path (a relative one would
+    /// depend on whichever directory the host happens to run in).
+    public func absolutePath(_ name: String) throws(LockError) -> String? {
+        guard let path = try string(name) else { return nil }
+        guard path.hasPrefix("/") else {
+            throw .config("\(location(of: name)): '\(name)' must be an absolute path, not '\(path)'")
+        }
+        return path
+    }
+
     public func integer(_ name: String, in range: ClosedRange<Int64>? = nil) throws(LockError) -> Int64? {
         guard let e = entry(name) else { return nil }
         guard case .integer(let v) = e.value else {

@@ -189,10 +189,7 @@ public struct InstallLayout: Sendable, Equatable {
     }
 
     public static func current() -> InstallLayout {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard n > 0 else { return InstallLayout(prefix: "/usr/local") }
-        let exe = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let exe = RunningExecutable.path else { return InstallLayout(prefix: "/usr/local") }
         var parts = exe.split(separator: "/", omittingEmptySubsequences: false)
         parts.removeLast(min(2, parts.count))          // drop "bin/lockmgr"
         let prefix = parts.joined(separator: "/")

@@ -157,7 +157,7 @@ public final class LockPlugin: @unchecked Sendable {
 /// plugins, drvDeinit runs only when the last user unloads. The lock also
 /// orders drvInit/drvDeinit of concurrent loads and unloads.
 enum LoadedLibraries {
-    static let lock = PthreadMutex()
+    static let lock = Mutex()
     nonisolated(unsafe) private static var users: [UnsafeMutableRawPointer: (count: Int, configFile: String?)] = [:]
 
     /// The config the library was first initialised with, if it is in use.

@@ -37,7 +37,7 @@ final class LibvirtRuntime: @unchecked Sendable {
     private let lastCode: LastCode
     private let reset: Reset
 
-    private static let lock = PthreadMutex()
+    private static let lock = Mutex()
     nonisolated(unsafe) private static var current: LibvirtRuntime?
     nonisolated(unsafe) private static var probed = false
 
@@ -96,18 +96,5 @@ final class LibvirtRuntime: @unchecked Sendable {
         case 1: return .internalError             // VIR_ERR_INTERNAL_ERROR
         default: return .backend
         }
-    }
-}
-
-/// A pthread mutex: the smallest lock that needs neither Foundation nor
-/// the Synchronization module (which plugins linking statically lack).
-final class PthreadMutex: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
     }
 }

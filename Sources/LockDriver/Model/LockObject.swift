@@ -72,4 +72,7 @@ public enum Hex {
     public static func string(_ bytes: some Sequence<UInt8>) -> String {
         bytes.map(byte).joined()
     }
+
+    /// "0x5f": how errors name opcodes and status codes.
+    public static func literal(_ b: UInt8) -> String { "0x" + byte(b) }
 }

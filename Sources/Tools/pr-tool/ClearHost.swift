@@ -1,7 +1,9 @@
 import ArgumentParser
 import Glibc
 import LockDriver
-import PRCore
+import PRKeeper
+import PRProtocol
+import PRTransport
 
 /// `pr-tool clear-host`: the administrator's explicit, logged removal of a
 /// dead host's reservations (the ones that fenced it: a host that dies
@@ -127,17 +129,8 @@ struct ClearHost: ParsableCommand {
         var path: String?
 
         func say(_ message: String) {
-            let line = Array((message + "\n").utf8)
-            _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-            message.withCString { text in withVaList([text]) { vsyslog(LOG_AUTH | LOG_WARNING, "%s", $0) } }
-            guard let path else { return }
-            let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { return }
-            defer { close(fd) }
-            var now = time(nil)
-            let stamp = String(cString: ctime(&now)).filter { $0 != "\n" }
-            let entry = Array("\(stamp) \(message)\n".utf8)
-            _ = entry.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            Logger.write(message + "\n", to: 2)
+            Logger(ident: "lockmgr-pr-tool", facility: .auth, stderr: false, file: path).log(message)
         }
     }
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import LockDriver
-import PRCore
+import PRKeeper
+import PRProtocol
+import PRTransport
 
 /// `pr-tool key`: the key the pr plugin registers for a VM on a host.
 struct KeyCommand: ParsableCommand {

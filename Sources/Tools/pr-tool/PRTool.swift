@@ -5,7 +5,7 @@ import LockDriver
 // pr-tool: raw persistent reservation commands over one iSCSI session, for
 // the demo, for poking at a target by hand, and as the independent checker
 // a person can run; the pr plugin's key of a VM; and the explicit removal
-// of a dead host's reservations. It shares PRCore's encoder/decoder and
+// of a dead host's reservations. It shares PRProtocol's encoder/decoder and PRTransport's
 // iSCSI transport but none of the plugin's algorithm.
 @main
 struct PRTool: ParsableCommand {

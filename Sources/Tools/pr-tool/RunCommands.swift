@@ -1,7 +1,9 @@
 import Glibc
 import ArgumentParser
 import LockDriver
-import PRCore
+import PRKeeper
+import PRProtocol
+import PRTransport
 
 /// `pr-tool run URL COMMAND...`: raw PR commands in order on one session
 /// (one I_T nexus). Every command is parsed before the first is sent: a

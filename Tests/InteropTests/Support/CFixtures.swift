@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import Harness
 
 /// The C programs and plugins these tests compile with gcc: the sources
 /// live in Tests/InteropTests/C and include the project's own ABI header,

@@ -1,4 +1,4 @@
-import TestSupport
+import Harness
 import Testing
 
 /// A dynamic symbol as `readelf --dyn-syms -W` prints it.

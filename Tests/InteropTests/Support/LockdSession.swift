@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import LockDriver
 import Testing
-import TestSupport
+import Harness
 
 /// One private virtlockd plus libvirt's lockd.so loaded by our host,
 /// configured for indirect file leases: each disk gets a lease file named

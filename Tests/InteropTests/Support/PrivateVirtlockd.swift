@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import TestSupport
+import Harness
 
 /// A real virtlockd (libvirt's lock daemon) for one test, inside a
 /// `PrivateRunDir` thread: its sockets land in the test's own run dir.

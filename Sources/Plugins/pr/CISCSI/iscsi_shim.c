@@ -222,14 +222,11 @@ int lockmgr_iscsi_command(lockmgr_iscsi_session *s, int lun, const uint8_t *cdb,
         || s->status == SCSI_STATUS_ACA_ACTIVE || s->status == SCSI_STATUS_CONDITION_MET) {
         result->status = s->status;
         if (s->status == SCSI_STATUS_CHECK_CONDITION) {
-            /* libiscsi keeps only the parsed sense; rebuild fixed format so
-             * one decoder serves every transport. */
-            result->sense[0] = 0x70;
-            result->sense[2] = (uint8_t)(s->task->sense.key & 0x0f);
-            result->sense[7] = 10;
-            result->sense[12] = (uint8_t)((s->task->sense.ascq >> 8) & 0xff);
-            result->sense[13] = (uint8_t)(s->task->sense.ascq & 0xff);
-            result->sense_len = 18;
+            /* libiscsi keeps the sense parsed; its ascq field holds ASC << 8 | ASCQ. */
+            result->has_sense = 1;
+            result->sense_key = (uint8_t)(s->task->sense.key & 0x0f);
+            result->asc = (uint8_t)((s->task->sense.ascq >> 8) & 0xff);
+            result->ascq = (uint8_t)(s->task->sense.ascq & 0xff);
         }
         if (direction == LOCKMGR_ISCSI_READ && s->task->datain.size > 0 && s->task->datain.data) {
             size_t n = (size_t)s->task->datain.size;

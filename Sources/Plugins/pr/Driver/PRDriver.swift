@@ -1,9 +1,11 @@
 import Glibc
 import LockDriver
-import PRCore
+import PRKeeper
+import PRProtocol
+import PRTransport
 
 /// The pr plugin: SCSI-3 persistent reservations on the VM's LUNs. All the
-/// logic is in PRCore; this is the glue to the lock driver interface.
+/// logic is in PRProtocol, PRTransport and PRKeeper; this is the glue to the lock driver interface.
 final class PRDriver: LockPluginDriver {
     let config: PRConfig
     let configFile: String?
@@ -42,11 +44,11 @@ final class PRManager: LockPluginManager {
         guard !resources.contains(where: { $0.name == name }) else {
             throw .invalid("disk '\(name)' was added twice")
         }
-        // Reject a bad name now, before any device is touched.
-        if name.hasPrefix(ISCSIURL.scheme) { _ = try ISCSIURL(parsing: name) }
+        // Parsed now (a bad name is refused before any device is touched) and once.
+        let parsed = try PRResource(name, mode: resource.mode)
         // The guest's own PR cluster reserves this disk: take no part in it.
         if config.guestReservations.contains(name) { return }
-        resources.append(PRResource(name, mode: resource.mode))
+        resources.append(parsed)
     }
 
     func acquire(state: String?, flags: AcquireFlags, action: FailureAction) throws(LockError) -> Int32? {
@@ -139,8 +141,8 @@ final class PRManager: LockPluginManager {
     private func withLocker<R>(_ body: (PRLocker) throws(LockError) -> R) throws(LockError) -> R {
         let factory = TransportFactory(config: config)
         defer { factory.closeAll() }
-        let locker = try PRLocker(config: config, vm: object.uuid) { name throws(LockError) in
-            try factory.transport(for: name)
+        let locker = try PRLocker(config: config, vm: object.uuid) { resource throws(LockError) in
+            try factory.transport(for: resource)
         }
         defer { logCommands(locker) }
         return try body(locker)

@@ -41,21 +41,13 @@ public struct SanlockConfig: Sendable, Equatable {
     public init(_ conf: ConfFile) throws(LockError) {
         try conf.rejectUnknown(Self.knownKeys)
         autoDiskLeases = try conf.bool("auto_disk_leases") ?? false
-        if let dir = try conf.string("disk_lease_dir") {
-            guard dir.hasPrefix("/") else {
-                throw .config("\(conf.location(of: "disk_lease_dir")): 'disk_lease_dir' must be an absolute path, not '\(dir)'")
-            }
-            diskLeaseDir = dir
-        }
+        if let dir = try conf.absolutePath("disk_lease_dir") { diskLeaseDir = dir }
         hostID = UInt64(try conf.integer("host_id", in: Self.hostIDs) ?? 0)
         requireLeaseForDisks = try conf.bool("require_lease_for_disks") ?? !autoDiskLeases
         ioTimeout = UInt32(try conf.integer("io_timeout", in: 0...600) ?? 0)
         if let name = try conf.string("user") { user = try Self.userID(name, origin: conf.location(of: "user")) }
         if let name = try conf.string("group") { group = try Self.groupID(name, origin: conf.location(of: "group")) }
-        failureHelper = try conf.string("failure_helper")
-        if let helper = failureHelper, !helper.hasPrefix("/") {
-            throw .config("\(conf.location(of: "failure_helper")): 'failure_helper' must be an absolute path, not '\(helper)'")
-        }
+        failureHelper = try conf.absolutePath("failure_helper")
         if autoDiskLeases && hostID == 0 {
             throw .config("\(conf.location(of: "auto_disk_leases")): auto_disk_leases = 1 needs host_id (this host's unique id, 1 to 2000)")
         }

@@ -66,9 +66,8 @@ final class SanlockManager: LockPluginManager {
             }
             // The VM process keeps the registration across exec: its
             // leases then die with it, not with us.
-            let fdFlags = fcntl(fd, F_GETFD)
-            guard fdFlags >= 0, fcntl(fd, F_SETFD, fdFlags & ~FD_CLOEXEC) == 0 else {
-                throw .backend("cannot make the sanlock registration inheritable: \(Errno.current)")
+            if case .failure(let error) = CloseOnExec.clear(fd) {
+                throw .backend("cannot make the sanlock registration inheritable: \(error)")
             }
             if flags.contains(.restrict) { try SanlockClient.restrict(fd) }
         } catch {

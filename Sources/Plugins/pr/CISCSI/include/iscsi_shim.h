@@ -25,8 +25,10 @@ enum lockmgr_iscsi_direction {
 /* Result of one command that reached the target. */
 typedef struct {
     int status;                 /* SAM status byte */
-    uint8_t sense[18];          /* fixed-format sense rebuilt from libiscsi's parsed sense */
-    size_t sense_len;           /* 0 unless status is CHECK CONDITION */
+    int has_sense;              /* 1 with CHECK CONDITION: the three fields below are set */
+    uint8_t sense_key;          /* libiscsi's parsed sense, passed on as parsed */
+    uint8_t asc;
+    uint8_t ascq;
     size_t data_len;            /* bytes copied to the caller's buffer */
 } lockmgr_iscsi_result;
 

@@ -1,0 +1,138 @@
+import Glibc
+import LockDriver
+import PRProtocol
+
+/// The keeper directory: per VM a record (`<uuid>.vm`) and the keeper's pid
+/// file (`<uuid>.pid`, flock'ed by the one keeper of that VM for its whole
+/// life), plus `keeper.log`, where keepers write what they do.
+///
+/// The plugin changes a record only while holding the record's flock, and
+/// holds it across its own SCSI commands, so a keeper that re-reads the
+/// record under the same flock never mistakes the plugin's own work in
+/// progress (a release on a migration source, a reclaim) for a lost lock.
+public struct KeeperStore: Sendable {
+    public let dir: String
+
+    public init(dir: String) { self.dir = dir }
+
+    public func recordPath(_ vm: UUIDBytes) -> String { "\(dir)/\(vm).vm" }
+    public func pidPath(_ vm: UUIDBytes) -> String { "\(dir)/\(vm).pid" }
+    public var logPath: String { "\(dir)/keeper.log" }
+
+    /// Creates the directory (mode 0700: records name VMs and processes).
+    public func prepare() throws(LockError) {
+        var path = ""
+        for part in dir.split(separator: "/") {
+            path += "/" + part
+            if mkdir(path, 0o700) != 0 && errno != EEXIST {
+                throw .backend("cannot create the keeper directory \(path): \(Errno.current)")
+            }
+        }
+    }
+
+    /// Runs `body` on the VM's record (nil when there is none) under the
+    /// record's exclusive flock and writes back what `body` leaves: a nil
+    /// record removes the file. `body` may run SCSI commands.
+    public func update<R>(_ vm: UUIDBytes, _ body: (inout KeeperRecord?) throws(LockError) -> R) throws(LockError) -> R {
+        try prepare()
+        let path = recordPath(vm)
+        while true {
+            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw .backend("cannot open keeper record \(path): \(Errno.current)") }
+            defer { close(fd) }
+            guard flock(fd, LOCK_EX) == 0 else { throw .backend("cannot lock keeper record \(path): \(Errno.current)") }
+            // Whoever held the lock before may have removed the file: then
+            // this fd is an orphan inode and the lock protects nothing.
+            var opened = stat(), named = stat()
+            guard fstat(fd, &opened) == 0, stat(path, &named) == 0, opened.st_ino == named.st_ino else { continue }
+            let text = try Self.readAll(fd, path)
+            var record = text.isEmpty ? nil : try KeeperRecord(decoding: text, origin: path)
+            let before = record
+            let result: R
+            do { result = try body(&record) } catch {
+                if before == nil { unlink(path) }    // created by this open: leave nothing behind
+                throw error
+            }
+            if record != before {
+                if let record {
+                    try Self.rewrite(fd, record.encoded, path)
+                } else if unlink(path) != 0 {
+                    throw .backend("cannot remove keeper record \(path): \(Errno.current)")
+                }
+            } else if record == nil {
+                unlink(path)    // created by this open: leave nothing behind
+            }
+            return result
+        }
+    }
+
+    /// The record as it is now (no lock held after return).
+    public func read(_ vm: UUIDBytes) throws(LockError) -> KeeperRecord? {
+        let path = recordPath(vm)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
+            throw .backend("cannot open keeper record \(path): \(Errno.current)")
+        }
+        defer { close(fd) }
+        let text = try Self.readAll(fd, path)
+        return text.isEmpty ? nil : try KeeperRecord(decoding: text, origin: path)
+    }
+
+    /// Every VM with a record here.
+    public func vms() -> [UUIDBytes] {
+        guard let d = opendir(dir) else { return [] }
+        defer { closedir(d) }
+        var result: [UUIDBytes] = []
+        while let entry = readdir(d) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name.hasSuffix(".vm"), let vm = UUIDBytes(String(name.dropLast(3))) { result.append(vm) }
+        }
+        return result
+    }
+
+    /// The pid of the keeper of `vm`, if one is running: a keeper holds the
+    /// flock of its pid file for as long as it lives.
+    public func runningKeeper(_ vm: UUIDBytes) -> Int32? {
+        let fd = open(pidPath(vm), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        guard flock(fd, LOCK_SH | LOCK_NB) != 0 else {
+            flock(fd, LOCK_UN)
+            return nil
+        }
+        guard case let text = (try? Self.readAll(fd, pidPath(vm))) ?? "",
+              let pid = Int32(text.filter { !$0.isWhitespace }) else { return nil }
+        return pid
+    }
+
+    static func readAll(_ fd: Int32, _ path: String) throws(LockError) -> String {
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var offset: off_t = 0
+        while true {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw .backend("cannot read \(path): \(Errno.current)") }
+            if n == 0 { break }
+            bytes += buffer[0..<n]
+            offset += off_t(n)
+            guard bytes.count <= 1 << 20 else { throw .backend("\(path) is larger than 1 MiB: not a keeper file") }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func rewrite(_ fd: Int32, _ text: String, _ path: String) throws(LockError) {
+        let bytes = Array(text.utf8)
+        guard ftruncate(fd, 0) == 0 else { throw .backend("cannot write \(path): \(Errno.current)") }
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, $0.count - done, off_t(done)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw .backend("cannot write \(path): \(Errno.current)") }
+            done += n
+        }
+    }
+}

@@ -1,0 +1,32 @@
+import Glibc
+import LockDriver
+import PRKeeper
+import PRProtocol
+import PRTransport
+
+/// `pr-keeper start`: the intermediate process between the plugin and the
+/// keeper. The keeper gets a new session and, once this process exits, a
+/// new parent (init or a subreaper), so neither libvirtd nor the VM ever
+/// has to reap it and a libvirtd restart does not touch it.
+enum Detach {
+    static func start(store: KeeperStore, vm: UUIDBytes) -> Int32 {
+        var fds: [Int32] = [0, 0]
+        // No other thread runs here: plain pipe() is enough (the spawn closes the rest).
+        guard pipe(&fds) == 0 else {
+            Logger.write("pr-keeper: pipe: \(Errno.current)\n", to: 2)
+            return 1
+        }
+        let argv = [RunningExecutable.path ?? CommandLine.arguments[0], "watch", store.dir, vm.description]
+        guard case .success = Spawn.start(argv, output: store.logPath, passFD: fds[1], newSession: true) else {
+            Logger.write("pr-keeper: cannot start \(argv[0]): \(Errno.current)\n", to: 2)
+            return 1
+        }
+        close(fds[1])
+        // The keeper writes one byte once it holds its pid file (or saw
+        // another keeper of this VM holding it); EOF without it is a failure.
+        var poller = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, 10_000) == 1 else { return 1 }
+        var byte: UInt8 = 0
+        return read(fds[0], &byte, 1) == 1 ? 0 : 1
+    }
+}

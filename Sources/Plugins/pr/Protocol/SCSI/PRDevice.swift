@@ -1,0 +1,99 @@
+import LockDriver
+
+/// One logical unit seen through a transport: sends PR commands, decodes
+/// the answers, drains unit attentions, and counts what it sent.
+///
+/// Unit attention handling: a command answered with UNIT ATTENTION was not
+/// executed, so it is sent again (at most `maxAttentions` times in a row).
+/// Attentions that mean "the reservation picture changed" are remembered in
+/// `sawReservationChange` so the algorithm re-reads the device before it
+/// trusts decisions made on an earlier read.
+public final class PRDevice {
+    public let transport: SCSITransport
+    public let timeoutMilliseconds: UInt32
+    /// Every command sent, by name, in order: what the benchmark and the
+    /// handover test count.
+    public private(set) var sent: [String] = []
+    public var sawReservationChange = false
+    static let maxAttentions = 4
+
+    public init(transport: SCSITransport, timeoutMilliseconds: UInt32) {
+        self.transport = transport
+        self.timeoutMilliseconds = timeoutMilliseconds
+    }
+
+    public var name: String { transport.deviceDescription }
+    public var prOutCount: Int { sent.filter { $0.hasPrefix("PR OUT") }.count }
+
+    /// Sends `command`, retrying across unit attentions.
+    public func execute(_ command: SCSICommand) throws(LockError) -> SCSIOutcome {
+        var attentions: [UnitAttention] = []
+        while true {
+            sent.append(command.name)
+            let response = try transport.send(command, timeoutMilliseconds: timeoutMilliseconds)
+            let outcome = SCSIOutcome(response)
+            guard case .unitAttention(let ua) = outcome else { return outcome }
+            attentions.append(ua)
+            if ua.invalidatesReservationView { sawReservationChange = true }
+            guard attentions.count < Self.maxAttentions else {
+                throw .backend("\(name): \(command.name) kept failing with unit attentions: "
+                               + attentions.map(\.description).joined(separator: ", "))
+            }
+        }
+    }
+
+    /// READ KEYS, asking again with the length the device announced when
+    /// the first answer did not fit (more than 1023 registrations).
+    public func readKeys() throws(LockError) -> RegisteredKeys {
+        let data = try expectGood(.prIn(.readKeys, allocationLength: 8192))
+        if data.count >= 8 {
+            let needed = 8 + Int(BigEndian.uint32(data, at: 4))
+            if needed > data.count && data.count >= 8192 {
+                let length = UInt16(clamping: needed)
+                return try RegisteredKeys(parsing: expectGood(.prIn(.readKeys, allocationLength: length)))
+            }
+        }
+        return try RegisteredKeys(parsing: data)
+    }
+
+    public func readReservation() throws(LockError) -> ReservationStatus {
+        try ReservationStatus(parsing: expectGood(.prIn(.readReservation, allocationLength: 24)))
+    }
+
+    public func reportCapabilities() throws(LockError) -> PRCapabilities {
+        try PRCapabilities(parsing: expectGood(.prIn(.reportCapabilities, allocationLength: 8)))
+    }
+
+    /// Sends a PR OUT and returns whether it succeeded or hit a conflict;
+    /// every other answer is an error naming the device and the command.
+    @discardableResult
+    public func prOut(_ action: PROutAction, type: ReservationType? = nil, key: UInt64,
+                      serviceActionKey: UInt64 = 0) throws(LockError) -> Bool {
+        let command = SCSICommand.prOut(action, type: type, key: key, serviceActionKey: serviceActionKey)
+        switch try execute(command) {
+        case .good: return true
+        case .reservationConflict: return false
+        case let other: throw failure(command, other)
+        }
+    }
+
+    func expectGood(_ command: SCSICommand) throws(LockError) -> [UInt8] {
+        let outcome = try execute(command)
+        guard case .good(let data) = outcome else { throw failure(command, outcome) }
+        return data
+    }
+
+    func failure(_ command: SCSICommand, _ outcome: SCSIOutcome) -> LockError {
+        switch outcome {
+        case .good: return .internalError("\(name): \(command.name) succeeded")
+        case .reservationConflict: return .conflict("\(name): \(command.name) got RESERVATION CONFLICT")
+        case .unitAttention(let ua): return .backend("\(name): \(command.name): \(ua)")
+        case .checkCondition(let key, let asc, let ascq):
+            var what = "CHECK CONDITION sense key \(Hex.byte(key)) \(Hex.byte(asc))/\(Hex.byte(ascq))"
+            if key == 0x05 && asc == 0x24 { what += " (invalid field in CDB: not supported by the device)" }
+            if key == 0x05 && asc == 0x20 { what += " (invalid command: no persistent reservation support)" }
+            return .backend("\(name): \(command.name) failed: \(what)")
+        case .otherStatus(let s): return .backend("\(name): \(command.name) failed with SCSI status 0x\(Hex.byte(s))")
+        }
+    }
+}

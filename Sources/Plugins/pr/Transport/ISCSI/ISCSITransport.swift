@@ -1,0 +1,97 @@
+import LockDriver
+import PRProtocol
+
+import CISCSI
+
+/// iSCSI logins shared by the transports of one operation. A target sees
+/// one initiator port per IQN + ISID; a second login with the same pair
+/// would reinstate (kill) the first, so every LUN of one target behind one
+/// pool shares one session. `closeAll` logs out; sessions also close when
+/// the pool is freed.
+public final class ISCSISessionPool {
+    public let initiator: String
+    public let isidQualifier: UInt16
+    private var sessions: [String: OpaquePointer] = [:]
+    /// How many logins were made: on tgt each is a new I_T nexus.
+    public private(set) var logins = 0
+
+    public init(initiator: String, isidQualifier: UInt16 = 0) {
+        self.initiator = initiator
+        self.isidQualifier = isidQualifier
+    }
+
+    deinit { closeAll() }
+
+    func session(for url: ISCSIURL, timeoutMilliseconds: UInt32) throws(LockError) -> OpaquePointer {
+        let id = "\(url.portal)/\(url.target)"
+        if let s = sessions[id] { return s }
+        var err = [CChar](repeating: 0, count: 256)
+        let opened = err.withUnsafeMutableBufferPointer { buf in
+            lockmgr_iscsi_open(initiator, url.portal, url.target, isidQualifier,
+                               Int32(clamping: timeoutMilliseconds), buf.baseAddress, buf.count)
+        }
+        guard let opened else {
+            throw .backend("\(url): iSCSI login to \(url.target) at \(url.portal) as \(initiator) failed: \(Self.text(err))")
+        }
+        logins += 1
+        sessions[id] = opened
+        return opened
+    }
+
+    /// Drops a session after a transport failure: the next command logs in anew.
+    func discard(_ url: ISCSIURL) {
+        if let s = sessions.removeValue(forKey: "\(url.portal)/\(url.target)") { lockmgr_iscsi_close(s, 0) }
+    }
+
+    public func closeAll(timeoutMilliseconds: UInt32 = 1000) {
+        for (_, s) in sessions { lockmgr_iscsi_close(s, Int32(clamping: timeoutMilliseconds)) }
+        sessions.removeAll()
+    }
+
+    static func text(_ buf: [CChar]) -> String {
+        String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// One LUN reached through libiscsi in user space.
+public final class ISCSITransport: SCSITransport {
+    public let url: ISCSIURL
+    let pool: ISCSISessionPool
+
+    public init(url: ISCSIURL, pool: ISCSISessionPool) {
+        self.url = url
+        self.pool = pool
+    }
+
+    public var deviceDescription: String { url.description }
+
+    public func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
+        let session = try pool.session(for: url, timeoutMilliseconds: timeoutMilliseconds)
+        var buffer: [UInt8]
+        var dir: Int32
+        switch command.direction {
+        case .none: buffer = []; dir = Int32(LOCKMGR_ISCSI_NONE.rawValue)
+        case .fromDevice(let n): buffer = [UInt8](repeating: 0, count: max(0, n)); dir = Int32(LOCKMGR_ISCSI_READ.rawValue)
+        case .toDevice(let d): buffer = d; dir = Int32(LOCKMGR_ISCSI_WRITE.rawValue)
+        }
+        var result = lockmgr_iscsi_result()
+        var err = [CChar](repeating: 0, count: 256)
+        let bufferCount = buffer.count
+        let rc = command.cdb.withUnsafeBufferPointer { c in
+            buffer.withUnsafeMutableBufferPointer { b in
+                err.withUnsafeMutableBufferPointer { e in
+                    lockmgr_iscsi_command(session, url.addressedLUN, c.baseAddress, c.count, dir,
+                                          b.baseAddress, bufferCount, Int32(clamping: timeoutMilliseconds),
+                                          &result, e.baseAddress, e.count)
+                }
+            }
+        }
+        guard rc == 0 else {
+            pool.discard(url)
+            throw .backend("\(url): \(ISCSISessionPool.text(err))")
+        }
+        let sense = result.has_sense != 0 ? SenseData(key: result.sense_key, asc: result.asc, ascq: result.ascq) : nil
+        let data = dir == Int32(LOCKMGR_ISCSI_READ.rawValue) ? Array(buffer.prefix(min(result.data_len, bufferCount))) : []
+        return SCSIResponse(status: UInt8(truncatingIfNeeded: result.status), sense: sense, data: data)
+    }
+}
