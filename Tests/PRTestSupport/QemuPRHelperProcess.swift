@@ -22,9 +22,11 @@ public final class QemuPRHelperProcess: @unchecked Sendable {
         logPath = "\(directory)/qemu-pr-helper.log"
         process = try SpawnedProcess([Self.executable, "-k", socketPath, "-f", "\(directory)/qemu-pr-helper.pid"],
                                      output: logPath)
-        // Ready when the socket appears (~15 ms here); give up after 5 s.
+        // Ready when the socket listens (~15 ms here); give up after 5 s. The
+        // file appears at bind(), before listen(): a connect in between is
+        // refused, so the file alone is not enough.
         for _ in 0..<500 {
-            if FileManager.default.fileExists(atPath: socketPath) { return }
+            if Self.isListening(socketPath) { return }
             if !lock.withLock({ process.isRunning }) { break }
             usleep(10_000)
         }
@@ -33,6 +35,17 @@ public final class QemuPRHelperProcess: @unchecked Sendable {
     }
 
     deinit { stop() }
+
+    /// Whether a Unix socket bound at `path` is listening, read from
+    /// /proc/net/unix (flag __SO_ACCEPTCON) without connecting: a probe
+    /// connection would show in the helper's log as a protocol violation.
+    static func isListening(_ path: String) -> Bool {
+        guard let table = try? String(contentsOfFile: "/proc/net/unix", encoding: .utf8) else { return false }
+        return table.split(separator: "\n").contains { line in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            return fields.count >= 8 && fields[7] == path && fields[3] == "00010000"
+        }
+    }
 
     /// What the helper printed (it logs protocol violations).
     public func logText() -> String {
