@@ -45,6 +45,12 @@ import TestSupport
             try process.run()
         }
 
+        /// Reaped, so Foundation lets go of its output files (see Contender.stop).
+        deinit {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+
         var exitStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
         var stderr: String { (try? String(contentsOfFile: errors, encoding: .utf8)) ?? "" }
         var started: Bool { ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").hasPrefix("ready ") }
