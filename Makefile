@@ -4,7 +4,7 @@ SWIFT ?= swift
 # The release, in one place: lockmgr --version, pr-tool --version and the package.
 VERSION := $(shell sed -n 's/^ *public static let string = "\(.*\)"$$/\1/p' Sources/LockDriver/Tool/Version.swift)
 
-.PHONY: all deps build lint format test deb test-deb test-no-toolchain man test-asan test-tsan demo install release bench bench-sanlock bench-load bench-libvirt bench-pr fuzz fuzz-ci test-lab clean
+.PHONY: all deps build lint format test deb test-deb test-no-toolchain man test-asan test-tsan demo install release bench bench-sanlock bench-load bench-libvirt bench-pr bench-keepers fuzz fuzz-ci stress test-lab clean
 
 all: build
 
@@ -54,6 +54,16 @@ LAB_SCENARIOS ?=
 test-lab: deps
 	$(MAKE) install PREFIX=$(LAB_PREFIX)
 	Tests/Lab/run.sh $(LAB_PREFIX) $(LAB_SCENARIOS)
+
+# The race tests at volume (CI runs their short default): the pr races (one
+# LU; two LUs in either order) and the sanlock races, STRESS_ROUNDS rounds
+# each with STRESS_HOSTS hosts, the same checks after every round.
+STRESS_ROUNDS ?= 1000
+STRESS_HOSTS ?= 3
+stress: build
+	$(SWIFT) build --build-tests
+	LOCKMGR_RACE_ROUNDS=$(STRESS_ROUNDS) LOCKMGR_RACE_HOSTS=$(STRESS_HOSTS) \
+	    $(SWIFT) test --skip-build --filter 'PRRaceTests/exactlyOneWinnerEveryRound' --filter 'Races/racingHosts'
 
 release: deps
 	$(SWIFT) build -c release
@@ -120,6 +130,16 @@ bench-pr: deps
 	$(SWIFT) build -c release --product pr-keeper
 	$(SWIFT) build -c release --product pr-bench
 	scripts/bench-pr.sh $$($(SWIFT) build -c release --show-bin-path) $(PR_CYCLES) $(BENCH_OUT)
+
+# VMS pr keepers (one sleeping VM and one LU each) against one tgtd for
+# KEEPER_SECONDS: CPU, memory, command rate, and how fast each notices its
+# VM's exit (scripts/bench-keepers.sh; writes keepers.md into BENCH_OUT).
+KEEPER_VMS ?= 200
+KEEPER_SECONDS ?= 180
+KEEPER_INTERVAL_MS ?= 1000
+bench-keepers: deps
+	$(call release-products,lockmgr lockmgr_pr pr-keeper pr-tool)
+	scripts/bench-keepers.sh $(BENCH_BIN) $(KEEPER_VMS) $(KEEPER_SECONDS) $(KEEPER_INTERVAL_MS) $(BENCH_OUT)
 
 # Every benchmark into one report: $(BENCH_OUT)/report.md (fails if a section is missing).
 bench: deps

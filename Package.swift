@@ -199,7 +199,7 @@ let benchmarkTargets: [Target] = [
 // checks. lockmgr-fuzz: libFuzzer's entry points when built by scripts/fuzz.sh
 // (--sanitize=fuzzer -DLOCKMGR_FUZZING), a file replayer otherwise.
 let fuzzTargets: [Target] = [
-    .target(name: "FuzzTargets", dependencies: ["LockDriver", "SanlockCore", "PRProtocol", "PRTransport"],
+    .target(name: "FuzzTargets", dependencies: ["LockDriver", "SanlockCore", "PRProtocol", "PRTransport", "PRKeeper"],
             path: "Fuzz/Targets"),
     .executableTarget(name: "lockmgr-fuzz", dependencies: ["FuzzTargets", "LockDriver"], path: "Fuzz/Driver"),
 ]

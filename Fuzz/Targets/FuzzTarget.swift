@@ -22,6 +22,10 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case scsiSense = "scsi-sense"
     /// qemu-pr-helper's reply header and the payload it announces.
     case prHelperReply = "pr-helper-reply"
+    /// The pr keeper's record file (`<keeper_dir>/<uuid>.vm`).
+    case keeperRecord = "keeper-record"
+    /// The host config with the plugin config it selects, as read together.
+    case configPair = "config-pair"
 
     public var name: String { rawValue }
 
@@ -36,6 +40,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .prReportCapabilities: try PRDataTargets.reportCapabilities(bytes)
         case .scsiSense: try PRDataTargets.sense(bytes)
         case .prHelperReply: try PRHelperReplyTarget.run(bytes)
+        case .keeperRecord: try KeeperRecordTarget.run(bytes)
+        case .configPair: try ConfigPairTarget.run(bytes)
         }
     }
 }

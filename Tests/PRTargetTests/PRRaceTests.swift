@@ -13,10 +13,14 @@ import Harness
 /// with a conflict (exit 75) naming the LU, only the winner's key on the
 /// LU while it holds, and nothing at all once it released: checked on the
 /// target through the checker's own session, with PR IN only.
+/// 30 rounds of 5 hosts, or LOCKMGR_RACE_ROUNDS / LOCKMGR_RACE_HOSTS (make stress).
 @Suite(.serialized) struct PRRaceTests {
-    static let rounds = 30
-    let hosts = (1...5).map { PRHost("race\($0)") }
-    let vms = (1...5).map { VM(uuid: UUIDBytes("5a1e0c4e-7777-4a4a-8b8b-00000000007\($0)")!, name: "race-vm\($0)") }
+    static let rounds = RaceScale.rounds(default: 30)
+    static let hostCount = RaceScale.hosts(default: 5, minimum: 3)
+    let hosts = (1...Self.hostCount).map { PRHost("race\($0)") }
+    let vms = (1...Self.hostCount).map {
+        VM(uuid: UUIDBytes("5a1e0c4e-7777-4a4a-8b8b-\(String(700_000_000_000 + $0))")!, name: "race-vm\($0)")
+    }
     let check = Checker()
 
     @Test func exactlyOneWinnerEveryRoundOnOneLU() throws {

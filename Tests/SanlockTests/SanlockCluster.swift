@@ -299,11 +299,14 @@ final class Contender: @unchecked Sendable {
     var exitStatus: Int32? { hasExited ? process.terminationStatus : nil }
     var stderr: String { (try? String(contentsOfFile: errors, encoding: .utf8)) ?? "" }
 
+    /// Ends the process if it still runs, and always reaps it: Foundation
+    /// lets go of a Process, and of the files given as its output, only
+    /// once waitUntilExit has seen it end. Polling isRunning alone kept two
+    /// descriptors per contender: a 1000-round race reached 1350 and
+    /// crashed Foundation's own Process.run.
     func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
     }
 
     deinit { stop() }

@@ -163,4 +163,24 @@ import Testing
         #expect(FailureHelper.lockmgr(besidePlugin: "/opt/lm/lib/lock_manager/sanlock.so") == "/opt/lm/bin/lockmgr")
         #expect(FailureHelper.lockmgr(besidePlugin: "/work/.build/debug/liblockmgr_sanlock.so") == nil)
     }
+
+    /// How long an area someone else is still creating is waited for:
+    /// twice io_timeout (its zero-fill and its one write) plus a second,
+    /// with sanlock's default of 10 s when io_timeout is 0.
+    @Test(arguments: [(UInt32(1), 3000), (0, 21000), (10, 21000), (60, 121000)])
+    func unfinishedAreasAreWaitedForBoundedByIOTimeout(ioTimeout: UInt32, limitMs: Int) {
+        #expect(UnfinishedArea(ioTimeout: ioTimeout).limitMs == limitMs)
+    }
+
+    /// Zeros (no leader record) and a file too short for one read are
+    /// unfinished; anything else (another lockspace, a checksum error, no
+    /// daemon) is an answer the caller reports as it is.
+    @Test func onlyUnfinishedAreasAreWaitedFor() {
+        #expect(UnfinishedArea.isUnfinished(-223))
+        #expect(UnfinishedArea.isUnfinished(-90))
+        for rv: Int32 in [0, -226, -229, -2, -111, -243] { #expect(!UnfinishedArea.isUnfinished(rv), "\(rv)") }
+        let pauses = (1...12).map(UnfinishedArea.pauseMs(beforeLook:))
+        #expect(pauses.prefix(6) == [5, 10, 20, 40, 80, 100] && pauses.dropFirst(5).allSatisfy { $0 == 100 }, "\(pauses)")
+        #expect(UnfinishedArea(ioTimeout: 1).gaveUp("lockspace X file /d/X").hasPrefix("lockspace X file /d/X exists but was still not initialised after 3000 ms"))
+    }
 }

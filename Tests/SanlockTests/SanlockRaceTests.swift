@@ -6,15 +6,17 @@ import Harness
 
 /// Races and faults against real sanlock daemons: three hosts sharing one
 /// lease directory, itself a private 32 MiB tmpfs so a test can fill it.
-/// One cluster for both suites: joining a lockspace takes seconds.
-@Suite(.serialized, .sanlockCluster(hosts: 3, leaseDirMiB: 32))
+/// One cluster for both suites: joining a lockspace takes seconds. Hosts:
+/// 3, or LOCKMGR_RACE_HOSTS (make stress).
+@Suite(.serialized, .sanlockCluster(hosts: RaceScale.hosts(default: 3, minimum: 3), leaseDirMiB: 32))
 struct SanlockRobustnessTests {}
 
 extension SanlockRobustnessTests {
     @Suite struct Races {
         func cluster() throws -> SanlockCluster { try #require(SanlockCluster.current) }
 
-        static let rounds = 20
+        /// 20, or LOCKMGR_RACE_ROUNDS (make stress).
+        static let rounds = RaceScale.rounds(default: 20)
 
         /// How sanlock's refusals read, depending on when a loser looked:
         /// the winner's host alive, the lease owned or changing hands on

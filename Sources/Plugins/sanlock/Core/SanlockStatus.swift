@@ -11,6 +11,8 @@ public enum SanlockStatus {
     public enum Call: Sendable {
         case register, acquire, release, inquire, restrict, killpath
         case addLockspace, writeLockspace, initLease, align
+        /// sanlock's read of a lockspace or lease area (is it initialised?)
+        case read
     }
 
     /// A LockError saying what failed (`what`), why, and sanlock's code.

@@ -7,7 +7,8 @@ import SanlockCore
 /// mode 0600 (the lockspace 0660 when a group is configured), owner from
 /// the config, zero-filled to sanlock's alignment, then initialised by
 /// the daemon. Existing files are used as they are: a live lease is never
-/// rewritten.
+/// rewritten, and one someone else is still initialising is waited for
+/// (`UnfinishedArea`).
 struct LeaseFiles {
     let config: SanlockConfig
 
@@ -16,18 +17,38 @@ struct LeaseFiles {
         let path = SanlockLease.autoLockspacePath(leaseDir: config.diskLeaseDir)
         let name = SanlockLease.autoLockspace
         let mode: mode_t = config.group == nil ? 0o600 : 0o660
-        try create(path, mode: mode, what: "lockspace \(name)", fixExisting: true) { (file) throws(LockError) in
+        let ours = try create(path, mode: mode, what: "lockspace \(name)", fixExisting: true) { (file) throws(LockError) in
             try SanlockClient.writeLockspace(name: name, path: file, ioTimeout: config.ioTimeout)
+        }
+        if !ours {
+            try awaitInitialised("lockspace \(name) file \(path)") { SanlockClient.readLockspace(name: name, path: path) }
         }
         try SanlockClient.joinLockspace(name: name, hostID: config.hostID, path: path, ioTimeout: config.ioTimeout)
     }
 
     /// Makes sure an automatic disk lease's file exists and is initialised.
     func ensure(_ lease: SanlockLease) throws(LockError) {
-        try create(lease.path, mode: 0o600, what: lease.description, fixExisting: false) { (file) throws(LockError) in
+        _ = try create(lease.path, mode: 0o600, what: lease.description, fixExisting: false) { (file) throws(LockError) in
             var unlinked = lease
             unlinked.path = file
             try SanlockClient.initLease(unlinked)
+        }
+    }
+
+    /// Waits while `read` (sanlock's check of an area someone else created)
+    /// finds it unfinished. Any other answer is left to the call that
+    /// follows, which reports it in its own words.
+    func awaitInitialised(_ what: String, read: () -> Int32) throws(LockError) {
+        let wait = UnfinishedArea(ioTimeout: config.ioTimeout)
+        var waited = 0, look = 1
+        var rv = read()
+        while UnfinishedArea.isUnfinished(rv) {
+            guard waited < wait.limitMs else { throw SanlockStatus.error(rv, .read, wait.gaveUp(what)) }
+            let pause = min(UnfinishedArea.pauseMs(beforeLook: look), wait.limitMs - waited)
+            usleep(UInt32(pause) * 1000)
+            waited += pause
+            look += 1
+            rv = read()
         }
     }
 
@@ -39,13 +60,15 @@ struct LeaseFiles {
     /// creator that fails or dies half-way (a full or read-only directory,
     /// a call timeout) leaves nothing at `path` that would break the next
     /// attempt. A link, never a rename: a rename would replace a lease
-    /// someone may already hold with a different file.
+    /// someone may already hold with a different file. Returns whether the
+    /// file at `path` is the one we built (else someone else's, which may
+    /// still be unfinished).
     private func create(_ path: String, mode: mode_t, what: String, fixExisting: Bool,
-                        initialise: (String) throws(LockError) -> Void) throws(LockError) {
+                        initialise: (String) throws(LockError) -> Void) throws(LockError) -> Bool {
         var st = stat()
         if stat(path, &st) == 0 {
             if fixExisting { try fixOwnership(path, st) }
-            return
+            return false
         }
         let dir = parent(of: path)
         var dst = stat()
@@ -82,10 +105,12 @@ struct LeaseFiles {
         defer { unlink(building) }
         if let closed { throw .backend("cannot save \(path) (as \(building)): \(closed)") }
         try initialise(building)
-        // EEXIST: a concurrent creator linked its own finished file first.
-        if link(building, path) != 0 && errno != EEXIST {
+        // EEXIST: a concurrent creator put its own file there first.
+        guard link(building, path) == 0 else {
+            if errno == EEXIST { return false }
             throw .backend("cannot put \(what) in place: link \(building) to \(path): \(Errno.current)")
         }
+        return true
     }
 
     private func zeroFill(_ fd: Int32, size: Int, path: String) throws(LockError) {

@@ -30,13 +30,20 @@ enum SanlockClient {
     }
 
     /// Acquires every lease or none, on `fd` (registered by this process)
-    /// or, with fd -1, on behalf of the registered process `pid`.
-    static func acquire(fd: Int32, pid: Int32, _ leases: [SanlockLease], owner: String) throws(LockError) {
+    /// or, with fd -1, on behalf of the registered process `pid`. A lease
+    /// area found unfinished (someone else is still creating it) is handed
+    /// to `awaitUnfinished`, and the acquire tried once more after it.
+    static func acquire(fd: Int32, pid: Int32, _ leases: [SanlockLease], owner: String,
+                        awaitUnfinished: () throws(LockError) -> Void = {}) throws(LockError) {
         guard !leases.isEmpty else { return }
         try withResources(leases) { resources, count throws(LockError) in
             var options = sanlk_options()
             csanlock_options_set_owner(&options, owner)
-            let rv = sanlock_acquire(fd, fd >= 0 ? -1 : pid, 0, count, resources, &options)
+            var rv = sanlock_acquire(fd, fd >= 0 ? -1 : pid, 0, count, resources, &options)
+            if UnfinishedArea.isUnfinished(rv) {
+                try awaitUnfinished()
+                rv = sanlock_acquire(fd, fd >= 0 ? -1 : pid, 0, count, resources, &options)
+            }
             guard rv >= 0 else { throw SanlockStatus.error(rv, .acquire, "cannot acquire \(describe(leases))") }
         }
     }
@@ -108,6 +115,24 @@ enum SanlockClient {
             throw SanlockStatus.error(rv, .addLockspace, "cannot join lockspace \(name) (\(path)) as host_id \(hostID)")
         }
         throw SanlockStatus.error(-EINPROGRESS, .addLockspace, "cannot join lockspace \(name) (\(path)) as host_id \(hostID)")
+    }
+
+    /// sanlock's check of a lockspace area (the record of host_id 1, which
+    /// sanlock writes last): 0 when valid, else the code.
+    static func readLockspace(name: String, path: String) -> Int32 {
+        guard var ls = try? lockspace(name: name, hostID: 0, path: path) else { return -EINVAL }
+        var ioTimeout: UInt32 = 0
+        return sanlock_read_lockspace(&ls, 0, &ioTimeout)
+    }
+
+    /// sanlock's check of a lease area's leader record: 0 when valid.
+    static func readLease(_ lease: SanlockLease) -> Int32 {
+        var rv: Int32 = -EINVAL
+        try? withResources([lease]) { resources, _ throws(LockError) in
+            guard let res = resources[0] else { return }
+            rv = sanlock_read_resource(res, 0)
+        }
+        return rv
     }
 
     static func initLease(_ lease: SanlockLease) throws(LockError) {

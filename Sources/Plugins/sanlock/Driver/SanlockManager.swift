@@ -10,6 +10,10 @@ final class SanlockManager: LockPluginManager {
     private let driver: SanlockDriver
     private let object: LockObject
     private var leases: [SanlockLease] = []
+    /// The automatic disk leases among them: files a plugin (ours, or
+    /// libvirt's on this or another host) creates on first use, so one may
+    /// still be unfinished when we meet it.
+    private var automaticLeases: [SanlockLease] = []
     /// Read/write disks present without a lease (auto leases off).
     private var unleasedDisks: [String] = []
 
@@ -38,6 +42,7 @@ final class SanlockManager: LockPluginManager {
             let lease = try SanlockLease.automatic(disk: path, leaseDir: config.diskLeaseDir, shared: shared)
             try LeaseFiles(config: config).ensure(lease)
             leases.append(lease)
+            automaticLeases.append(lease)
         case .lease(let key, let lockspace, let path, let offset):
             leases.append(try SanlockLease(lockspace: lockspace, name: key, path: path, offset: offset, shared: shared))
         }
@@ -62,7 +67,7 @@ final class SanlockManager: LockPluginManager {
         do throws(LockError) {
             if let helper { try SanlockClient.killpath(fd, helper) }
             if !flags.contains(.registerOnly) {
-                try SanlockClient.acquire(fd: fd, pid: pid, wanted, owner: object.name)
+                try SanlockClient.acquire(fd: fd, pid: pid, wanted, owner: object.name, awaitUnfinished: awaitAutomaticLeases)
             }
             // The VM process keeps the registration across exec: its
             // leases then die with it, not with us.
@@ -94,7 +99,18 @@ final class SanlockManager: LockPluginManager {
             return
         }
         // sanlock itself refuses an unregistered pid (ESRCH).
-        try SanlockClient.acquire(fd: -1, pid: pid, wanted, owner: object.name)
+        try SanlockClient.acquire(fd: -1, pid: pid, wanted, owner: object.name, awaitUnfinished: awaitAutomaticLeases)
+    }
+
+    /// An acquire met a lease area with no record yet: if it is an
+    /// automatic lease file someone else is still creating, wait for it.
+    /// Explicit leases are the administrator's to initialise beforehand;
+    /// waiting would only delay their error.
+    private func awaitAutomaticLeases() throws(LockError) {
+        let files = LeaseFiles(config: config)
+        for lease in automaticLeases {
+            try files.awaitInitialised("\(lease.description) file") { SanlockClient.readLease(lease) }
+        }
     }
 
     /// Returns the state of everything the process held, taken just before

@@ -83,20 +83,20 @@ public struct KeeperRecord: Sendable, Equatable {
             let value = fields[1]
             switch (fields[0], fields.count) {
             case ("uuid", 2): vm = UUIDBytes(value)
-            case ("name", 2): name = try PRState.unescape(value, field: i + 1)
+            case ("name", 2): name = try Self.unescape(value, origin, i + 1)
             case ("pid", 2): pid = Int32(value)
             case ("start", 2): start = UInt64(value)
             case ("action", 2): action = FailureAction(name: value)
-            case ("uri", 2): uri = try PRState.unescape(value, field: i + 1)
-            case ("config", 2): config = try PRState.unescape(value, field: i + 1)
+            case ("uri", 2): uri = try Self.unescape(value, origin, i + 1)
+            case ("config", 2): config = try Self.unescape(value, origin, i + 1)
             case ("disk", 3):
                 guard let mode = AccessMode(rawValue: value) else { throw Self.bad(origin, i + 1, "unknown disk mode '\(value)'") }
-                let name = try PRState.unescape(fields[2], field: i + 1)
+                let name = try Self.unescape(fields[2], origin, i + 1)
                 do { resources.append(try PRResource(name, mode: mode)) } catch {
                     throw Self.bad(origin, i + 1, error.message)
                 }
             case ("releasing", 2):
-                let name = try PRState.unescape(value, field: i + 1)
+                let name = try Self.unescape(value, origin, i + 1)
                 guard resources.contains(where: { $0.name == name }) else {
                     throw Self.bad(origin, i + 1, "'releasing' names a disk not listed before it")
                 }
@@ -111,6 +111,17 @@ public struct KeeperRecord: Sendable, Equatable {
         self.init(vm: vm, name: name, pid: pid, startTime: start, action: action, uri: uri, configFile: config,
                   resources: resources)
         self.releasing = releasing
+    }
+
+    /// Values are escaped as in state strings, but a bad one is this
+    /// file's error, at its line (found by fuzzing: it read "invalid pr
+    /// state string: resource field 3" without naming the file).
+    private static func unescape(_ value: String, _ origin: String, _ line: Int) throws(LockError) -> String {
+        do {
+            return try PRState.unescape(value, field: line)
+        } catch {
+            throw bad(origin, line, "'\(value)' is not %-escaped as the plugin writes values (upper-case %XX for every byte but letters, digits and -._~/:@+)")
+        }
     }
 
     static func bad(_ origin: String, _ line: Int, _ why: String) -> LockError {
