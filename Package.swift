@@ -37,24 +37,30 @@ let installedProgramLinkerSettings: [LinkerSetting] = [
 // hooks, which instrumented plugins call and the toolchain's export list
 // omits (no effect in other builds: the symbols do not exist there).
 let hostLinkerSettings: [LinkerSetting] = [
-    .unsafeFlags(["lockmgr_host_report_error", "__tsan_external_read", "__tsan_external_write",
-                  "__tsan_ignore_thread_begin", "__tsan_ignore_thread_end"]
-        .flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] }),
+    .unsafeFlags(
+        [
+            "lockmgr_host_report_error", "__tsan_external_read", "__tsan_external_write",
+            "__tsan_ignore_thread_begin", "__tsan_ignore_thread_end",
+        ]
+        .flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] })
 ]
 
 /// A plugin: a Swift driver, a one-line C export table, and a dynamic
 /// library product `liblockmgr_<name>.so`, installed as `lock_manager/<name>.so`.
 func plugin(_ name: String, module: String, dependencies: [Target.Dependency] = []) -> (Product, [Target]) {
-    let product = Product.library(name: "lockmgr_\(name)", type: .dynamic,
-                                  targets: ["\(module)Plugin", "\(module)PluginExport"])
+    let product = Product.library(
+        name: "lockmgr_\(name)", type: .dynamic,
+        targets: ["\(module)Plugin", "\(module)PluginExport"])
     let targets: [Target] = [
-        .target(name: "\(module)Plugin",
-                dependencies: ["LockDriver", "CLockDriver", "PluginEntry"] + dependencies,
-                path: "Sources/Plugins/\(name)/Driver",
-                linkerSettings: pluginLinkerSettings),
-        .target(name: "\(module)PluginExport",
-                dependencies: ["CLockDriver"],
-                path: "Sources/Plugins/\(name)/Export"),
+        .target(
+            name: "\(module)Plugin",
+            dependencies: ["LockDriver", "CLockDriver", "PluginEntry"] + dependencies,
+            path: "Sources/Plugins/\(name)/Driver",
+            linkerSettings: pluginLinkerSettings),
+        .target(
+            name: "\(module)PluginExport",
+            dependencies: ["CLockDriver"],
+            path: "Sources/Plugins/\(name)/Export"),
     ]
     return (product, targets)
 }
@@ -82,8 +88,9 @@ let nop = plugin("nop", module: "Nop")
 // texts, failure helper command), unit-tested without a daemon.
 let sanlock = plugin("sanlock", module: "Sanlock", dependencies: ["SanlockCore", "CSanlock"])
 let sanlockTargets: [Target] = [
-    .target(name: "CSanlock", path: "Sources/Plugins/sanlock/CSanlock",
-            linkerSettings: [.linkedLibrary("sanlock_client")]),
+    .target(
+        name: "CSanlock", path: "Sources/Plugins/sanlock/CSanlock",
+        linkerSettings: [.linkedLibrary("sanlock_client")]),
     .target(name: "SanlockCore", dependencies: ["LockDriver"], path: "Sources/Plugins/sanlock/Core"),
 ]
 
@@ -100,14 +107,17 @@ let prTargets: [Target] = [
     .target(name: "CISCSI", path: "Sources/Plugins/pr/CISCSI", linkerSettings: [.linkedLibrary("iscsi")]),
     // The system calls Swift cannot express cleanly: SG_IO ioctls and SCM_RIGHTS sendmsg.
     .target(name: "CPRShim", path: "Sources/Plugins/pr/CShim"),
-    .target(name: "PRTransport", dependencies: ["PRProtocol", "LockDriver", "CISCSI", "CPRShim"],
-            path: "Sources/Plugins/pr/Transport"),
-    .target(name: "PRKeeper", dependencies: ["PRProtocol", "LockDriver"],
-            path: "Sources/Plugins/pr/Keeper/Library"),
+    .target(
+        name: "PRTransport", dependencies: ["PRProtocol", "LockDriver", "CISCSI", "CPRShim"],
+        path: "Sources/Plugins/pr/Transport"),
+    .target(
+        name: "PRKeeper", dependencies: ["PRProtocol", "LockDriver"],
+        path: "Sources/Plugins/pr/Keeper/Library"),
     // Started by the plugin, outlives its caller: carries its own Swift runtime like the plugins.
-    .executableTarget(name: "pr-keeper", dependencies: ["PRKeeper", "PRProtocol", "PRTransport", "LockDriver"],
-                      path: "Sources/Plugins/pr/Keeper/Program",
-                      linkerSettings: [.unsafeFlags(["-static-stdlib"]), releaseBindNow]),
+    .executableTarget(
+        name: "pr-keeper", dependencies: ["PRKeeper", "PRProtocol", "PRTransport", "LockDriver"],
+        path: "Sources/Plugins/pr/Keeper/Program",
+        linkerSettings: [.unsafeFlags(["-static-stdlib"]), releaseBindNow]),
 ]
 
 // MARK: - Tools
@@ -119,11 +129,14 @@ let toolTargets: [Target] = [
         path: "Sources/Tools/lockmgr",
         linkerSettings: hostLinkerSettings + installedProgramLinkerSettings),
     // Raw PR commands over iSCSI, and clear-host for a dead host's reservations.
-    .executableTarget(name: "pr-tool",
-                      dependencies: ["PRProtocol", "PRTransport", "PRKeeper", "LockDriver",
-                                     .product(name: "ArgumentParser", package: "swift-argument-parser")],
-                      path: "Sources/Tools/pr-tool",
-                      linkerSettings: installedProgramLinkerSettings),
+    .executableTarget(
+        name: "pr-tool",
+        dependencies: [
+            "PRProtocol", "PRTransport", "PRKeeper", "LockDriver",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ],
+        path: "Sources/Tools/pr-tool",
+        linkerSettings: installedProgramLinkerSettings),
 ]
 
 // MARK: - Support shared by tests and benchmarks
@@ -137,14 +150,16 @@ let toolTargets: [Target] = [
 // libtirpc only dlopen()ed later they would call NULL. Linked in plain
 // builds too: it is libvirt0's own dependency, so always present here.
 let supportTargets: [Target] = [
-    .target(name: "CSanitizerSupport", path: "Support/SanitizerSupport", exclude: ["lsan.supp", "tsan.supp"],
-            cSettings: [.define("LOCKMGR_SANITIZER_DIR", to: "\"\(Context.packageDirectory)/Support/SanitizerSupport\"")],
-            linkerSettings: [.linkedLibrary("tirpc")]),
+    .target(
+        name: "CSanitizerSupport", path: "Support/SanitizerSupport", exclude: ["lsan.supp", "tsan.supp"],
+        cSettings: [.define("LOCKMGR_SANITIZER_DIR", to: "\"\(Context.packageDirectory)/Support/SanitizerSupport\"")],
+        linkerSettings: [.linkedLibrary("tirpc")]),
     .target(name: "Harness", dependencies: ["LockDriver", "CSanitizerSupport"], path: "Support/Harness"),
     // Test doubles for PR: a model LU (FakePRDevice), a fake SG_IO driver,
     // an in-process qemu-pr-helper, and a runner for the real one.
-    .target(name: "PRTestSupport", dependencies: ["PRProtocol", "PRTransport", "CPRShim", "LockDriver", "Harness"],
-            path: "Tests/PRTestSupport"),
+    .target(
+        name: "PRTestSupport", dependencies: ["PRProtocol", "PRTransport", "CPRShim", "LockDriver", "Harness"],
+        path: "Tests/PRTestSupport"),
     // Samples, percentiles, the section and scale-table writers of `make bench`.
     .target(name: "BenchSupport", path: "Benchmarks/BenchSupport"),
 ]
@@ -152,24 +167,30 @@ let supportTargets: [Target] = [
 // MARK: - Tests
 
 let testTargets: [Target] = [
-    .testTarget(name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "Harness"],
-                linkerSettings: hostLinkerSettings),
+    .testTarget(
+        name: "LockDriverTests", dependencies: ["LockDriver", "CLockDriver", "Harness"],
+        linkerSettings: hostLinkerSettings),
     .testTarget(name: "LockmgrToolTests", dependencies: ["Harness"]),
     // Every installed file without the Swift toolchain (a mount namespace hides it).
     .testTarget(name: "DeployTests", dependencies: ["LockDriver", "Harness"]),
     // C fixtures in Tests/InteropTests/C are compiled by the tests with gcc.
-    .testTarget(name: "InteropTests", dependencies: ["LockDriver", "CLockDriver", "Harness"],
-                exclude: ["C"], linkerSettings: hostLinkerSettings),
-    .testTarget(name: "SanlockTests", dependencies: ["SanlockCore", "LockDriver", "Harness"],
-                linkerSettings: hostLinkerSettings),
+    .testTarget(
+        name: "InteropTests", dependencies: ["LockDriver", "CLockDriver", "Harness"],
+        exclude: ["C"], linkerSettings: hostLinkerSettings),
+    .testTarget(
+        name: "SanlockTests", dependencies: ["SanlockCore", "LockDriver", "Harness"],
+        linkerSettings: hostLinkerSettings),
     // libvirtd + QEMU + a private sanlock daemon; uses the machine's one libvirtd.
     .testTarget(name: "LibvirtTests", dependencies: ["Harness"]),
-    .testTarget(name: "PRCoreTests", dependencies: ["PRProtocol", "PRTransport", "PRKeeper", "LockDriver"],
-                path: "Tests/PRCoreTests"),
-    .testTarget(name: "PRTransportTests",
-                dependencies: ["PRProtocol", "PRTransport", "CPRShim", "LockDriver", "PRTestSupport", "Harness"]),
-    .testTarget(name: "PRTargetTests", dependencies: ["PRProtocol", "PRTransport", "PRKeeper", "LockDriver", "Harness"],
-                path: "Tests/PRTargetTests", linkerSettings: hostLinkerSettings),
+    .testTarget(
+        name: "PRCoreTests", dependencies: ["PRProtocol", "PRTransport", "PRKeeper", "LockDriver"],
+        path: "Tests/PRCoreTests"),
+    .testTarget(
+        name: "PRTransportTests",
+        dependencies: ["PRProtocol", "PRTransport", "CPRShim", "LockDriver", "PRTestSupport", "Harness"]),
+    .testTarget(
+        name: "PRTargetTests", dependencies: ["PRProtocol", "PRTransport", "PRKeeper", "LockDriver", "Harness"],
+        path: "Tests/PRTargetTests", linkerSettings: hostLinkerSettings),
     // Every fuzz seed and every crash found, through the fuzzers' own bodies.
     .testTarget(name: "FuzzReplayTests", dependencies: ["FuzzTargets", "LockDriver"]),
 ]
@@ -178,19 +199,22 @@ let testTargets: [Target] = [
 
 let benchmarkTargets: [Target] = [
     // Acquire/release/handover of our sanlock plugin, libvirt's, the raw calls and nop.
-    .executableTarget(name: "sanlock-bench",
-                      dependencies: ["BenchSupport", "LockDriver", "SanlockCore", "CSanlock", "Harness"],
-                      path: "Benchmarks/sanlock-bench", linkerSettings: hostLinkerSettings),
+    .executableTarget(
+        name: "sanlock-bench",
+        dependencies: ["BenchSupport", "LockDriver", "SanlockCore", "CSanlock", "Harness"],
+        path: "Benchmarks/sanlock-bench", linkerSettings: hostLinkerSettings),
     // Plugin load + init time and resident memory, ours against libvirt's.
     .executableTarget(name: "load-bench", dependencies: ["BenchSupport", "Harness"], path: "Benchmarks/load-bench"),
     // One load sample in a fresh C process, the same for every plugin.
-    .executableTarget(name: "plugin-load-probe", path: "Benchmarks/plugin-load-probe",
-                      cSettings: [.headerSearchPath("../../Sources/CLockDriver/include")]),
+    .executableTarget(
+        name: "plugin-load-probe", path: "Benchmarks/plugin-load-probe",
+        cSettings: [.headerSearchPath("../../Sources/CLockDriver/include")]),
     // libvirtd start and domain create/suspend/resume/destroy latency per plugin.
     .executableTarget(name: "libvirt-bench", dependencies: ["Harness", "BenchSupport"], path: "Benchmarks/libvirt-bench"),
     // The pr plugin .so through our host library against the raw PR command floor.
-    .executableTarget(name: "pr-bench", dependencies: ["PRProtocol", "PRTransport", "PRKeeper", "LockDriver", "BenchSupport"],
-                      path: "Benchmarks/pr-bench", linkerSettings: hostLinkerSettings),
+    .executableTarget(
+        name: "pr-bench", dependencies: ["PRProtocol", "PRTransport", "PRKeeper", "LockDriver", "BenchSupport"],
+        path: "Benchmarks/pr-bench", linkerSettings: hostLinkerSettings),
 ]
 
 // MARK: - Fuzzing (`make fuzz`, scripts/fuzz.sh)
@@ -199,8 +223,9 @@ let benchmarkTargets: [Target] = [
 // checks. lockmgr-fuzz: libFuzzer's entry points when built by scripts/fuzz.sh
 // (--sanitize=fuzzer -DLOCKMGR_FUZZING), a file replayer otherwise.
 let fuzzTargets: [Target] = [
-    .target(name: "FuzzTargets", dependencies: ["LockDriver", "SanlockCore", "PRProtocol", "PRTransport", "PRKeeper"],
-            path: "Fuzz/Targets"),
+    .target(
+        name: "FuzzTargets", dependencies: ["LockDriver", "SanlockCore", "PRProtocol", "PRTransport", "PRKeeper"],
+        path: "Fuzz/Targets"),
     .executableTarget(name: "lockmgr-fuzz", dependencies: ["FuzzTargets", "LockDriver"], path: "Fuzz/Driver"),
 ]
 
@@ -214,7 +239,7 @@ let package = Package(
         pr.0,
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: coreTargets
         + nop.1

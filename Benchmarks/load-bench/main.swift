@@ -103,9 +103,10 @@ var lines = [
     "|---|---:|---:|---:|---:|---:|---:|",
 ]
 for c in candidates {
-    lines.append("| \(c.label) | \(format(fileSize(c.path), decimals: 0)) (\(format(strippedSize(c.path), decimals: 0))) | "
-                 + "\(micros(c.loads.median)) / \(micros(c.loads.p99)) | \(micros(c.opens.median)) | \(ratio(c.loads.median, reference?.loads.median ?? .nan)) | "
-                 + "\(format(c.resident.median, decimals: 0)) | \(format(c.dirty.median, decimals: 0)) |")
+    lines.append(
+        "| \(c.label) | \(format(fileSize(c.path), decimals: 0)) (\(format(strippedSize(c.path), decimals: 0))) | "
+            + "\(micros(c.loads.median)) / \(micros(c.loads.p99)) | \(micros(c.opens.median)) | \(ratio(c.loads.median, reference?.loads.median ?? .nan)) | "
+            + "\(format(c.resident.median, decimals: 0)) | \(format(c.dirty.median, decimals: 0)) |")
 }
 lines += [
     "",

@@ -1,8 +1,8 @@
 import BenchSupport
 import Foundation
 import LockDriver
-import PRProtocol
 import PRKeeper
+import PRProtocol
 import PRTransport
 
 /// One simulated host running our pr plugin as libvirt does: the release
@@ -18,8 +18,10 @@ final class PluginHost {
     let keeperDir: String
     let commandLog: String?
 
-    init(name: String, soPath: String, workDir: String, initiator: String, keeper: Bool,
-         keeperPath: String, commandLog: Bool) throws {
+    init(
+        name: String, soPath: String, workDir: String, initiator: String, keeper: Bool,
+        keeperPath: String, commandLog: Bool
+    ) throws {
         self.name = name
         let pluginDir = "\(workDir)/plugins"
         try FileManager.default.createDirectory(atPath: pluginDir, withIntermediateDirectories: true)
@@ -41,8 +43,10 @@ final class PluginHost {
 
     /// One libvirt call: new manager, the disks, the call, manager freed.
     /// Returns wall and thread-CPU microseconds.
-    func call(_ vm: LockObject, disks: [String],
-              _ body: (LockManager) throws(LockError) -> Void) throws(LockError) -> (wall: Double, cpu: Double) {
+    func call(
+        _ vm: LockObject, disks: [String],
+        _ body: (LockManager) throws(LockError) -> Void
+    ) throws(LockError) -> (wall: Double, cpu: Double) {
         let cpu0 = Clock.threadCPU()
         let t0 = Clock.now()
         do {
@@ -69,7 +73,9 @@ final class PluginHost {
         let store = KeeperStore(dir: keeperDir)
         let deadline = Clock.now() + seconds * 1e6
         while store.runningKeeper(vm) != nil {
-            guard Clock.now() < deadline else { throw LockError.internalError("\(name): a keeper still runs after its VM's disks were released") }
+            guard Clock.now() < deadline else {
+                throw LockError.internalError("\(name): a keeper still runs after its VM's disks were released")
+            }
             usleep(2000)
         }
     }

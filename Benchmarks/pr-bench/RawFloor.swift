@@ -50,7 +50,8 @@ final class RawHost {
     func run(_ op: Op, luns n: Int, loginPerOperation: Bool) throws(LockError) -> [String] {
         let pool = loginPerOperation ? ISCSISessionPool(initiator: initiator, isidQualifier: keptPool.isidQualifier &+ 1) : keptPool
         defer { if loginPerOperation { pool.closeAll() } }
-        let devices = loginPerOperation
+        let devices =
+            loginPerOperation
             ? urls.prefix(n).map { PRDevice(transport: ISCSITransport(url: $0, pool: pool), timeoutMilliseconds: 5000) }
             : Array(keptDevices.prefix(n))
         let before = devices.map(\.sent.count)
@@ -73,8 +74,10 @@ final class RawHost {
         return zip(devices, before).flatMap { d, b in d.sent[b...] }
     }
 
-    private func expect(_ d: PRDevice, _ action: PROutAction, type: ReservationType? = nil,
-                        key: UInt64, serviceActionKey: UInt64 = 0) throws(LockError) {
+    private func expect(
+        _ d: PRDevice, _ action: PROutAction, type: ReservationType? = nil,
+        key: UInt64, serviceActionKey: UInt64 = 0
+    ) throws(LockError) {
         guard try d.prOut(action, type: type, key: key, serviceActionKey: serviceActionKey) else {
             throw .conflict("\(d.name): raw \(action) got RESERVATION CONFLICT (the benchmark's LUNs were not clean)")
         }
@@ -86,7 +89,9 @@ final class RawHost {
             let keys = try d.readKeys().keys
             let reservation = try d.readReservation().reservation
             guard keys.isEmpty, reservation == nil else {
-                throw .internalError("\(d.name): left behind after a round: keys \(keys.map { PRKey(rawValue: $0).description }), reservation \(String(describing: reservation))")
+                throw .internalError(
+                    "\(d.name): left behind after a round: keys \(keys.map { PRKey(rawValue: $0).description }), reservation \(String(describing: reservation))"
+                )
             }
         }
     }

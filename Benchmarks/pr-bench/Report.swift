@@ -66,7 +66,8 @@ struct Report {
 
         s += "### Latency, 1 LUN\n\n"
         s += "Keeper on, as deployed: an acquire or handover that starts the VM's keeper (a VM start; every tenth round "
-        s += "at 1 and 8 LUNs, every other one at 64 and 256, waits for the keepers to leave so these are measured) and one that finds it still running (a resume soon "
+        s +=
+            "at 1 and 8 LUNs, every other one at 64 and 256, waits for the keepers to leave so these are measured) and one that finds it still running (a resume soon "
         s += "after a pause: a keeper leaves at its next round, up to 1 s after the release), each with its sample count.\n\n"
         let rows: [(Variant, Operation, String)] = [
             (.keeper, .acquire, "keeper on, keeper started"), (.keeperRunning, .acquire, "keeper on, keeper already running"),
@@ -74,39 +75,54 @@ struct Report {
             (.keeper, .release, "keeper on"),
             (.noKeeper, .acquire, "keeper = 0"), (.noKeeper, .handover, "keeper = 0"), (.noKeeper, .release, "keeper = 0"),
         ]
-        s += table(["operation", "ours median", "ours p99", "floor median", "floor p99", "ratio"],
-                   rows.map { v, op, label in
-                       let o = w(v, op, one), f = w(.raw, op, one)
-                       return ["\(op.rawValue) (\(label); \(o.count) samples)", cell(o.median, o), cell(o.p99, o),
-                               micros(f.median), micros(f.p99), o.count == 0 ? "–" : ratio(o.median, f.median)]
-                   })
+        s += table(
+            ["operation", "ours median", "ours p99", "floor median", "floor p99", "ratio"],
+            rows.map { v, op, label in
+                let o = w(v, op, one), f = w(.raw, op, one)
+                return [
+                    "\(op.rawValue) (\(label); \(o.count) samples)", cell(o.median, o), cell(o.p99, o),
+                    micros(f.median), micros(f.p99), o.count == 0 ? "–" : ratio(o.median, f.median),
+                ]
+            })
 
         s += "### Where the time goes, 1 LUN (medians, µs)\n\n"
-        s += table(["operation", "floor, session kept", "raw, login per operation", "ours, keeper = 0", "ours, keeper on (started / already running)",
-                    "CPU in our process: floor / login per op / ours keeper = 0"],
-                   Operation.allCases.map { op in
-                       [op.rawValue, micros(w(.raw, op, one).median), micros(w(.rawLogin, op, one).median),
-                        micros(w(.noKeeper, op, one).median),
-                        op == .release ? micros(w(.keeper, op, one).median)
-                            : "\(cell(w(.keeper, op, one).median, w(.keeper, op, one))) / \(cell(w(.keeperRunning, op, one).median, w(.keeperRunning, op, one)))",
-                        "\(micros(c(.raw, op, one).median)) / \(micros(c(.rawLogin, op, one).median)) / \(micros(c(.noKeeper, op, one).median))"]
-                   })
+        s += table(
+            [
+                "operation", "floor, session kept", "raw, login per operation", "ours, keeper = 0",
+                "ours, keeper on (started / already running)",
+                "CPU in our process: floor / login per op / ours keeper = 0",
+            ],
+            Operation.allCases.map { op in
+                [
+                    op.rawValue, micros(w(.raw, op, one).median), micros(w(.rawLogin, op, one).median),
+                    micros(w(.noKeeper, op, one).median),
+                    op == .release
+                        ? micros(w(.keeper, op, one).median)
+                        : "\(cell(w(.keeper, op, one).median, w(.keeper, op, one))) / \(cell(w(.keeperRunning, op, one).median, w(.keeperRunning, op, one)))",
+                    "\(micros(c(.raw, op, one).median)) / \(micros(c(.rawLogin, op, one).median)) / \(micros(c(.noKeeper, op, one).median))",
+                ]
+            })
 
         s += "### Scale: resources (LUNs) per VM\n\n"
         s += "Ours: keeper on, acquire and handover that started the keeper (n: their samples).\n\n"
-        s += table(["operation", "LUNs", "rounds", "ours median", "ours p99", "n", "ours keeper = 0 median", "raw login per op median",
-                    "floor median", "floor p99", "ratio", "ours µs per extra LUN", "floor µs per extra LUN"],
-                   Operation.allCases.flatMap { op in
-                       sizes.map { n in
-                           let o = w(.keeper, op, n), k = w(.noKeeper, op, n), l = w(.rawLogin, op, n), f = w(.raw, op, n)
-                           func perLUN(_ v: Variant) -> String {
-                               n == one ? "" : micros((w(v, op, n).median - w(v, op, one).median) / Double(n - one))
-                           }
-                           return [op.rawValue, "\(n)", "\(rounds[n] ?? 0)", cell(o.median, o), cell(o.p99, o), "\(o.count)", micros(k.median),
-                                   micros(l.median), micros(f.median), micros(f.p99), o.count == 0 ? "–" : ratio(o.median, f.median),
-                                   perLUN(.noKeeper), perLUN(.raw)]
-                       }
-                   })
+        s += table(
+            [
+                "operation", "LUNs", "rounds", "ours median", "ours p99", "n", "ours keeper = 0 median", "raw login per op median",
+                "floor median", "floor p99", "ratio", "ours µs per extra LUN", "floor µs per extra LUN",
+            ],
+            Operation.allCases.flatMap { op in
+                sizes.map { n in
+                    let o = w(.keeper, op, n), k = w(.noKeeper, op, n), l = w(.rawLogin, op, n), f = w(.raw, op, n)
+                    func perLUN(_ v: Variant) -> String {
+                        n == one ? "" : micros((w(v, op, n).median - w(v, op, one).median) / Double(n - one))
+                    }
+                    return [
+                        op.rawValue, "\(n)", "\(rounds[n] ?? 0)", cell(o.median, o), cell(o.p99, o), "\(o.count)", micros(k.median),
+                        micros(l.median), micros(f.median), micros(f.p99), o.count == 0 ? "–" : ratio(o.median, f.median),
+                        perLUN(.noKeeper), perLUN(.raw),
+                    ]
+                }
+            })
         s += "(µs per extra LUN: the slope from 1 LUN, ours with keeper = 0, so the one keeper start per call does not blur it.)\n\n"
 
         s += "### SCSI commands per operation\n\n"
@@ -119,13 +135,18 @@ struct Report {
             .release: "1 OUT on the holding nexus (unregister); 3 OUT on a new nexus (REGISTER AND IGNORE, PREEMPT own key, unregister)",
         ]
         let last = sizes.last ?? 1
-        s += table(["operation", "ours, 1 LUN", "ours' sequence, 1 LUN", "ours at \(last) LUNs", "floor, session kept",
-                    "floor, login per op", "protocol minimum"],
-                   Operation.allCases.map { op in
-                       [op.rawValue, count(sent(.noKeeper, op, one)), sequence(sent(.noKeeper, op, one)),
-                        count(sent(.noKeeper, op, last)), sequence(sent(.raw, op, one)), sequence(sent(.rawLogin, op, one)),
-                        minimum[op] ?? ""]
-                   })
+        s += table(
+            [
+                "operation", "ours, 1 LUN", "ours' sequence, 1 LUN", "ours at \(last) LUNs", "floor, session kept",
+                "floor, login per op", "protocol minimum",
+            ],
+            Operation.allCases.map { op in
+                [
+                    op.rawValue, count(sent(.noKeeper, op, one)), sequence(sent(.noKeeper, op, one)),
+                    count(sent(.noKeeper, op, last)), sequence(sent(.raw, op, one)), sequence(sent(.rawLogin, op, one)),
+                    minimum[op] ?? "",
+                ]
+            })
         s += Self.commandReasons
         s += "\n\n" + explanation(one) + "\n"
         return s

@@ -1,8 +1,8 @@
 import BenchSupport
 import Foundation
 import LockDriver
-import PRProtocol
 import PRKeeper
+import PRProtocol
 import PRTransport
 
 // pr-bench: the pr plugin as libvirt runs it (the release build's
@@ -58,7 +58,8 @@ let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/pro
 let binDir = (selfPath as NSString).deletingLastPathComponent
 let soPath = "\(binDir)/liblockmgr_pr.so"
 let keeperPath = "\(binDir)/pr-keeper"
-for file in [soPath, keeperPath] where !FileManager.default.isExecutableFile(atPath: file) && !FileManager.default.fileExists(atPath: file) {
+for file in [soPath, keeperPath] where !FileManager.default.isExecutableFile(atPath: file) && !FileManager.default.fileExists(atPath: file)
+{
     fail("\(file) is missing: build the release products lockmgr_pr and pr-keeper first (make bench-pr)")
 }
 let urls = (1...lunCount).map { "\(target)/\($0)" }
@@ -75,7 +76,11 @@ vmProcess.arguments = ["100000"]
 do { try vmProcess.run() } catch { fail("cannot start the stand-in VM process: \(error)") }
 func cleanUp() {
     if vmProcess.isRunning { vmProcess.terminate(); vmProcess.waitUntilExit() }
-    if options["keep"] == "yes" { print("pr-bench: work directory kept: \(work)") } else { try? FileManager.default.removeItem(atPath: work) }
+    if options["keep"] == "yes" {
+        print("pr-bench: work directory kept: \(work)")
+    } else {
+        try? FileManager.default.removeItem(atPath: work)
+    }
 }
 let vm = LockObject(uuid: uuid, name: "bench-vm", pid: UInt32(vmProcess.processIdentifier))
 
@@ -84,13 +89,16 @@ let initiatorB = "iqn.2026-01.lockmgr.bench:host-b"
 let hosts: (aKeeper: PluginHost, bKeeper: PluginHost, a: PluginHost, b: PluginHost, aCount: PluginHost, bCount: PluginHost)
 do {
     func host(_ name: String, _ initiator: String, keeper: Bool, log: Bool = false) throws -> PluginHost {
-        try PluginHost(name: name, soPath: soPath, workDir: work, initiator: initiator, keeper: keeper,
-                       keeperPath: keeperPath, commandLog: log)
+        try PluginHost(
+            name: name, soPath: soPath, workDir: work, initiator: initiator, keeper: keeper,
+            keeperPath: keeperPath, commandLog: log)
     }
-    hosts = (try host("pr-a-keeper", initiatorA, keeper: true), try host("pr-b-keeper", initiatorB, keeper: true),
-             try host("pr-a", initiatorA, keeper: false), try host("pr-b", initiatorB, keeper: false),
-             try host("pr-a-count", initiatorA, keeper: false, log: true),
-             try host("pr-b-count", initiatorB, keeper: false, log: true))
+    hosts = (
+        try host("pr-a-keeper", initiatorA, keeper: true), try host("pr-b-keeper", initiatorB, keeper: true),
+        try host("pr-a", initiatorA, keeper: false), try host("pr-b", initiatorB, keeper: false),
+        try host("pr-a-count", initiatorA, keeper: false, log: true),
+        try host("pr-b-count", initiatorB, keeper: false, log: true)
+    )
 } catch {
     cleanUp()
     fail("cannot load the pr plugin: \(error)")
@@ -139,7 +147,8 @@ var roundCounts: [Int: Int] = [:]
     let acquireKind = kind(a)
     record(acquireKind, .acquire, n, try a.call(vm, disks: disks) { m throws(LockError) in try m.acquire() }, measured: measured)
     let handoverKind = kind(b)
-    record(handoverKind, .handover, n, try b.call(vm, disks: disks) { m throws(LockError) in try m.acquire(state: state) }, measured: measured)
+    record(
+        handoverKind, .handover, n, try b.call(vm, disks: disks) { m throws(LockError) in try m.acquire(state: state) }, measured: measured)
     if v == .keeper { _ = try a.call(vm, disks: disks) { m throws(LockError) in _ = try m.release() } }
     record(v, .release, n, try b.call(vm, disks: disks) { m throws(LockError) in _ = try m.release() }, measured: measured)
 }
@@ -217,8 +226,9 @@ rawB.close()
 cleanUp()
 
 let elapsed = (Clock.now() - started) / 1e6
-let report = Report(sizes: sizes, rounds: roundCounts, warmUp: warmUpRounds, wall: wall, cpu: cpu,
-                    commands: commands, elapsedSeconds: elapsed, target: target)
+let report = Report(
+    sizes: sizes, rounds: roundCounts, warmUp: warmUpRounds, wall: wall, cpu: cpu,
+    commands: commands, elapsedSeconds: elapsed, target: target)
 do {
     try Section.write(name: "pr", markdown: report.markdown(), scale: report.scale(), to: outDir)
 } catch {

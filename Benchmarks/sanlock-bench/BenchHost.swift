@@ -1,5 +1,5 @@
-import CSanlock
 import BenchSupport
+import CSanlock
 import Foundation
 import LockDriver
 
@@ -22,8 +22,10 @@ final class BenchHost {
         let libvirts = try LockPlugin.load(name: "sanlock", pluginDir: libvirtPluginDir, configFile: config)
         let nop = try LockPlugin(path: "\(binDir)/liblockmgr_nop.so", configFile: nil)
         raw = RawOps(leaseDir: leaseDir)
-        ops = ["ours": PluginOps(plugin: ours), "libvirt": PluginOps(plugin: libvirts),
-               "floor": raw, "nop": PluginOps(plugin: nop)]
+        ops = [
+            "ours": PluginOps(plugin: ours), "libvirt": PluginOps(plugin: libvirts),
+            "floor": raw, "nop": PluginOps(plugin: nop),
+        ]
 
         holder = Process()
         holder.executableURL = URL(fileURLWithPath: selfPath)
@@ -35,8 +37,9 @@ final class BenchHost {
         guard String(decoding: holderOut.fileHandleForReading.readData(ofLength: 6), as: UTF8.self) == "ready\n" else {
             throw BenchFailure("the registered helper process (the VM) did not start")
         }
-        vm = LockObject(uuid: UUIDBytes("6f0c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f")!, name: "bench-vm",
-                        pid: UInt32(holder.processIdentifier))
+        vm = LockObject(
+            uuid: UUIDBytes("6f0c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f")!, name: "bench-vm",
+            pid: UInt32(holder.processIdentifier))
     }
 
     func stop() {

@@ -14,8 +14,9 @@ func hostBMain(_ args: [String]) -> Never {
     guard args.count == 2 else { fail("--host-b CONFIG LEASE_DIR") }
     let host: BenchHost
     do {
-        host = try BenchHost(config: args[0], leaseDir: args[1], binDir: binDir,
-                             libvirtPluginDir: libvirtPluginDir)
+        host = try BenchHost(
+            config: args[0], leaseDir: args[1], binDir: binDir,
+            libvirtPluginDir: libvirtPluginDir)
     } catch { fail("host B: \(error)") }
     reply("ready")
     while let line = readLine() {

@@ -2,8 +2,10 @@ import BenchSupport
 
 /// The sanlock section of the benchmark report.
 enum SanlockReport {
-    static let labels = ["ours": "lockmgr sanlock", "libvirt": "libvirt sanlock.so",
-                         "floor": "raw sanlock calls (floor)", "nop": "lockmgr nop (host floor)"]
+    static let labels = [
+        "ours": "lockmgr sanlock", "libvirt": "libvirt sanlock.so",
+        "floor": "raw sanlock calls (floor)", "nop": "lockmgr nop (host floor)",
+    ]
 
     /// The part of a plugin's release before it talks to the daemon.
     static let preparation = "release: drvNew + drvAddResource"
@@ -43,16 +45,18 @@ enum SanlockReport {
                     return "\(micros(s.median)) / \(micros(s.p99))"
                 }
                 let ours = row["ours"]?.median ?? .nan
-                lines.append("| \(op) | \(count) | \(cell("ours")) | \(cell("libvirt")) | \(cell("floor")) | \(cell("nop")) | "
-                             + "\(ratio(ours, row["libvirt"]?.median ?? .nan)) | \(ratio(ours, row["floor"]?.median ?? .nan)) |")
+                lines.append(
+                    "| \(op) | \(count) | \(cell("ours")) | \(cell("libvirt")) | \(cell("floor")) | \(cell("nop")) | "
+                        + "\(ratio(ours, row["libvirt"]?.median ?? .nan)) | \(ratio(ours, row["floor"]?.median ?? .nan)) |")
             }
         }
         for part in [preparation, hotPreparation] {
             for count in scales {
                 let row = t[part]?[count] ?? [:]
                 let cells = ["ours", "libvirt"].map { impl in row[impl].map { "\(micros($0.median)) / \(micros($0.p99))" } ?? "missing" }
-                lines.append("| \(part) | \(count) | \(cells[0]) | \(cells[1]) | — | — | "
-                             + "\(ratio(row["ours"]?.median ?? .nan, row["libvirt"]?.median ?? .nan)) | — |")
+                lines.append(
+                    "| \(part) | \(count) | \(cells[0]) | \(cells[1]) | — | — | "
+                        + "\(ratio(row["ours"]?.median ?? .nan, row["libvirt"]?.median ?? .nan)) | — |")
             }
         }
         lines += [

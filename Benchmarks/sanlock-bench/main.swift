@@ -59,8 +59,9 @@ setenv("SANLOCK_RUN_DIR", daemonA.runDir, 1)
 // samples[operation][resources][implementation]
 var samples: [String: [Int: [String: Samples]]] = [:]
 do {
-    let hostA = try BenchHost(config: config(hostID: 1), leaseDir: leaseDir, binDir: binDir,
-                              libvirtPluginDir: libvirtPluginDir)   // creates the lockspace, joins as host 1
+    let hostA = try BenchHost(
+        config: config(hostID: 1), leaseDir: leaseDir, binDir: binDir,
+        libvirtPluginDir: libvirtPluginDir)  // creates the lockspace, joins as host 1
     defer { hostA.stop() }
     let hostB = try HostBProxy(config: config(hostID: 2), leaseDir: leaseDir, environment: daemonB.environment)
     defer { hostB.stop() }
@@ -114,8 +115,10 @@ daemonB.stop()
 let fsType = Command.run(["stat", "-f", "-c", "%T", leaseDir], timeout: 5).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 try? FileManager.default.removeItem(atPath: dir)
 do {
-    try Section.write(name: "sanlock",
-                      markdown: SanlockReport.markdown(samples, scales: scales, cycles: options.cycles,
-                                                       warmup: warmup, fsType: fsType, load: loadAtStart),
-                      scale: SanlockReport.scalePoints(samples, scales: scales), to: options.outDir)
+    try Section.write(
+        name: "sanlock",
+        markdown: SanlockReport.markdown(
+            samples, scales: scales, cycles: options.cycles,
+            warmup: warmup, fsType: fsType, load: loadAtStart),
+        scale: SanlockReport.scalePoints(samples, scales: scales), to: options.outDir)
 } catch { fail("cannot write the section: \(error)") }

@@ -27,18 +27,21 @@ enum ConfigPairTarget {
         let settings: HostSettings
         do {
             // config_dir is the fuzzer's; the plugin file is then read from ours.
-            settings = try HostSettings.resolve(configPath: hostFile, overrides: HostSettings.Overrides(configDir: dir),
-                                                layout: InstallLayout(prefix: "/usr/local"), environment: { _ in nil })
+            settings = try HostSettings.resolve(
+                configPath: hostFile, overrides: HostSettings.Overrides(configDir: dir),
+                layout: InstallLayout(prefix: "/usr/local"), environment: { _ in nil })
         } catch {
-            try expect(error.kind == .config && error.message.hasPrefix(hostFile + ":"),
-                       "the host config failed with a \(error.kind) not naming \(hostFile): \(error.message)")
+            try expect(
+                error.kind == .config && error.message.hasPrefix(hostFile + ":"),
+                "the host config failed with a \(error.kind) not naming \(hostFile): \(error.message)")
             return
         }
         let pluginFile = settings.pluginConfigFile
-        try expect(pluginFile == "\(dir)/\(settings.driver)-\(settings.lockManager).conf"
-                       && !settings.driver.contains("/") && !settings.lockManager.contains("/")
-                       && !pluginFile.dropFirst(dir.utf8.count + 1).hasPrefix("."),
-                   "plugin config \(pluginFile) for lock manager '\(settings.lockManager)', driver '\(settings.driver)' leaves \(dir)")
+        try expect(
+            pluginFile == "\(dir)/\(settings.driver)-\(settings.lockManager).conf"
+                && !settings.driver.contains("/") && !settings.lockManager.contains("/")
+                && !pluginFile.dropFirst(dir.utf8.count + 1).hasPrefix("."),
+            "plugin config \(pluginFile) for lock manager '\(settings.lockManager)', driver '\(settings.driver)' leaves \(dir)")
         try save(plugin, to: pluginFile)
         written.append(pluginFile)
 
@@ -48,8 +51,9 @@ enum ConfigPairTarget {
         }
         if name != "sanlock" {
             do {
-                _ = try PRConfig.load(path: pluginFile, systemInitiatorFile: "/nonexistent/initiatorname",
-                                      machineIDFile: "/nonexistent/machine-id")
+                _ = try PRConfig.load(
+                    path: pluginFile, systemInitiatorFile: "/nonexistent/initiatorname",
+                    machineIDFile: "/nonexistent/machine-id")
             } catch {
                 try expectNames(error, pluginFile, "the pr config")
             }
@@ -72,7 +76,8 @@ enum ConfigPairTarget {
     }
 
     private static func expectNames(_ error: LockError, _ file: String, _ what: String) throws(FuzzFailure) {
-        try expect(error.kind == .config && error.message.hasPrefix(file + ":"),
-                   "\(what) failed with a \(error.kind) not naming \(file): \(error.message)")
+        try expect(
+            error.kind == .config && error.message.hasPrefix(file + ":"),
+            "\(what) failed with a \(error.kind) not naming \(file): \(error.message)")
     }
 }

@@ -23,8 +23,9 @@ enum ConfigTarget {
         let lines = text.utf8.reduce(1) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
         for e in conf.entries {
             try expect((1...lines).contains(e.line), "entry '\(e.name)' on line \(e.line) of a \(lines)-line text")
-            try expect(e.name.utf8.first.map(startsName) == true && e.name.utf8.allSatisfy(continuesName),
-                       "entry name '\(e.name)' is not an identifier")
+            try expect(
+                e.name.utf8.first.map(startsName) == true && e.name.utf8.allSatisfy(continuesName),
+                "entry name '\(e.name)' is not an identifier")
             try typedGetters(conf, e.name)
         }
         try roundTrip(conf)
@@ -50,8 +51,9 @@ enum ConfigTarget {
         do {
             _ = try HostSettings.resolve(configPath: path, layout: InstallLayout(prefix: "/usr/local"), environment: { _ in nil })
         } catch {
-            try expect(error.kind == .config && error.message.hasPrefix(path + ":"),
-                       "host settings failed with a \(error.kind) not naming \(path): \(error.message)")
+            try expect(
+                error.kind == .config && error.message.hasPrefix(path + ":"),
+                "host settings failed with a \(error.kind) not naming \(path): \(error.message)")
         }
     }
 
@@ -63,8 +65,9 @@ enum ConfigTarget {
     }
 
     private static func expectConfigError(_ error: LockError, _ what: String) throws(FuzzFailure) {
-        try expect(error.kind == .config && error.message.hasPrefix(origin + ":"),
-                   "\(what) failed with a \(error.kind) not naming \(origin): \(error.message)")
+        try expect(
+            error.kind == .config && error.message.hasPrefix(origin + ":"),
+            "\(what) failed with a \(error.kind) not naming \(origin): \(error.message)")
     }
 
     /// Renders the entries in the file syntax and parses them again.
@@ -80,9 +83,10 @@ enum ConfigTarget {
         } catch {
             throw FuzzFailure(message: "rendered entries do not parse (\(error.message)):\n\(text)")
         }
-        try expect(again.entries.map(\.name) == conf.entries.map(\.name)
-                       && again.entries.map(\.value) == conf.entries.map(\.value),
-                   "rendered entries parse differently:\n\(text)")
+        try expect(
+            again.entries.map(\.name) == conf.entries.map(\.name)
+                && again.entries.map(\.value) == conf.entries.map(\.value),
+            "rendered entries parse differently:\n\(text)")
     }
 
     /// nil for the strings no quoting can hold (both quotes and a newline or a `"""`).

@@ -15,14 +15,16 @@ enum KeeperRecordTarget {
         do {
             record = try KeeperRecord(decoding: String(decoding: bytes, as: UTF8.self), origin: origin)
         } catch {
-            try expect(error.kind == .internalError && error.message.hasPrefix(origin + ":")
-                           && error.message.contains("corrupt keeper record"),
-                       "a bad keeper record failed as \(error.kind) without naming \(origin): \(error.message)")
+            try expect(
+                error.kind == .internalError && error.message.hasPrefix(origin + ":")
+                    && error.message.contains("corrupt keeper record"),
+                "a bad keeper record failed as \(error.kind) without naming \(origin): \(error.message)")
             return
         }
         try expect(record.pid > 0, "pid \(record.pid) decoded")
-        try expect(record.releasing.allSatisfy { name in record.resources.contains { $0.name == name } },
-                   "'releasing' \(record.releasing) names a disk the record does not list")
+        try expect(
+            record.releasing.allSatisfy { name in record.resources.contains { $0.name == name } },
+            "'releasing' \(record.releasing) names a disk the record does not list")
         let encoded = record.encoded
         let again: KeeperRecord
         do {

@@ -70,12 +70,15 @@ enum PRDataTargets {
             try expect(!ua.description.isEmpty, "a unit attention without a description")
             // The same condition in the other sense format means the same.
             let fixed: [UInt8] = [0x70, 0, 0x06, 0, 0, 0, 0, 10, 0, 0, 0, 0, ua.asc, ua.ascq]
-            try expect(SCSIOutcome(SCSIResponse(status: 0x02, sense: SenseData(decoding: fixed))) == outcome, "fixed-format \(ua) decodes differently")
+            try expect(
+                SCSIOutcome(SCSIResponse(status: 0x02, sense: SenseData(decoding: fixed))) == outcome,
+                "fixed-format \(ua) decodes differently")
         case .checkCondition(let key, let asc, let ascq):
             try expect(key <= 0x0F && key != 0x06, "sense key \(key) decoded")
             let descriptor: [UInt8] = [0x72, key, asc, ascq, 0, 0, 0, 0]
-            try expect(SCSIOutcome(SCSIResponse(status: 0x02, sense: SenseData(decoding: descriptor))) == outcome,
-                       "descriptor-format sense \(key)/\(asc)/\(ascq) decodes differently")
+            try expect(
+                SCSIOutcome(SCSIResponse(status: 0x02, sense: SenseData(decoding: descriptor))) == outcome,
+                "descriptor-format sense \(key)/\(asc)/\(ascq) decodes differently")
         default:
             throw FuzzFailure(message: "CHECK CONDITION decoded as \(outcome)")
         }
@@ -105,8 +108,9 @@ enum PRHelperReplyTarget {
         do {
             reply = try PRHelperReply(header: header, allocationLength: allocationLength)
         } catch {
-            try expect(header.count == PRHelperReply.headerSize || error == .wrongHeaderSize(header.count),
-                       "a \(header.count)-byte header refused as \(error)")
+            try expect(
+                header.count == PRHelperReply.headerSize || error == .wrongHeaderSize(header.count),
+                "a \(header.count)-byte header refused as \(error)")
             return
         }
         try expect(header.count == PRHelperReply.headerSize, "a \(header.count)-byte header accepted")

@@ -16,8 +16,9 @@ enum SanlockStateTarget {
             return
         }
         for e in state.entries {
-            try expect(!e.lockspace.isEmpty && !e.name.isEmpty && !e.disks.isEmpty,
-                       "entry \(e) has an empty lockspace, name or disk list")
+            try expect(
+                !e.lockspace.isEmpty && !e.name.isEmpty && !e.disks.isEmpty,
+                "entry \(e) has an empty lockspace, name or disk list")
             try expect(!(e.shared && e.version != nil), "entry \(e) is shared and has a version")
         }
         let written = state.entries.map(write).joined(separator: " ")
@@ -72,8 +73,9 @@ enum PRStateTarget {
         do {
             state = try PRState(decoding: text)
         } catch {
-            try expect(error.kind == .invalid && error.message.hasPrefix("invalid pr state string: "),
-                       "a bad pr state failed as \(error.kind): \(error.message)")
+            try expect(
+                error.kind == .invalid && error.message.hasPrefix("invalid pr state string: "),
+                "a bad pr state failed as \(error.kind): \(error.message)")
             return
         }
         try expect(text.utf8.count <= PRState.maxLength, "a \(text.utf8.count)-byte state decoded")
@@ -83,8 +85,9 @@ enum PRStateTarget {
             try expect(!e.resource.isEmpty, "an empty resource name decoded")
             try expect(e.key.rawValue != 0, "key 0 decoded")
             try expect(e.key.isShared == e.type.isAllRegistrants, "key \(e.key) disagrees with type \(e.type)")
-            try expect(e.key.isShared || e.key.vmPart == PRKey.vmPart(of: state.vm),
-                       "key \(e.key) of another VM decoded")
+            try expect(
+                e.key.isShared || e.key.vmPart == PRKey.vmPart(of: state.vm),
+                "key \(e.key) of another VM decoded")
         }
         let encoded = state.encoded
         try expect(encoded == text, "'\(text)' decodes but encodes as '\(encoded)'")

@@ -16,8 +16,10 @@ public enum CProgram {
     /// Executables may load our plugins, so a sanitized build links its
     /// runtime into them first (`Sanitizer.cHostLinkFlags`).
     /// Returns the output path, or the compiler's complaint as an error.
-    public static func build(_ source: String, name: String, in dir: String = TempDir.make("cprog"),
-                             shared: Bool = false, flags: [String] = []) throws -> String {
+    public static func build(
+        _ source: String, name: String, in dir: String = TempDir.make("cprog"),
+        shared: Bool = false, flags: [String] = []
+    ) throws -> String {
         let src = "\(dir)/\(name).c"
         let out = "\(dir)/\(name)"
         TempDir.write(source, to: src)

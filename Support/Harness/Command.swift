@@ -15,8 +15,10 @@ public struct CommandResult: Sendable, CustomStringConvertible {
 
 public enum Command {
     @discardableResult
-    public static func run(_ argv: [String], environment: [String: String] = [:],
-                           timeout: TimeInterval = 60, input: String? = nil) -> CommandResult {
+    public static func run(
+        _ argv: [String], environment: [String: String] = [:],
+        timeout: TimeInterval = 60, input: String? = nil
+    ) -> CommandResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: argv[0].hasPrefix("/") ? argv[0] : "/usr/bin/env")
         process.arguments = argv[0].hasPrefix("/") ? Array(argv.dropFirst()) : argv
@@ -38,8 +40,14 @@ public enum Command {
         // Drain both pipes concurrently so a chatty child cannot block.
         let group = DispatchGroup()
         nonisolated(unsafe) var outData = Data(), errData = Data()
-        group.enter(); DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter(); DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter();
+        DispatchQueue.global().async {
+            outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave()
+        }
+        group.enter();
+        DispatchQueue.global().async {
+            errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave()
+        }
         let deadline = Date().addingTimeInterval(timeout)
         var timedOut = false
         while process.isRunning {
@@ -52,10 +60,11 @@ public enum Command {
         }
         process.waitUntilExit()
         group.wait()
-        return CommandResult(status: process.terminationStatus,
-                             stdout: String(decoding: outData, as: UTF8.self),
-                             stderr: String(decoding: errData, as: UTF8.self),
-                             timedOut: timedOut)
+        return CommandResult(
+            status: process.terminationStatus,
+            stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self),
+            timedOut: timedOut)
     }
 
     /// Whether a program is on PATH.

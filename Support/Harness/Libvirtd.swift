@@ -78,23 +78,29 @@ public final class LibvirtHost: @unchecked Sendable {
     }
 
     private func configure() throws {
-        backups.append(try ConfigBackup(replacing: "/etc/libvirt/qemu.conf", with: """
-            # Written by lockmgr's LibvirtHost test fixture; restored afterwards.
-            lock_manager = "sanlock"
+        backups.append(
+            try ConfigBackup(
+                replacing: "/etc/libvirt/qemu.conf",
+                with: """
+                    # Written by lockmgr's LibvirtHost test fixture; restored afterwards.
+                    lock_manager = "sanlock"
 
-            """))
+                    """))
         // io_timeout 1: joining the lockspace takes ~3 s instead of ~21 s.
         // user/group: who libvirt makes own the lease files (the sanlock daemon's user).
-        backups.append(try ConfigBackup(replacing: "/etc/libvirt/qemu-sanlock.conf", with: """
-            # Written by lockmgr's LibvirtHost test fixture; restored afterwards.
-            auto_disk_leases = 1
-            disk_lease_dir = "\(leaseDir)"
-            host_id = 1
-            io_timeout = 1
-            user = "root"
-            group = "root"
+        backups.append(
+            try ConfigBackup(
+                replacing: "/etc/libvirt/qemu-sanlock.conf",
+                with: """
+                    # Written by lockmgr's LibvirtHost test fixture; restored afterwards.
+                    auto_disk_leases = 1
+                    disk_lease_dir = "\(leaseDir)"
+                    host_id = 1
+                    io_timeout = 1
+                    user = "root"
+                    group = "root"
 
-            """))
+                    """))
     }
 
     private func startVirtlogd() throws {
@@ -106,7 +112,8 @@ public final class LibvirtHost: @unchecked Sendable {
         // A stale socket from an earlier run may exist: wait for a fresh one.
         try Self.wait(for: daemon, "virtlogd", log: log, until: "listening on \(socket)", timeout: 10) {
             guard let attrs = try? FileManager.default.attributesOfItem(atPath: socket),
-                  let created = attrs[.modificationDate] as? Date else { return false }
+                let created = attrs[.modificationDate] as? Date
+            else { return false }
             return created >= started
         }
     }
@@ -114,13 +121,18 @@ public final class LibvirtHost: @unchecked Sendable {
     private func startLibvirtd() throws {
         // A sanitized build's plugins need the runtime preloaded into libvirtd.
         let preload = try Sanitizer.preloadEnvironment().map { "\($0.key)=\($0.value)" }
-        let daemon = try SpawnedProcess([try Subreaper.path(), "/usr/bin/env",
-                                         "SANLOCK_RUN_DIR=\(sanlock.runDir)",
-                                         "LIBVIRT_LOCK_MANAGER_PLUGIN_DIR=\(pluginDir)"] + preload
-                                        + ["/usr/sbin/libvirtd"], output: libvirtdLogPath)
+        let daemon = try SpawnedProcess(
+            [
+                try Subreaper.path(), "/usr/bin/env",
+                "SANLOCK_RUN_DIR=\(sanlock.runDir)",
+                "LIBVIRT_LOCK_MANAGER_PLUGIN_DIR=\(pluginDir)",
+            ] + preload
+                + ["/usr/sbin/libvirtd"], output: libvirtdLogPath)
         libvirtd = daemon
-        try Self.wait(for: daemon, "libvirtd", log: libvirtdLogPath, until: "answering `virsh -c \(Self.uri) list`",
-                      timeout: 60) {
+        try Self.wait(
+            for: daemon, "libvirtd", log: libvirtdLogPath, until: "answering `virsh -c \(Self.uri) list`",
+            timeout: 60
+        ) {
             virsh(["list"], timeout: 10).status == 0
         }
     }
@@ -129,8 +141,10 @@ public final class LibvirtHost: @unchecked Sendable {
 
     /// Polls `probe` every 50 ms until it holds; fails early, quoting the
     /// log, if the daemon died, or after `timeout` seconds.
-    private static func wait(for daemon: SpawnedProcess, _ name: String, log: String, until what: String,
-                             timeout: TimeInterval, _ probe: () -> Bool) throws {
+    private static func wait(
+        for daemon: SpawnedProcess, _ name: String, log: String, until what: String,
+        timeout: TimeInterval, _ probe: () -> Bool
+    ) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while !probe() {
             guard daemon.isRunning else {
@@ -204,7 +218,8 @@ public final class LibvirtHost: @unchecked Sendable {
     public func qemuPid(_ name: String) throws -> Int32 {
         let file = "/run/libvirt/qemu/\(name).pid"
         guard let text = try? String(contentsOfFile: file, encoding: .utf8),
-              let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        else {
             throw FixtureError("no QEMU pid for domain \(name) in \(file)")
         }
         guard Self.isQEMU(pid, guest: name) else {

@@ -45,12 +45,13 @@ public enum Sanitizer: String, Sendable {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
         for dir in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(dir)/swift") {
             let swift = URL(fileURLWithPath: "\(dir)/swift").resolvingSymlinksInPath()
-            let usr = swift.deletingLastPathComponent().deletingLastPathComponent()   // …/usr/bin/swift → …/usr
+            let usr = swift.deletingLastPathComponent().deletingLastPathComponent()  // …/usr/bin/swift → …/usr
             let candidate = usr.appendingPathComponent("lib/swift/clang/lib/linux/\(file)").path
             if FileManager.default.fileExists(atPath: candidate) { return candidate }
         }
-        throw FixtureError("cannot find \(file) next to a `swift` on PATH (\(path)): "
-                           + "set LOCKMGR_SANITIZER_RUNTIME to the toolchain's \(file)")
+        throw FixtureError(
+            "cannot find \(file) next to a `swift` on PATH (\(path)): "
+                + "set LOCKMGR_SANITIZER_RUNTIME to the toolchain's \(file)")
     }
 
     /// The shared runtime and the libraries it needs without naming them:
@@ -59,8 +60,8 @@ public enum Sanitizer: String, Sendable {
     public static func runtimeLibraries() throws -> [String] {
         let runtime = try runtimeLibrary()
         guard current == .thread else { return [runtime] }
-        let swiftLibs = URL(fileURLWithPath: runtime).deletingLastPathComponent()   // …/clang/lib/linux
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()   // …/lib/swift
+        let swiftLibs = URL(fileURLWithPath: runtime).deletingLastPathComponent()  // …/clang/lib/linux
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()  // …/lib/swift
             .appendingPathComponent("linux").path
         return [runtime, "\(swiftLibs)/libdispatch.so", "\(swiftLibs)/libBlocksRuntime.so"]
     }

@@ -36,11 +36,13 @@ public final class SanlockDaemon: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: executable ?? "sanlock")
         // -w 0: no watchdog; -l 0: no mlockall; -U/-G root: no sanlock user;
         // -L/-S -1: no log file or syslog noise from test daemons.
-        process.arguments = ["daemon", "-D", "-w", "0", "-U", "root", "-G", "root", "-l", "0",
-                             "-L", "-1", "-S", "-1", "-e", name]
+        process.arguments = [
+            "daemon", "-D", "-w", "0", "-U", "root", "-G", "root", "-l", "0",
+            "-L", "-1", "-S", "-1", "-e", name,
+        ]
         var env = ProcessInfo.processInfo.environment
         env["SANLOCK_RUN_DIR"] = runDir
-        env["SANLOCK_PRIVILEGED"] = "0"   // else it exits: cannot raise the memlock limit
+        env["SANLOCK_PRIVILEGED"] = "0"  // else it exits: cannot raise the memlock limit
         process.environment = env
         process.standardOutput = FileHandle.nullDevice
         // -D keeps it in the foreground (so it is our child) and logs there.
@@ -129,8 +131,9 @@ public final class SanlockDaemon: @unchecked Sendable {
 
     /// Joins a lockspace as `hostID` (blocks until joined).
     public func join(_ name: String, hostID: Int, path: String) throws {
-        try check(client(["add_lockspace", "-s", "\(name):\(hostID):\(path):0", "-o", "1"], timeout: 60),
-                  "join lockspace \(name) as host \(hostID)")
+        try check(
+            client(["add_lockspace", "-s", "\(name):\(hostID):\(path):0", "-o", "1"], timeout: 60),
+            "join lockspace \(name) as host \(hostID)")
     }
 
     /// Initialises a resource lease area.

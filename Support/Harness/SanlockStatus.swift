@@ -50,17 +50,25 @@ public struct SanlockStatus: Sendable, CustomStringConvertible {
     /// escaped as "\:".
     private static func resource(_ text: String) -> Resource? {
         guard let owner = text.range(of: " p ", options: .backwards),
-              let pid = Int32(text[owner.upperBound...].trimmingCharacters(in: .whitespaces)) else { return nil }
+            let pid = Int32(text[owner.upperBound...].trimmingCharacters(in: .whitespaces))
+        else { return nil }
         var fields: [String] = [], current = "", escaped = false
         for ch in text[..<owner.lowerBound] {
-            if escaped { current.append(ch); escaped = false } else if ch == "\\" { escaped = true } else if ch == ":" {
+            if escaped {
+                current.append(ch); escaped = false
+            } else if ch == "\\" {
+                escaped = true
+            } else if ch == ":" {
                 fields.append(current); current = ""
-            } else { current.append(ch) }
+            } else {
+                current.append(ch)
+            }
         }
         fields.append(current)
         guard fields.count >= 4, let offset = UInt64(fields[3]) else { return nil }
-        return Resource(lockspace: fields[0], name: fields[1], path: fields[2], offset: offset,
-                        version: fields.count > 4 ? UInt64(fields[4]) : nil, ownerPid: pid)
+        return Resource(
+            lockspace: fields[0], name: fields[1], path: fields[2], offset: offset,
+            version: fields.count > 4 ? UInt64(fields[4]) : nil, ownerPid: pid)
     }
 }
 

@@ -77,8 +77,9 @@ public final class TgtTarget: @unchecked Sendable {
     private static func waitReady(_ process: Process, control: Int) -> Bool {
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline && process.isRunning {
-            let r = Command.run(["/usr/sbin/tgtadm", "-C", "\(control)", "--lld", "iscsi", "--op", "show", "--mode", "sys"],
-                                timeout: 5)
+            let r = Command.run(
+                ["/usr/sbin/tgtadm", "-C", "\(control)", "--lld", "iscsi", "--op", "show", "--mode", "sys"],
+                timeout: 5)
             if r.status == 0 { return true }
             usleep(10_000)
         }

@@ -1,7 +1,7 @@
 import Foundation
-import Testing
-import LockDriver
 import Harness
+import LockDriver
+import Testing
 
 /// Every file `make install` installs runs on a host without a Swift
 /// toolchain (a hypervisor host): each runs in a mount namespace where a
@@ -28,16 +28,22 @@ import Harness
 
     /// Runs argv with the toolchain hidden.
     func hidden(_ argv: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) -> CommandResult {
-        Command.run(["/usr/bin/unshare", "-m", "/bin/sh", "-c", "mount -t tmpfs no-swift \"$0\" && exec \"$@\"",
-                     Self.toolchain] + argv, environment: environment, timeout: timeout)
+        Command.run(
+            [
+                "/usr/bin/unshare", "-m", "/bin/sh", "-c", "mount -t tmpfs no-swift \"$0\" && exec \"$@\"",
+                Self.toolchain,
+            ] + argv, environment: environment, timeout: timeout)
     }
 
     var lockmgr: String { "\(prefix)/bin/lockmgr" }
 
-    func lockmgr(_ sub: String, plugin: String, configDir: String, _ args: [String],
-                 environment: [String: String] = [:]) -> CommandResult {
-        hidden([lockmgr, sub, "--plugin", plugin, "--config-dir", configDir, "--uuid", uuid, "--name", "vm-deploy"] + args,
-               environment: environment)
+    func lockmgr(
+        _ sub: String, plugin: String, configDir: String, _ args: [String],
+        environment: [String: String] = [:]
+    ) -> CommandResult {
+        hidden(
+            [lockmgr, sub, "--plugin", plugin, "--config-dir", configDir, "--uuid", uuid, "--name", "vm-deploy"] + args,
+            environment: environment)
     }
 
     /// The namespace really hides the toolchain: a program linked to its
@@ -88,7 +94,8 @@ import Harness
         let tgt = try TgtTarget(); defer { tgt.stop() }
         let lun = try tgt.addTarget().urls[0]
         let etc = TempDir.make("no-toolchain-pr"), keeperDir = "\(etc)/keeper"
-        TempDir.write("""
+        TempDir.write(
+            """
             iscsi_initiator = "iqn.2026-01.lockmgr.test:deploy"
             keeper_dir = "\(keeperDir)"
             keeper_interval_ms = 200
@@ -120,7 +127,8 @@ import Harness
         let daemon = try SanlockDaemon(name: "lockmgr-deploy-\(getpid())"); defer { daemon.stop() }
         let etc = TempDir.make("no-toolchain-sanlock"), leases = "\(etc)/leases"
         try FileManager.default.createDirectory(atPath: leases, withIntermediateDirectories: true)
-        TempDir.write("""
+        TempDir.write(
+            """
             auto_disk_leases = 1
             disk_lease_dir = "\(leases)"
             host_id = 1
@@ -129,18 +137,24 @@ import Harness
         let disk = ["--disk", "\(etc)/vm.img"]
         var env = ProcessInfo.processInfo.environment
         env.merge(daemon.environment) { $1 }
-        let vm = try SpawnedProcess(["/usr/bin/env"] + env.map { "\($0)=\($1)" } + ["/usr/bin/unshare", "-m", "/bin/sh", "-c",
-            "mount -t tmpfs no-swift \"$0\" && exec \"$@\"", Self.toolchain, lockmgr, "run", "--plugin", "sanlock",
-            "--config-dir", etc, "--uuid", uuid, "--name", "vm-deploy", "--action", "pause"] + disk + ["--", "/bin/sleep", "120"])
+        let vm = try SpawnedProcess(
+            ["/usr/bin/env"] + env.map { "\($0)=\($1)" } + [
+                "/usr/bin/unshare", "-m", "/bin/sh", "-c",
+                "mount -t tmpfs no-swift \"$0\" && exec \"$@\"", Self.toolchain, lockmgr, "run", "--plugin", "sanlock",
+                "--config-dir", etc, "--uuid", uuid, "--name", "vm-deploy", "--action", "pause",
+            ] + disk + ["--", "/bin/sleep", "120"])
         defer { vm.stop(SIGKILL) }
         var state: CommandResult?
-        #expect(waitUntil(seconds: 30) {
-            let r = lockmgr("inquire", plugin: "sanlock", configDir: etc, ["--pid", "\(vm.pid)"] + disk, environment: daemon.environment)
-            state = r
-            return r.status == 0 && r.stdout.contains("__LIBVIRT__DISKS__")
-        }, "\(String(describing: state))")
-        let pause = hidden([lockmgr, "failure-action", "--action", "pause", "--pid", "\(vm.pid)", "--plugin", "sanlock"],
-                           environment: daemon.environment)
+        #expect(
+            waitUntil(seconds: 30) {
+                let r = lockmgr(
+                    "inquire", plugin: "sanlock", configDir: etc, ["--pid", "\(vm.pid)"] + disk, environment: daemon.environment)
+                state = r
+                return r.status == 0 && r.stdout.contains("__LIBVIRT__DISKS__")
+            }, "\(String(describing: state))")
+        let pause = hidden(
+            [lockmgr, "failure-action", "--action", "pause", "--pid", "\(vm.pid)", "--plugin", "sanlock"],
+            environment: daemon.environment)
         #expect(pause.status == 0 && pause.stderr.contains("paused; released through sanlock"), "\(pause)")
         #expect(ProcStat.read(vm.pid)?.isStopped == true)
         let after = lockmgr("inquire", plugin: "sanlock", configDir: etc, ["--pid", "\(vm.pid)"] + disk, environment: daemon.environment)
@@ -158,7 +172,8 @@ import Harness
     func runningKeeper(in dir: String) -> Int32? {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         guard let pidFile = files.first(where: { $0.hasSuffix(".pid") }),
-              let text = try? String(contentsOfFile: "\(dir)/\(pidFile)", encoding: .utf8) else { return nil }
+            let text = try? String(contentsOfFile: "\(dir)/\(pidFile)", encoding: .utf8)
+        else { return nil }
         return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 

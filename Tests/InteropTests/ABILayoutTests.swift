@@ -1,8 +1,9 @@
 import CLockDriver
 import Foundation
-@testable import LockDriver
-import Testing
 import Harness
+import Testing
+
+@testable import LockDriver
 
 /// The C structs as Swift imports them from lock_driver.h have exactly the
 /// layout of libvirt's virLockDriver ABI 1.0.0 (x86_64), and every constant
@@ -123,8 +124,9 @@ import Harness
     @Test(arguments: ["lockd", "sanlock"])
     func libvirtsPluginsExportA72ByteTable(plugin: String) throws {
         let path = "\(BuildProducts.libvirtPluginDir)/\(plugin).so"
-        try #require(FileManager.default.fileExists(atPath: path),
-                     "\(path) is missing: install the Debian packages libvirt-daemon and libvirt-sanlock")
+        try #require(
+            FileManager.default.fileExists(atPath: path),
+            "\(path) is missing: install the Debian packages libvirt-daemon and libvirt-sanlock")
         let table = try ELFFile.dynamicSymbols(path).filter { $0.name == "virLockDriverImpl" && $0.defined }
         #expect(table.map(\.type) == ["OBJECT"])
         #expect(table.map(\.size) == [MemoryLayout<virLockDriver>.size])

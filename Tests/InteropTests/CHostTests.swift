@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import Harness
+import Testing
 
 /// The nop plugin built by `swift build`, driven by a plain C host
 /// (C/abi_host.c) that loads it the way libvirt does: no Swift on the host
@@ -17,21 +17,22 @@ import Harness
         let (program, plugin) = try host()
         let result = Command.run([program, plugin, "cycle"], timeout: 30)
         #expect(result.status == 0, "\(result)")
-        #expect(result.stdout.split(separator: "\n").map(String.init) == [
-            "version 1000000",
-            "flags 0",
-            "init 0",
-            "new 0",
-            "privateData set",
-            "add disk 0",
-            "add lease 0",
-            "acquire 0 fd -1",
-            "inquire 0 state NULL",
-            "release 0 state NULL",
-            "free privateData null",
-            "deinit 0",
-            "dlclose 0",
-        ])
+        #expect(
+            result.stdout.split(separator: "\n").map(String.init) == [
+                "version 1000000",
+                "flags 0",
+                "init 0",
+                "new 0",
+                "privateData set",
+                "add disk 0",
+                "add lease 0",
+                "acquire 0 fd -1",
+                "inquire 0 state NULL",
+                "release 0 state NULL",
+                "free privateData null",
+                "deinit 0",
+                "dlclose 0",
+            ])
         #expect(result.stderr == "")
     }
 

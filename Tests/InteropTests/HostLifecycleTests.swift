@@ -1,8 +1,8 @@
 import Foundation
 import Glibc
+import Harness
 import LockDriver
 import Testing
-import Harness
 
 /// The host library follows libvirt's lifecycle rules for plugins and
 /// managers, which plugins written for libvirt rely on.
@@ -34,8 +34,9 @@ import Harness
     /// it, and freeing twice, corrupted the heap and crashed the host).
     @Test func failedNewIsNeverFreedByThePlugin() throws {
         let dir = TempDir.make("new-fails")
-        let path = try CFixtures.sharedObject([CFixtures.source("bad_plugin.c"), CFixtures.errorChannelSource],
-                                              named: "newfails.so", in: dir, defines: ["DEFECT_NEW_FAILS"])
+        let path = try CFixtures.sharedObject(
+            [CFixtures.source("bad_plugin.c"), CFixtures.errorChannelSource],
+            named: "newfails.so", in: dir, defines: ["DEFECT_NEW_FAILS"])
         let plugin = try LockPlugin(path: path, configFile: nil)
         defer { try? plugin.unload() }
         let library = try #require(dlopen(path, RTLD_NOW | RTLD_NOLOAD))

@@ -1,8 +1,8 @@
 import Foundation
 import Glibc
+import Harness
 import LockDriver
 import Testing
-import Harness
 
 /// libvirt's own lockd.so (Debian libvirt-daemon) loaded by our host and
 /// driven against a REAL virtlockd that each test starts privately (see
@@ -69,8 +69,8 @@ import Harness
         #expect(daemon.namespace != PrivateRunDir.processNamespace)
 
         #expect(seen.version == ABIVersion.current)
-        #expect(seen.flags == [])                       // lockd keeps no state strings
-        #expect(seen.fdA != nil)                        // the registration socket, to leak into the VM
+        #expect(seen.flags == [])  // lockd keeps no state strings
+        #expect(seen.fdA != nil)  // the registration socket, to leak into the VM
         #expect(seen.leaseExistsWhileHeld, "no lease file \(leaseFile) while vm-a holds the disk")
         #expect(seen.leaseLockedBy == daemon.pid, "lease file not fcntl-locked by virtlockd (pid \(daemon.pid))")
         #expect(try seen.inquireA.get() == nil)
@@ -80,12 +80,13 @@ import Harness
         // (VIR_ERR_RESOURCE_BUSY).
         let conflict = #expect(throws: LockError.self) { try seen.acquireB.get() }
         #expect(conflict?.kind == .conflict, "\(String(describing: conflict))")
-        #expect(conflict?.message == "resource busy: Lockspace resource '\(try LockdSession.sha256(disk))' is locked",
-                "\(String(describing: conflict))")
+        #expect(
+            conflict?.message == "resource busy: Lockspace resource '\(try LockdSession.sha256(disk))' is locked",
+            "\(String(describing: conflict))")
 
         #expect(try seen.releaseA.get() == nil)
         #expect(!seen.leaseExistsAfterRelease, "lease file still present after release")
-        #expect(try seen.acquireBAfterRelease.get() != nil)   // really released: vm-b gets it now
+        #expect(try seen.acquireBAfterRelease.get() != nil)  // really released: vm-b gets it now
         #expect(try seen.releaseB.get() == nil)
         #expect(daemon.exitStatus == 0, "virtlockd did not stop cleanly; log: \(daemon.log)")
     }
@@ -146,8 +147,9 @@ import Harness
         #expect(seen.leaseLockedBy == daemon.pid)
         let refused = #expect(throws: LockError.self) { try seen.exclusive.get() }
         #expect(refused?.kind == .conflict)
-        #expect(refused?.message.contains("Lockspace resource '\(try LockdSession.sha256(disk))' is locked") == true,
-                "\(String(describing: refused))")
+        #expect(
+            refused?.message.contains("Lockspace resource '\(try LockdSession.sha256(disk))' is locked") == true,
+            "\(String(describing: refused))")
         #expect(try seen.readOnly.get() != nil)
         for r in seen.released { #expect(try r.get() == nil) }
         #expect(daemon.exitStatus == 0, "virtlockd did not stop cleanly; log: \(daemon.log)")

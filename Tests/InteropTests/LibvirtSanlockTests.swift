@@ -1,8 +1,8 @@
 import Foundation
 import Glibc
+import Harness
 import LockDriver
 import Testing
-import Harness
 
 /// libvirt's own sanlock.so (Debian libvirt-sanlock) loaded and
 /// initialised by our host. With `auto_disk_leases = 0` it needs no sanlock
@@ -21,15 +21,18 @@ import Harness
     /// sanlock daemon is reachable at its default /run/sanlock: init must
     /// not need one.
     @Test func initialisesWithoutADaemonAndUsesState() throws {
-        try #require(FileManager.default.fileExists(atPath: Self.sanlockPlugin),
-                     "\(Self.sanlockPlugin) is missing: install the Debian package libvirt-sanlock")
+        try #require(
+            FileManager.default.fileExists(atPath: Self.sanlockPlugin),
+            "\(Self.sanlockPlugin) is missing: install the Debian package libvirt-sanlock")
         try #require(getenv("SANLOCK_RUN_DIR") == nil, "SANLOCK_RUN_DIR is set: this test needs sanlock's default run dir")
         let conf = config("auto_disk_leases = 0\nrequire_lease_for_disks = 1\n")
         let emptyRun = TempDir.make("sanlock-run")
-        let object = LockObject(uuid: try #require(UUIDBytes("0b8c2f4e-6a1d-4c3b-9e5f-7a8b9c0d1e2f")), name: "vm-s", id: 5,
-                                pid: UInt32(getpid()))
+        let object = LockObject(
+            uuid: try #require(UUIDBytes("0b8c2f4e-6a1d-4c3b-9e5f-7a8b9c0d1e2f")), name: "vm-s", id: 5,
+            pid: UInt32(getpid()))
 
-        let (version, flags, acquired) = try PrivateRunDir.run(emptyRun) { () throws -> (ABIVersion, DriverFlags, Result<Int32?, LockError>) in
+        let (version, flags, acquired) = try PrivateRunDir.run(emptyRun) {
+            () throws -> (ABIVersion, DriverFlags, Result<Int32?, LockError>) in
             let plugin = try LockPlugin(path: Self.sanlockPlugin, configFile: conf)
             defer { try? plugin.unload() }
             let manager = try plugin.makeManager(for: object, flags: .started)
@@ -44,22 +47,26 @@ import Harness
         // (VIR_ERR_CONFIG_UNSUPPORTED).
         let error = #expect(throws: LockError.self) { try acquired.get() }
         #expect(error?.kind == .config)
-        #expect(error?.message == "unsupported configuration: Read/write, exclusive access, disks were present, but no leases specified",
-                "\(String(describing: error))")
+        #expect(
+            error?.message == "unsupported configuration: Read/write, exclusive access, disks were present, but no leases specified",
+            "\(String(describing: error))")
     }
 
     @Test func initFailureShowsLibvirtsMessage() throws {
-        try #require(FileManager.default.fileExists(atPath: Self.sanlockPlugin),
-                     "\(Self.sanlockPlugin) is missing: install the Debian package libvirt-sanlock")
+        try #require(
+            FileManager.default.fileExists(atPath: Self.sanlockPlugin),
+            "\(Self.sanlockPlugin) is missing: install the Debian package libvirt-sanlock")
         let error = #expect(throws: LockError.self) {
             _ = try LockPlugin(path: Self.sanlockPlugin, configFile: config("auto_disk_leases = 1\n"))
         }
         // libvirt's sanlock.so classifies this one as VIR_ERR_INTERNAL_ERROR;
         // the host keeps libvirt's class rather than guessing a better one.
         #expect(error?.kind == .internalError)
-        #expect(error?.message.hasPrefix("lock plugin 'sanlock' failed to initialise: internal error: ") == true,
-                "\(String(describing: error))")
-        #expect(error?.message.contains("Automatic disk lease mode enabled, but no host ID is set") == true,
-                "\(String(describing: error))")
+        #expect(
+            error?.message.hasPrefix("lock plugin 'sanlock' failed to initialise: internal error: ") == true,
+            "\(String(describing: error))")
+        #expect(
+            error?.message.contains("Automatic disk lease mode enabled, but no host ID is set") == true,
+            "\(String(describing: error))")
     }
 }

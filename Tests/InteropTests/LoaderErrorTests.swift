@@ -1,7 +1,7 @@
 import Foundation
+import Harness
 import LockDriver
 import Testing
-import Harness
 
 /// Everything the host's loader refuses, refused with a configuration
 /// error that names the plugin, the file and the reason. The broken
@@ -14,8 +14,9 @@ import Harness
 
     private func badPlugin(_ defect: String, named name: String) throws -> String {
         let dir = TempDir.make("bad-plugin")
-        return try CFixtures.sharedObject([CFixtures.source("bad_plugin.c"), CFixtures.errorChannelSource],
-                                          named: "\(name).so", in: dir, defines: ["DEFECT_\(defect)"])
+        return try CFixtures.sharedObject(
+            [CFixtures.source("bad_plugin.c"), CFixtures.errorChannelSource],
+            named: "\(name).so", in: dir, defines: ["DEFECT_\(defect)"])
     }
 
     @Test func missingFile() throws {

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import Harness
+import Testing
 
 /// What every built plugin exposes to the process that loads it: the
 /// driver table and nothing else, and no dependency on a Swift runtime
@@ -14,17 +14,22 @@ import Harness
     }()
 
     @Test func thePluginsWereBuilt() {
-        #expect(Self.plugins.contains(BuildProducts.library("nop")),
-                "no liblockmgr_nop.so in \(BuildProducts.binDir): run `swift build` before `swift test`")
+        #expect(
+            Self.plugins.contains(BuildProducts.library("nop")),
+            "no liblockmgr_nop.so in \(BuildProducts.binDir): run `swift build` before `swift test`")
     }
 
     @Test(arguments: plugins)
     func exportsOnlyTheDriverTable(plugin: String) throws {
         let symbols = try ELFFile.dynamicSymbols(plugin)
         let exported = symbols.filter { $0.defined && ($0.binding == "GLOBAL" || $0.binding == "WEAK") }
-        #expect(exported == [DynamicSymbol(name: "virLockDriverImpl", type: "OBJECT", binding: "GLOBAL",
-                                           size: Self.tableSymbolSize, defined: true)],
-                "exported: \(exported)")
+        #expect(
+            exported == [
+                DynamicSymbol(
+                    name: "virLockDriverImpl", type: "OBJECT", binding: "GLOBAL",
+                    size: Self.tableSymbolSize, defined: true)
+            ],
+            "exported: \(exported)")
         let swiftLeaks = exported.filter { $0.name.hasPrefix("swift_") || $0.name.hasPrefix("$s") || $0.name.hasPrefix("_swift") }
         #expect(swiftLeaks.isEmpty, "Swift symbols leak into the host's namespace: \(swiftLeaks)")
     }

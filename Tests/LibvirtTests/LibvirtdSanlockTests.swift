@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import Harness
+import Testing
 
 /// Real libvirtd + QEMU with a sanlock lock plugin and a private sanlock
 /// daemon, once with libvirt's own sanlock.so and once with ours: the same
@@ -38,8 +38,10 @@ struct LibvirtdTrait: SuiteTrait, TestScoping {
 
     let plugin: SanlockPluginUnderTest
 
-    func provideScope(for test: Test, testCase: Test.Case?,
-                      performing function: @Sendable () async throws -> Void) async throws {
+    func provideScope(
+        for test: Test, testCase: Test.Case?,
+        performing function: @Sendable () async throws -> Void
+    ) async throws {
         let host = try LibvirtHost.start(pluginDir: plugin.pluginDir)
         defer { host.stop() }
         let expected = URL(fileURLWithPath: plugin.pluginFile).resolvingSymlinksInPath().path

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import Harness
+import Testing
 
 /// The real-libvirt flow, written once and run by each plugin's suite
 /// (LibvirtdSanlockTests): the same assertions for libvirt's sanlock.so and
@@ -68,7 +68,9 @@ struct LibvirtdScenarios {
         try #require(destroyed.status == 0, "virsh destroy: \(destroyed)")
         #expect(!LibvirtHost.isQEMU(pid, guest: vm.name))
         // The lease goes with QEMU's registered socket; sanlock notices the close.
-        let freed = try eventually(within: 5) { try host.sanlock.parsedStatus() } until: {
+        let freed = try eventually(within: 5) {
+            try host.sanlock.parsedStatus()
+        } until: {
             $0.resource(named: lease) == nil && $0.processes[pid] == nil
         }
         #expect(freed.resource(named: lease) == nil, "lease outlived its domain:\n\(freed)")
@@ -138,11 +140,17 @@ struct LibvirtdScenarios {
         // The lease file libvirt's convention names; both plugins reuse an existing one.
         try hostB.initLease(lockspace: LibvirtHost.diskLockspace, name: lease, path: leasePath)
         // `sanlock client command` registers, acquires, then execs the command (same pid).
-        let holder = try SpawnedProcess(["/usr/bin/env", "SANLOCK_RUN_DIR=\(hostB.runDir)", "/usr/sbin/sanlock",
-                                         "client", "command", "-r", "\(LibvirtHost.diskLockspace):\(lease):\(leasePath):0",
-                                         "-c", "/bin/sleep", "600"])
+        let holder = try SpawnedProcess([
+            "/usr/bin/env", "SANLOCK_RUN_DIR=\(hostB.runDir)", "/usr/sbin/sanlock",
+            "client", "command", "-r", "\(LibvirtHost.diskLockspace):\(lease):\(leasePath):0",
+            "-c", "/bin/sleep", "600",
+        ])
         defer { holder.stop(SIGKILL) }
-        let onB = try eventually(within: 10) { try hostB.parsedStatus() } until: { $0.resource(named: lease) != nil }
+        let onB = try eventually(within: 10) {
+            try hostB.parsedStatus()
+        } until: {
+            $0.resource(named: lease) != nil
+        }
         try #require(onB.resource(named: lease)?.ownerPid == holder.pid, "host B does not hold the lease:\n\(onB)")
 
         let vm = host.domain("lm-remote-\(getpid())", disks: [disk])
@@ -156,7 +164,11 @@ struct LibvirtdScenarios {
 
         // Host B lets go (its holder dies); the same domain now starts.
         holder.stop(SIGKILL)
-        let freed = try eventually(within: 10) { try hostB.parsedStatus() } until: { $0.resource(named: lease) == nil }
+        let freed = try eventually(within: 10) {
+            try hostB.parsedStatus()
+        } until: {
+            $0.resource(named: lease) == nil
+        }
         try #require(freed.resource(named: lease) == nil, "host B kept the lease after its holder died:\n\(freed)")
         let started = try host.start(vm)
         try #require(started.status == 0, "virsh create after host B let go: \(started)\nlibvirtd: \(host.libvirtdLog)")

@@ -1,6 +1,6 @@
+import Harness
 import LockDriver
 import Testing
-import Harness
 
 /// Which plugin and directories the host uses: flag > environment > host
 /// config > default, and bad host configs are refused with file:line.
@@ -15,16 +15,20 @@ import Harness
 
     @Test func defaultsComeFromTheInstallPrefix() throws {
         let s = try HostSettings.resolve(configPath: nil, layout: layout, environment: { _ in nil })
-        #expect(s == HostSettings(lockManager: "nop", pluginDir: "/opt/lm/lib/lock_manager",
-                                  configDir: "/opt/lm/etc/lockmgr", driver: "qemu"))
+        #expect(
+            s
+                == HostSettings(
+                    lockManager: "nop", pluginDir: "/opt/lm/lib/lock_manager",
+                    configDir: "/opt/lm/etc/lockmgr", driver: "qemu"))
         #expect(s.pluginConfigFile == "/opt/lm/etc/lockmgr/qemu-nop.conf")
     }
 
     @Test func configSelectsPluginInEitherSpelling() throws {
         let seed = try HostSettings.resolve(configPath: write("lockManager = \"pr\""), layout: layout, environment: { _ in nil })
         #expect(seed.lockManager == "pr")
-        let libvirt = try HostSettings.resolve(configPath: write("lock_manager = 'sanlock'\nconfig_dir = '/etc/libvirt'"),
-                                               layout: layout, environment: { _ in nil })
+        let libvirt = try HostSettings.resolve(
+            configPath: write("lock_manager = 'sanlock'\nconfig_dir = '/etc/libvirt'"),
+            layout: layout, environment: { _ in nil })
         #expect(libvirt.lockManager == "sanlock")
         #expect(libvirt.pluginConfigFile == "/etc/libvirt/qemu-sanlock.conf")
     }
@@ -50,8 +54,9 @@ import Harness
         let fromEnv = try HostSettings.resolve(configPath: path, layout: layout, environment: { env[$0] })
         #expect(fromEnv.callTimeout == CallTimeout(seconds: 0, origin: "LOCKMGR_CALL_TIMEOUT=0"))
         #expect(fromEnv.callTimeout.isUnlimited)
-        let fromFlag = try HostSettings.resolve(configPath: path, overrides: .init(callTimeout: 5), layout: layout,
-                                                environment: { env[$0] })
+        let fromFlag = try HostSettings.resolve(
+            configPath: path, overrides: .init(callTimeout: 5), layout: layout,
+            environment: { env[$0] })
         #expect(fromFlag.callTimeout == CallTimeout(seconds: 5, origin: "--timeout 5"))
         let byDefault = try HostSettings.resolve(configPath: nil, layout: layout, environment: { _ in nil })
         #expect(byDefault.callTimeout == .standard)

@@ -29,8 +29,9 @@ import Testing
 
     @Test func writesTheFileWithAnUTCTimestampEvenWithoutASyslogListener() throws {
         let dir = TempDir.make("logger")
-        let logger = Logger(ident: "lockmgr", stderr: false, file: "\(dir)/events.log",
-                            syslogSocket: "\(dir)/no-such-socket")
+        let logger = Logger(
+            ident: "lockmgr", stderr: false, file: "\(dir)/events.log",
+            syslogSocket: "\(dir)/no-such-socket")
         logger.log("first")
         logger.log("second")
         let lines = try String(contentsOfFile: "\(dir)/events.log", encoding: .utf8).split(separator: "\n")

@@ -1,7 +1,7 @@
 import Foundation
+import Harness
 import LockDriver
 import Testing
-import Harness
 
 /// The nop plugin driven through our host library: every operation
 /// succeeds and no state is ever produced, like libvirt's built-in nop.

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import Harness
+import Testing
 
 /// A plugin call that never returns (the probe plugin with PROBE_HANG)
 /// must not hang lockmgr: after the configured call timeout it says which
@@ -16,14 +16,19 @@ import Harness
         var seconds: TimeInterval
     }
 
-    func lockmgr(_ args: [String], hang: String?, environment: [String: String] = [:],
-                 configDir: String = TempDir.make("timeout"), timeout: TimeInterval = 60) throws -> Run {
+    func lockmgr(
+        _ args: [String], hang: String?, environment: [String: String] = [:],
+        configDir: String = TempDir.make("timeout"), timeout: TimeInterval = 60
+    ) throws -> Run {
         var env = environment
         if let hang { env["PROBE_HANG"] = hang }
         let start = Date()
-        let result = Command.run([BuildProducts.lockmgr, args[0], "--plugin-dir", try ProbePlugin.pluginDir,
-                                  "--config-dir", configDir, "--plugin", "probe"] + args.dropFirst(),
-                                 environment: env, timeout: timeout)
+        let result = Command.run(
+            [
+                BuildProducts.lockmgr, args[0], "--plugin-dir", try ProbePlugin.pluginDir,
+                "--config-dir", configDir, "--plugin", "probe",
+            ] + args.dropFirst(),
+            environment: env, timeout: timeout)
         return Run(result: result, seconds: Date().timeIntervalSince(start))
     }
 
@@ -42,8 +47,9 @@ import Harness
         let run = try lockmgr(args, hang: hang)
         #expect(!run.result.timedOut, "lockmgr hung in \(operation) despite --timeout 1: \(run.result)")
         #expect(run.result.status == 69, "\(run.result)")
-        #expect(run.result.stderr.contains(
-            "lockmgr: lock plugin 'probe' did not return from \(operation) within 1 s (limit from --timeout 1)"),
+        #expect(
+            run.result.stderr.contains(
+                "lockmgr: lock plugin 'probe' did not return from \(operation) within 1 s (limit from --timeout 1)"),
             "\(run.result)")
         #expect(run.seconds >= 1 && run.seconds < 1 + slack, "gave up after \(run.seconds) s")
     }
@@ -58,13 +64,15 @@ import Harness
         #expect(fromConfig.result.status == 69, "\(fromConfig.result)")
         #expect(fromConfig.result.stderr.contains("within 1 s (limit from call_timeout = 1 at \(conf):2)"), "\(fromConfig.result)")
 
-        let fromEnv = try lockmgr(["acquire", "--config", conf] + object, hang: "acquire",
-                                  environment: ["LOCKMGR_CALL_TIMEOUT": "2"])
+        let fromEnv = try lockmgr(
+            ["acquire", "--config", conf] + object, hang: "acquire",
+            environment: ["LOCKMGR_CALL_TIMEOUT": "2"])
         #expect(fromEnv.result.status == 69, "\(fromEnv.result)")
         #expect(fromEnv.result.stderr.contains("within 2 s (limit from LOCKMGR_CALL_TIMEOUT=2)"), "\(fromEnv.result)")
 
-        let fromFlag = try lockmgr(["acquire", "--config", conf, "--timeout", "1"] + object, hang: "acquire",
-                                   environment: ["LOCKMGR_CALL_TIMEOUT": "2"])
+        let fromFlag = try lockmgr(
+            ["acquire", "--config", conf, "--timeout", "1"] + object, hang: "acquire",
+            environment: ["LOCKMGR_CALL_TIMEOUT": "2"])
         #expect(fromFlag.result.stderr.contains("within 1 s (limit from --timeout 1)"), "\(fromFlag.result)")
 
         let bad = try lockmgr(["acquire"] + object, hang: nil, environment: ["LOCKMGR_CALL_TIMEOUT": "soon"])

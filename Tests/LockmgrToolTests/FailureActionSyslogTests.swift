@@ -14,17 +14,21 @@ import Testing
         try victim.run()
         defer { if victim.isRunning { victim.terminate() } }
         let pid = victim.processIdentifier
-        let result = Command.run([BuildProducts.lockmgr, "failure-action", "--action", "poweroff", "--pid", "\(pid)",
-                                  "--name", "vm-syslog", "--reason", "lease lost"],
-                                 environment: ["LOCKMGR_SYSLOG_SOCKET": syslog.path])
+        let result = Command.run(
+            [
+                BuildProducts.lockmgr, "failure-action", "--action", "poweroff", "--pid", "\(pid)",
+                "--name", "vm-syslog", "--reason", "lease lost",
+            ],
+            environment: ["LOCKMGR_SYSLOG_SOCKET": syslog.path])
         #expect(result.status == 0, "\(result)")
         #expect(result.stderr.contains("lockmgr: lock lost for 'vm-syslog' (pid \(pid)): lease lost; applying poweroff"), "\(result)")
         let messages = syslog.messages()
         #expect(messages.count == 1, "\(messages)")
         #expect(messages.first?.hasPrefix("<28>") == true, "daemon.warning: \(messages)")
         #expect(messages.first?.contains(" lockmgr[") == true, "\(messages)")
-        #expect(messages.first?.hasSuffix("]: lock lost for 'vm-syslog' (pid \(pid)): lease lost; applying poweroff") == true,
-                "\(messages)")
+        #expect(
+            messages.first?.hasSuffix("]: lock lost for 'vm-syslog' (pid \(pid)): lease lost; applying poweroff") == true,
+            "\(messages)")
         victim.waitUntilExit()
         #expect(victim.terminationReason == .uncaughtSignal && victim.terminationStatus == SIGKILL)
     }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import Harness
+import Testing
 
 /// `lockmgr` end to end, as a user runs it: real processes, real plugins.
 @Suite struct LockmgrToolTests {
@@ -8,8 +8,9 @@ import Harness
 
     func lockmgr(_ args: [String], plugins: String = BuildProducts.pluginDir, configDir: String? = nil) -> CommandResult {
         let configDir = configDir ?? TempDir.make("conf")
-        return Command.run([BuildProducts.lockmgr, args[0], "--plugin-dir", plugins, "--config-dir", configDir]
-                           + args.dropFirst(), timeout: 60)
+        return Command.run(
+            [BuildProducts.lockmgr, args[0], "--plugin-dir", plugins, "--config-dir", configDir]
+                + args.dropFirst(), timeout: 60)
     }
 
     @Test func infoPrintsVersionAndFlags() throws {
@@ -33,8 +34,10 @@ import Harness
     }
 
     @Test func acquireInquireReleaseWithNop() throws {
-        let common = ["--plugin", "nop", "--uuid", uuid, "--name", "vm1", "--disk", "/images/a.img",
-                      "--shared-disk", "/images/b.img", "--lease", "key=k1,lockspace=ls,path=/leases/k1,offset=0,shared"]
+        let common = [
+            "--plugin", "nop", "--uuid", uuid, "--name", "vm1", "--disk", "/images/a.img",
+            "--shared-disk", "/images/b.img", "--lease", "key=k1,lockspace=ls,path=/leases/k1,offset=0,shared",
+        ]
         let acquired = lockmgr(["acquire", "--json"] + common)
         #expect(acquired.status == 0, "\(acquired)")
         let object = try JSONSerialization.jsonObject(with: Data(acquired.stdout.utf8)) as? [String: Any]
@@ -50,8 +53,11 @@ import Harness
     }
 
     @Test func releasePrintsThePluginsState() throws {
-        let r = lockmgr(["release", "--plugin", "probe", "--uuid", uuid, "--name", "vm1", "--pid", "1234",
-                         "--disk", "/d"], plugins: try ProbePlugin.pluginDir)
+        let r = lockmgr(
+            [
+                "release", "--plugin", "probe", "--uuid", uuid, "--name", "vm1", "--pid", "1234",
+                "--disk", "/d",
+            ], plugins: try ProbePlugin.pluginDir)
         #expect(r.status == 0, "\(r)")
         #expect(r.stdout == "probe-state\n")
     }
@@ -62,9 +68,12 @@ import Harness
     @Test func runExecsTheCommandAsTheLockOwnerWithTheFd() throws {
         let configDir = TempDir.make("run")
         let report = "\(configDir)/qemu-probe.conf.report"
-        let r = lockmgr(["run", "--plugin", "probe", "--uuid", uuid, "--name", "vm1", "--disk", "/d", "--",
-                         "sh", "-c", "echo $$; readlink /proc/$$/fd/$LOCKMGR_LOCK_FD; echo $LOCKMGR_PLUGIN"],
-                        plugins: try ProbePlugin.pluginDir, configDir: configDir)
+        let r = lockmgr(
+            [
+                "run", "--plugin", "probe", "--uuid", uuid, "--name", "vm1", "--disk", "/d", "--",
+                "sh", "-c", "echo $$; readlink /proc/$$/fd/$LOCKMGR_LOCK_FD; echo $LOCKMGR_PLUGIN",
+            ],
+            plugins: try ProbePlugin.pluginDir, configDir: configDir)
         #expect(r.status == 0, "\(r)")
         let lines = r.stdout.split(separator: "\n").map(String.init)
         #expect(lines.count == 3, "\(r)")
@@ -81,18 +90,24 @@ import Harness
     /// With no lock fd (nop), an inherited LOCKMGR_LOCK_FD must not reach
     /// the command pointing at some unrelated fd.
     @Test func runWithoutALockFdClearsAnInheritedOne() {
-        let r = Command.run([BuildProducts.lockmgr, "run", "--plugin-dir", BuildProducts.pluginDir, "--config-dir", TempDir.make("nofd"),
-                             "--plugin", "nop", "--uuid", uuid, "--name", "vm1", "--disk", "/d", "--",
-                             "sh", "-c", "echo \"fd=${LOCKMGR_LOCK_FD-unset}\""],
-                            environment: ["LOCKMGR_LOCK_FD": "7"])
+        let r = Command.run(
+            [
+                BuildProducts.lockmgr, "run", "--plugin-dir", BuildProducts.pluginDir, "--config-dir", TempDir.make("nofd"),
+                "--plugin", "nop", "--uuid", uuid, "--name", "vm1", "--disk", "/d", "--",
+                "sh", "-c", "echo \"fd=${LOCKMGR_LOCK_FD-unset}\"",
+            ],
+            environment: ["LOCKMGR_LOCK_FD": "7"])
         #expect(r.status == 0, "\(r)")
         #expect(r.stdout == "fd=unset\n", "\(r)")
     }
 
     @Test func runThatCannotStartReleasesAndExits127() throws {
         let configDir = TempDir.make("run-fail")
-        let r = lockmgr(["run", "--plugin", "probe", "--uuid", uuid, "--name", "vm1", "--disk", "/d", "--",
-                         "/nonexistent/qemu"], plugins: try ProbePlugin.pluginDir, configDir: configDir)
+        let r = lockmgr(
+            [
+                "run", "--plugin", "probe", "--uuid", uuid, "--name", "vm1", "--disk", "/d", "--",
+                "/nonexistent/qemu",
+            ], plugins: try ProbePlugin.pluginDir, configDir: configDir)
         #expect(r.status == 127, "\(r)")
         #expect(r.stderr.contains("cannot run '/nonexistent/qemu': No such file or directory"))
         let log = (try? String(contentsOfFile: "\(configDir)/qemu-probe.conf.report", encoding: .utf8)) ?? ""

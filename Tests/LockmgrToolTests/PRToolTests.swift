@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import Harness
+import Testing
 
 /// pr-tool's command line: bad input is refused with the shared usage
 /// status (64) before any session is opened (the URL below has no target:

@@ -8,13 +8,15 @@ import Testing
 /// neither ours nor, with a state, the same VM's migration peer.
 @Suite struct ConfigTests {
     func conf(_ text: String) throws -> PRConfig {
-        try PRConfig(ConfFile(parsing: text, origin: "/etc/lockmgr/qemu-pr.conf"),
-                     systemInitiatorFile: "/nonexistent", machineIDFile: "/nonexistent")
+        try PRConfig(
+            ConfFile(parsing: text, origin: "/etc/lockmgr/qemu-pr.conf"),
+            systemInitiatorFile: "/nonexistent", machineIDFile: "/nonexistent")
     }
 
     @Test func defaultsWithoutAFile() throws {
-        let c = try PRConfig.load(path: "/nonexistent/qemu-pr.conf", systemInitiatorFile: "/nonexistent",
-                                  machineIDFile: "/nonexistent")
+        let c = try PRConfig.load(
+            path: "/nonexistent/qemu-pr.conf", systemInitiatorFile: "/nonexistent",
+            machineIDFile: "/nonexistent")
         #expect(c.exclusiveType == .writeExclusiveRegistrantsOnly)
         #expect(c.sharedType == .writeExclusiveAllRegistrants)
         #expect(c.timeoutMilliseconds == 5000)
@@ -23,7 +25,8 @@ import Testing
     }
 
     @Test func readsEverySetting() throws {
-        let c = try conf("""
+        let c = try conf(
+            """
             iscsi_initiator = "iqn.2026-01.test:a"
             host_id = 42
             exclusive_type = "exclusive-access-registrants-only"
@@ -83,13 +86,17 @@ import Testing
     var other: PRKey { .exclusive(vm: UUIDBytes("00000000-0000-0000-0000-000000000001")!, host: 0xC) }
     let we5 = ReservationType.writeExclusiveRegistrantsOnly
 
-    func decide(_ me: PRKey, holder: PRKey?, type: ReservationType = .writeExclusiveRegistrantsOnly, keys: [PRKey]? = nil,
-                mode: AccessMode = .exclusive, state: PRState.Entry? = nil, hasState: Bool = false) throws(LockError) -> PRStep {
-        let view = PRView(reservation: holder.map { .init(key: type.isAllRegistrants ? 0 : $0.rawValue, type: type) },
-                          keys: (keys ?? holder.map { [$0] } ?? []).map(\.rawValue))
-        return try PRDecision.acquire(resource: "lun", mode: mode, myKey: me, view: view,
-                                      exclusiveType: we5, sharedType: .writeExclusiveAllRegistrants,
-                                      stateEntry: state, hasState: hasState || state != nil)
+    func decide(
+        _ me: PRKey, holder: PRKey?, type: ReservationType = .writeExclusiveRegistrantsOnly, keys: [PRKey]? = nil,
+        mode: AccessMode = .exclusive, state: PRState.Entry? = nil, hasState: Bool = false
+    ) throws(LockError) -> PRStep {
+        let view = PRView(
+            reservation: holder.map { .init(key: type.isAllRegistrants ? 0 : $0.rawValue, type: type) },
+            keys: (keys ?? holder.map { [$0] } ?? []).map(\.rawValue))
+        return try PRDecision.acquire(
+            resource: "lun", mode: mode, myKey: me, view: view,
+            exclusiveType: we5, sharedType: .writeExclusiveAllRegistrants,
+            stateEntry: state, hasState: hasState || state != nil)
     }
 
     func entry(_ k: PRKey, _ t: ReservationType = .writeExclusiveRegistrantsOnly) -> PRState.Entry {
@@ -98,7 +105,7 @@ import Testing
 
     @Test func freshAcquire() throws {
         #expect(try decide(a, holder: nil) == .reserve(we5))
-        #expect(try decide(a, holder: nil, keys: [a, a]) == .reserve(we5)) // our orphans
+        #expect(try decide(a, holder: nil, keys: [a, a]) == .reserve(we5))  // our orphans
         #expect(try decide(a, holder: nil, state: entry(b, .exclusiveAccess)) == .reserve(.exclusiveAccess))
         // Registrations the same VM left on other hosts are fenced after reserving.
         #expect(try decide(a, holder: nil, keys: [b, a, b], state: entry(b)) == .reserve(we5, fencing: [b]))

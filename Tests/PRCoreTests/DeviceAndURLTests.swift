@@ -43,17 +43,23 @@ func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
         let illegal = SCSIResponse(status: 2, sense: SenseData(decoding: [0x70, 0, 5, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0, 0, 0, 0, 0]))
         let d2 = PRDevice(transport: ScriptedTransport([illegal]), timeoutMilliseconds: 100)
         let e = #expect(throws: LockError.self) { try d2.prOut(.preempt, type: .writeExclusive, key: 1, serviceActionKey: 2) }
-        #expect(e?.message == "scripted: PR OUT PREEMPT failed: CHECK CONDITION sense key 05 24/00 (invalid field in CDB: not supported by the device)")
+        #expect(
+            e?.message
+                == "scripted: PR OUT PREEMPT failed: CHECK CONDITION sense key 05 24/00 (invalid field in CDB: not supported by the device)"
+        )
     }
 }
 
 @Suite struct ISCSIURLTests {
     @Test func parsesStrictly() throws {
-        #expect(try ISCSIURL(parsing: "iscsi://127.0.0.1:3261/iqn.2026-01.x:disk/3")
+        #expect(
+            try ISCSIURL(parsing: "iscsi://127.0.0.1:3261/iqn.2026-01.x:disk/3")
                 == ISCSIURL(host: "127.0.0.1", port: 3261, target: "iqn.2026-01.x:disk", lun: 3))
         #expect(try ISCSIURL(parsing: "iscsi://san/iqn.x:d/0").port == 3260)
-        for bad in ["iscsi://h/iqn/x", "iscsi://h/iqn", "iscsi://u%p@h/iqn/1", "iscsi://h:0/iqn/1", "iscsi://h/iqn/1/2",
-                    "iscsi:///iqn/1", "http://h/iqn/1", "iscsi://h/iqn/99999"] {
+        for bad in [
+            "iscsi://h/iqn/x", "iscsi://h/iqn", "iscsi://u%p@h/iqn/1", "iscsi://h:0/iqn/1", "iscsi://h/iqn/1/2",
+            "iscsi:///iqn/1", "http://h/iqn/1", "iscsi://h/iqn/99999",
+        ] {
             #expect(throws: LockError.self, "\(bad)") { try ISCSIURL(parsing: bad) }
         }
     }
@@ -91,7 +97,7 @@ func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
         let t = ScriptedTransport([SCSIResponse(status: 0, data: Array(full.prefix(8192))), SCSIResponse(status: 0, data: full)])
         let keys = try PRDevice(transport: t, timeoutMilliseconds: 100).readKeys()
         #expect(keys.keys.count == count)
-        #expect(t.sent.count == 2 && t.sent[1][7...8] == [0x22, 0x68]) // 8 + 8800 bytes
+        #expect(t.sent.count == 2 && t.sent[1][7...8] == [0x22, 0x68])  // 8 + 8800 bytes
     }
 }
 
@@ -114,11 +120,11 @@ func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
         let other = PRKey.exclusive(vm: UUIDBytes("00000000-0000-0000-0000-000000000009")!, host: 0xC)
         let good = SCSIResponse(status: 0)
         let t = ScriptedTransport([
-            reservation(a), keys([a]),              // plan: A holds, B brings A's state
-            good, good,                             // REGISTER AND IGNORE, PREEMPT(A): GOOD
-            reservation(other), keys([other, b]),   // verification: another VM holds now
-            good,                                   // our registration is dropped
-            reservation(other), keys([other]),      // clean-up finds nothing of ours
+            reservation(a), keys([a]),  // plan: A holds, B brings A's state
+            good, good,  // REGISTER AND IGNORE, PREEMPT(A): GOOD
+            reservation(other), keys([other, b]),  // verification: another VM holds now
+            good,  // our registration is dropped
+            reservation(other), keys([other]),  // clean-up finds nothing of ours
         ])
         var config = PRConfig(iscsiInitiator: "iqn.2026-01.test:b", hostPart: 0xB)
         config.timeoutMilliseconds = 100

@@ -1,7 +1,7 @@
 import Glibc
 import LockDriver
-import PRProtocol
 import PRKeeper
+import PRProtocol
 import PRTransport
 import Testing
 
@@ -39,16 +39,20 @@ import Testing
         let ours = PRKey.shared(host: 7), theirs = PRKey.shared(host: 9)
         let allRegistrants = view(PRKey(rawValue: 0), .writeExclusiveAllRegistrants, keys: [ours, theirs])
         #expect(KeeperVerdict.judge(shared, myKey: ours, view: allRegistrants) == .held)
-        guard case .lost = KeeperVerdict.judge(shared, myKey: ours, view: view(PRKey(rawValue: 0), .writeExclusiveAllRegistrants, keys: [theirs])) else {
+        guard
+            case .lost = KeeperVerdict.judge(
+                shared, myKey: ours, view: view(PRKey(rawValue: 0), .writeExclusiveAllRegistrants, keys: [theirs]))
+        else {
             Issue.record("a shared registration preempted is not a loss")
             return
         }
     }
 
     @Test func recordRoundTripsAndRejectsDamage() throws {
-        var record = KeeperRecord(vm: vm, name: "my vm;1", pid: 4242, startTime: 99, action: .pause,
-                                  uri: "qemu:///system", configFile: "/etc/libvirt/qemu-pr.conf",
-                                  resources: [lun, try PRResource("/dev/disk/by-id/scsi-3600 x", mode: .shared)])
+        var record = KeeperRecord(
+            vm: vm, name: "my vm;1", pid: 4242, startTime: 99, action: .pause,
+            uri: "qemu:///system", configFile: "/etc/libvirt/qemu-pr.conf",
+            resources: [lun, try PRResource("/dev/disk/by-id/scsi-3600 x", mode: .shared)])
         #expect(try KeeperRecord(decoding: record.encoded, origin: "t") == record)
         record.markReleasing([lun.name, "iscsi://not/listed/1"])
         #expect(record.releasing == [lun.name])
@@ -57,12 +61,14 @@ import Testing
         #expect(record.resources.count == 3)
         record.remove([lun.name])
         #expect(!record.resources.contains(lun) && record.releasing.isEmpty)
-        for bad in ["", "lockmgr-pr-keeper-v2\nuuid \(vm)\npid 1\nstart 1\naction pause\n",
-                    "lockmgr-pr-keeper-v1\nuuid \(vm)\npid 0\nstart 1\naction pause\n",
-                    "lockmgr-pr-keeper-v1\nuuid \(vm)\npid 5\nstart 1\naction explode\n",
-                    "lockmgr-pr-keeper-v1\nuuid \(vm)\npid 5\nstart 1\naction pause\ndisk sideways x\n",
-                    "lockmgr-pr-keeper-v1\nuuid \(vm)\npid 5\nstart 1\naction pause\nmystery 1\n",
-                    "lockmgr-pr-keeper-v1\nuuid \(vm)\npid 5\nstart 1\naction pause\nreleasing x\n"] {
+        for bad in [
+            "", "lockmgr-pr-keeper-v2\nuuid \(vm)\npid 1\nstart 1\naction pause\n",
+            "lockmgr-pr-keeper-v1\nuuid \(vm)\npid 0\nstart 1\naction pause\n",
+            "lockmgr-pr-keeper-v1\nuuid \(vm)\npid 5\nstart 1\naction explode\n",
+            "lockmgr-pr-keeper-v1\nuuid \(vm)\npid 5\nstart 1\naction pause\ndisk sideways x\n",
+            "lockmgr-pr-keeper-v1\nuuid \(vm)\npid 5\nstart 1\naction pause\nmystery 1\n",
+            "lockmgr-pr-keeper-v1\nuuid \(vm)\npid 5\nstart 1\naction pause\nreleasing x\n",
+        ] {
             #expect(throws: LockError.self, "accepted: \(bad)") { try KeeperRecord(decoding: bad, origin: "t") }
         }
     }
@@ -81,12 +87,13 @@ import Testing
     }
 
     @Test func keeperSettings() throws {
-        let conf = try ConfFile(parsing: """
-            host_id = 3
-            keeper_dir = "/tmp/k"
-            keeper_path = "/opt/pr-keeper"
-            keeper_interval_ms = 250
-            """, origin: "k.conf")
+        let conf = try ConfFile(
+            parsing: """
+                host_id = 3
+                keeper_dir = "/tmp/k"
+                keeper_path = "/opt/pr-keeper"
+                keeper_interval_ms = 250
+                """, origin: "k.conf")
         let c = try PRConfig(conf)
         #expect(c.keeper && c.keeperDir == "/tmp/k" && c.keeperPath == "/opt/pr-keeper" && c.keeperIntervalMilliseconds == 250)
         #expect(try !PRConfig(ConfFile(parsing: "keeper = 0", origin: "k.conf")).keeper)

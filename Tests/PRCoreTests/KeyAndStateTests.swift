@@ -33,12 +33,16 @@ import Testing
     }
 
     func sample() -> PRState {
-        PRState(vm: vm, entries: [
-            .init(resource: "iscsi://127.0.0.1:3260/iqn.2026-01.test:disk/1",
-                  key: .exclusive(vm: vm, host: 0xA), type: .writeExclusiveRegistrantsOnly),
-            .init(resource: "/dev/disk/by-id/wwn-0x5000 weird;name,=%<&>'\"", key: .shared(host: 0xA),
-                  type: .writeExclusiveAllRegistrants),
-        ])
+        PRState(
+            vm: vm,
+            entries: [
+                .init(
+                    resource: "iscsi://127.0.0.1:3260/iqn.2026-01.test:disk/1",
+                    key: .exclusive(vm: vm, host: 0xA), type: .writeExclusiveRegistrantsOnly),
+                .init(
+                    resource: "/dev/disk/by-id/wwn-0x5000 weird;name,=%<&>'\"", key: .shared(host: 0xA),
+                    type: .writeExclusiveAllRegistrants),
+            ])
     }
 
     @Test func roundTripsAndIsSafeInXML() throws {
@@ -118,19 +122,24 @@ import Testing
     }
 
     @Test func tooManyResources() {
-        let many = PRState(vm: vm, entries: (0...PRState.maxEntries).map {
-            .init(resource: "/d\($0)", key: .exclusive(vm: vm, host: 1), type: .writeExclusive)
-        })
+        let many = PRState(
+            vm: vm,
+            entries: (0...PRState.maxEntries).map {
+                .init(resource: "/d\($0)", key: .exclusive(vm: vm, host: 1), type: .writeExclusive)
+            })
         rejects(many.encoded, "more than")
     }
 
     /// The most resources a state may carry, with names as long as the
     /// benchmark's iscsi:// URLs, still fit (16 KiB held about 200).
     @Test func theMostResourcesWithTypicalISCSINamesFit() throws {
-        let full = PRState(vm: vm, entries: (1...PRState.maxEntries).map {
-            .init(resource: "iscsi://127.0.0.1:40000/iqn.2026-01.lockmgr.bench:disks/\($0)",
-                  key: .exclusive(vm: vm, host: 1), type: .writeExclusiveRegistrantsOnly)
-        })
+        let full = PRState(
+            vm: vm,
+            entries: (1...PRState.maxEntries).map {
+                .init(
+                    resource: "iscsi://127.0.0.1:40000/iqn.2026-01.lockmgr.bench:disks/\($0)",
+                    key: .exclusive(vm: vm, host: 1), type: .writeExclusiveRegistrantsOnly)
+            })
         #expect(full.encoded.utf8.count > 16384)
         #expect(try PRState(decoding: full.encoded) == full)
     }

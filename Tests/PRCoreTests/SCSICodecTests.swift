@@ -13,11 +13,15 @@ import Testing
     }
 
     @Test func prOutCDBAndParameterList() {
-        let c = SCSICommand.prOut(.preempt, type: .writeExclusiveRegistrantsOnly,
-                                key: 0x0102_0304_0506_0708, serviceActionKey: 0x1112_1314_1516_1718)
+        let c = SCSICommand.prOut(
+            .preempt, type: .writeExclusiveRegistrantsOnly,
+            key: 0x0102_0304_0506_0708, serviceActionKey: 0x1112_1314_1516_1718)
         #expect(c.cdb == [0x5F, 0x04, 0x05, 0, 0, 0, 0, 0, 24, 0])
-        #expect(c.direction == .toDevice([1, 2, 3, 4, 5, 6, 7, 8, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18]
-                                          + [UInt8](repeating: 0, count: 8)))
+        #expect(
+            c.direction
+                == .toDevice(
+                    [1, 2, 3, 4, 5, 6, 7, 8, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18]
+                        + [UInt8](repeating: 0, count: 8)))
         #expect(c.name == "PR OUT PREEMPT")
         #expect(SCSICommand.prOut(.registerAndIgnore, key: 0, serviceActionKey: 9).cdb[1...2] == [6, 0])
         #expect(SCSICommand.prOut(.reserve, type: .writeExclusiveAllRegistrants, key: 1).cdb[1...2] == [1, 7])
@@ -28,13 +32,20 @@ import Testing
         (SCSIResponse(status: 0x18), .reservationConflict),
         (SCSIResponse(status: 0x08), .otherStatus(0x08)),
         // fixed format, UNIT ATTENTION, reservations preempted
-        (SCSIResponse(status: 2, sense: SenseData(decoding: [0x70, 0, 0x06, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x2A, 0x03, 0, 0, 0, 0])),
-         .unitAttention(UnitAttention(asc: 0x2A, ascq: 0x03))),
+        (
+            SCSIResponse(status: 2, sense: SenseData(decoding: [0x70, 0, 0x06, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x2A, 0x03, 0, 0, 0, 0])),
+            .unitAttention(UnitAttention(asc: 0x2A, ascq: 0x03))
+        ),
         // descriptor format, UNIT ATTENTION, power on / reset
-        (SCSIResponse(status: 2, sense: SenseData(decoding: [0x72, 0x06, 0x29, 0x00, 0, 0, 0, 0])), .unitAttention(UnitAttention(asc: 0x29, ascq: 0))),
+        (
+            SCSIResponse(status: 2, sense: SenseData(decoding: [0x72, 0x06, 0x29, 0x00, 0, 0, 0, 0])),
+            .unitAttention(UnitAttention(asc: 0x29, ascq: 0))
+        ),
         // ILLEGAL REQUEST 24/00: e.g. tgt and READ FULL STATUS
-        (SCSIResponse(status: 2, sense: SenseData(decoding: [0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0x00, 0, 0, 0, 0])),
-         .checkCondition(senseKey: 5, asc: 0x24, ascq: 0)),
+        (
+            SCSIResponse(status: 2, sense: SenseData(decoding: [0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0x00, 0, 0, 0, 0])),
+            .checkCondition(senseKey: 5, asc: 0x24, ascq: 0)
+        ),
         // truncated sense never traps
         (SCSIResponse(status: 2, sense: SenseData(decoding: [0x70, 0])), .checkCondition(senseKey: 0, asc: 0, ascq: 0)),
     ])
@@ -45,8 +56,8 @@ import Testing
     @Test func unitAttentionsThatInvalidateTheReservationView() {
         #expect(UnitAttention(asc: 0x29, ascq: 0x07).invalidatesReservationView)
         #expect(UnitAttention(asc: 0x2A, ascq: 0x05).invalidatesReservationView)
-        #expect(!UnitAttention(asc: 0x2A, ascq: 0x09).invalidatesReservationView) // capacity changed
-        #expect(!UnitAttention(asc: 0x3F, ascq: 0x0E).invalidatesReservationView) // LUN inventory
+        #expect(!UnitAttention(asc: 0x2A, ascq: 0x09).invalidatesReservationView)  // capacity changed
+        #expect(!UnitAttention(asc: 0x3F, ascq: 0x0E).invalidatesReservationView)  // LUN inventory
     }
 
     @Test func readKeysParsing() throws {
@@ -62,17 +73,20 @@ import Testing
         #expect(try ReservationStatus(parsing: [0, 0, 0, 3, 0, 0, 0, 0]).reservation == nil)
         var d: [UInt8] = [0, 0, 0, 3, 0, 0, 0, 16] + [0, 0, 0, 0, 0, 0, 0, 0x42] + [0, 0, 0, 0, 0, 0x05, 0, 0]
         #expect(try ReservationStatus(parsing: d).reservation == .init(key: 0x42, type: .writeExclusiveRegistrantsOnly))
-        d[21] = 0x02 // type 2 is obsolete
+        d[21] = 0x02  // type 2 is obsolete
         #expect(throws: LockError.self) { try ReservationStatus(parsing: d) }
-        d[21] = 0x15 // element scope
+        d[21] = 0x15  // element scope
         #expect(throws: LockError.self) { try ReservationStatus(parsing: d) }
         #expect(throws: LockError.self) { try ReservationStatus(parsing: Array(d.prefix(20))) }
     }
 
     @Test func reportCapabilitiesTypeMask() throws {
-        let caps = try PRCapabilities(parsing: [0, 8, 0x10, 0x80, 0xA2, 0x01, 0, 0]) // WR_EX_AR, WR_EX_RO, EX_AC_AR, WR_EX
+        let caps = try PRCapabilities(parsing: [0, 8, 0x10, 0x80, 0xA2, 0x01, 0, 0])  // WR_EX_AR, WR_EX_RO, EX_AC_AR, WR_EX
         #expect(caps.typeMaskValid)
-        #expect(caps.supported == [.writeExclusiveAllRegistrants, .writeExclusiveRegistrantsOnly, .writeExclusive,
-                                   .exclusiveAccessAllRegistrants])
+        #expect(
+            caps.supported == [
+                .writeExclusiveAllRegistrants, .writeExclusiveRegistrantsOnly, .writeExclusive,
+                .exclusiveAccessAllRegistrants,
+            ])
     }
 }

@@ -54,7 +54,9 @@ final class FaultProxy: @unchecked Sendable {
         listener = fd
         port = Int(UInt16(bigEndian: addr.sin_port))
         threads.enter()
-        Thread.detachNewThread { [self] in acceptLoop(); threads.leave() }
+        Thread.detachNewThread { [self] in
+            acceptLoop(); threads.leave()
+        }
     }
 
     /// LUN 1 of `iqn` reached through this proxy.
@@ -63,7 +65,9 @@ final class FaultProxy: @unchecked Sendable {
     /// Arms the cut: at the `n`-th PR OUT from now, forwarded to the
     /// target first if `forward`.
     func cut(atPROut n: Int, forward: Bool = false, stall: Bool = false) {
-        lock.withLock { prOutSeen = 0; cutAtPROut = n; forwardTheCut = forward; self.stall = stall }
+        lock.withLock {
+            prOutSeen = 0; cutAtPROut = n; forwardTheCut = forward; self.stall = stall
+        }
     }
 
     /// Whether the cut has happened.
@@ -90,7 +94,9 @@ final class FaultProxy: @unchecked Sendable {
         open.forEach { shutdown($0, Int32(SHUT_RDWR)) }
         threads.wait()
         close(listener)
-        lock.withLock { parked.forEach { close($0) }; parked = [] }
+        lock.withLock {
+            parked.forEach { close($0) }; parked = []
+        }
     }
 
     deinit { if !lock.withLock({ stopped }) { stop() } }
@@ -125,9 +131,13 @@ final class FaultProxy: @unchecked Sendable {
             lock.withLock { sockets.formUnion([client, upstream]) }
             let link = Link(client: client, upstream: upstream)
             threads.enter()
-            Thread.detachNewThread { [self] in forwardCommands(link); threads.leave() }
+            Thread.detachNewThread { [self] in
+                forwardCommands(link); threads.leave()
+            }
             threads.enter()
-            Thread.detachNewThread { [self] in forwardAnswers(link); threads.leave() }
+            Thread.detachNewThread { [self] in
+                forwardAnswers(link); threads.leave()
+            }
         }
     }
 
@@ -145,7 +155,9 @@ final class FaultProxy: @unchecked Sendable {
     private func finish(_ link: Link) {
         shutdown(link.client, Int32(SHUT_RDWR))
         shutdown(link.upstream, Int32(SHUT_RDWR))
-        let last = link.lock.withLock { link.closers -= 1; return link.closers == 0 }
+        let last = link.lock.withLock {
+            link.closers -= 1; return link.closers == 0
+        }
         guard last else { return }
         lock.withLock { sockets.subtract([link.client, link.upstream]) }
         close(link.client)

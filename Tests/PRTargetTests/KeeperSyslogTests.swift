@@ -18,12 +18,14 @@ import Testing
         // gone (its pid reused), so the keeper's first round finds the VM
         // exited. No disks: nothing to release, no device needed.
         try store.update(vm) { (record: inout KeeperRecord?) throws(LockError) in
-            record = KeeperRecord(vm: vm, name: "vm-syslog", pid: getpid(), startTime: 1, action: .poweroff,
-                                  uri: nil, configFile: config, resources: [])
+            record = KeeperRecord(
+                vm: vm, name: "vm-syslog", pid: getpid(), startTime: 1, action: .poweroff,
+                uri: nil, configFile: config, resources: [])
         }
         let syslog = try SyslogListener()
-        let result = Command.run(["\(BuildProducts.binDir)/pr-keeper", "watch", dir, vm.description],
-                                 environment: ["LOCKMGR_SYSLOG_SOCKET": syslog.path], timeout: 30)
+        let result = Command.run(
+            ["\(BuildProducts.binDir)/pr-keeper", "watch", dir, vm.description],
+            environment: ["LOCKMGR_SYSLOG_SOCKET": syslog.path], timeout: 30)
         #expect(result.status == 0, "\(result)")
         let expected = "VM 'vm-syslog' (\(vm), pid \(getpid())) exited; released nothing"
         #expect(result.stderr.contains(expected), "keeper.log gets it on stderr: \(result)")

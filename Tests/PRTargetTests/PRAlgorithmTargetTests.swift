@@ -1,9 +1,9 @@
 import Foundation
+import Harness
 import LockDriver
 import PRProtocol
 import PRTransport
 import Testing
-import Harness
 
 /// PRProtocol's algorithm (PRLocker) driven in-process against tgtd, with a transport
 /// decorator that injects faults a real target produces rarely: a command
@@ -101,7 +101,7 @@ import Harness
         // The plugin's session goes away (network failure): on tgt its
         // registration stays behind as an orphan of a dead nexus.
         let sessions = try tgt.sessions(tid: t.tid)
-        #expect(sessions.count == 2) // the plugin's and the data path's
+        #expect(sessions.count == 2)  // the plugin's and the data path's
         for sid in sessions { try tgt.dropSession(tid: t.tid, sid: sid) }
         f1.closeAll()
         // A later acquire of the same VM on the same host (libvirt resuming

@@ -1,9 +1,9 @@
 import Foundation
+import Harness
 import LockDriver
 import PRProtocol
 import PRTransport
 import Testing
-import Harness
 
 /// Targets that are down or silent, bad state strings and bad configs:
 /// clear errors, nothing half-done, and for bad input no SCSI command at all.
@@ -54,8 +54,12 @@ import Harness
         let silent = try SilentPortal()
         let lun = "iscsi://127.0.0.1:\(silent.port)/iqn.2026-01.lockmgr.test:never/1"
         let a = PRHost("a", timeoutMilliseconds: 300)
-        let valid = PRState(vm: VM.one.uuid, entries: [
-            .init(resource: lun, key: a.key(.one), type: .writeExclusiveRegistrantsOnly)]).encoded
+        let valid = PRState(
+            vm: VM.one.uuid,
+            entries: [
+                .init(resource: lun, key: a.key(.one), type: .writeExclusiveRegistrantsOnly)
+            ]
+        ).encoded
         let cases: [(String, String)] = [
             ("garbage", "not a pr plugin state"),
             (String(valid.dropLast(9)), "truncated"),
@@ -79,9 +83,11 @@ import Harness
         let silent = try SilentPortal()
         let lun = "iscsi://127.0.0.1:\(silent.port)/iqn.2026-01.lockmgr.test:never/1"
         let a = PRHost("a", timeoutMilliseconds: 300)
-        let argv = [BuildProducts.lockmgr, "acquire", "--register-only", "--plugin", "pr", "--plugin-dir",
-                    BuildProducts.pluginDir, "--config-dir", a.configDir, "--uuid", VM.one.uuid.description,
-                    "--name", "vm1", "--disk", lun]
+        let argv = [
+            BuildProducts.lockmgr, "acquire", "--register-only", "--plugin", "pr", "--plugin-dir",
+            BuildProducts.pluginDir, "--config-dir", a.configDir, "--uuid", VM.one.uuid.description,
+            "--name", "vm1", "--disk", lun,
+        ]
         let r = Command.run(argv, timeout: 30)
         #expect(r.status == 0, "\(r)")
         #expect(silent.connectionsAccepted() == 0)
@@ -144,8 +150,9 @@ final class SilentPortal {
 /// this process: a plugin keeps the config of its first load.)
 @Suite struct PRPluginTableTests {
     @Test func exportsTheTableWithUsesState() throws {
-        let plugin = try LockPlugin.load(name: "pr", pluginDir: BuildProducts.pluginDir,
-                                         configFile: "/nonexistent/qemu-pr.conf")
+        let plugin = try LockPlugin.load(
+            name: "pr", pluginDir: BuildProducts.pluginDir,
+            configFile: "/nonexistent/qemu-pr.conf")
         #expect(plugin.version == ABIVersion.current)
         #expect(plugin.flags == .usesState)
         let object = LockObject(uuid: VM.one.uuid, name: "vm1", pid: 1)

@@ -1,9 +1,9 @@
 import Foundation
+import Harness
 import LockDriver
 import PRProtocol
 import PRTransport
 import Testing
-import Harness
 
 /// Faults under a real tgtd, through `lockmgr` processes: a session cut in
 /// the middle of a two-LU acquire, tgtd killed and restarted. For each: a
@@ -30,11 +30,14 @@ import Harness
         let started = Date()
         let r = host.lockmgr("acquire", .one, disks: [a, b])
         let elapsed = Date().timeIntervalSince(started)
-        print("pr faults: session cut (command \(forwardTheCut ? "executed, answer lost" : "never sent")) → exit \(r.status) in \(Int(elapsed * 1000)) ms: \(r.stderr)")
+        print(
+            "pr faults: session cut (command \(forwardTheCut ? "executed, answer lost" : "never sent")) → exit \(r.status) in \(Int(elapsed * 1000)) ms: \(r.stderr)"
+        )
         #expect(proxy.isDown, "the cut did not happen: \(r)")
         #expect(r.status == 69, "\(r)")
-        #expect(r.stderr.contains("\(b): command cancelled: connection closed by the target"),
-                "the error names the cut LU and what happened: \(r.stderr)")
+        #expect(
+            r.stderr.contains("\(b): command cancelled: connection closed by the target"),
+            "the error names the cut LU and what happened: \(r.stderr)")
         #expect(elapsed < Double(Self.timeout) / 1000 + Sanitizer.slackSeconds, "took \(elapsed) s")
         #expect(host.commandsLogged().contains { $0.hasPrefix("\(a) PR OUT") }, "A was not acted on before the cut")
         // A was given back over its own healthy session.
@@ -89,8 +92,9 @@ import Harness
         print("pr faults: target hangs mid-acquire, timeout_ms \(timeout) → exit \(r.status) in \(Int(elapsed * 1000)) ms: \(r.stderr)")
         #expect(proxy.isDown, "the stall did not happen: \(r)")
         #expect(r.status == 69, "\(r)")
-        #expect(r.stderr.contains("\(b): SCSI command timed out: no answer from the target within \(timeout) ms (timeout_ms)"),
-                "\(r.stderr)")
+        #expect(
+            r.stderr.contains("\(b): SCSI command timed out: no answer from the target within \(timeout) ms (timeout_ms)"),
+            "\(r.stderr)")
         #expect(elapsed >= Double(timeout) / 1000, "gave up before the timeout: \(elapsed) s")
         #expect(elapsed < 2 * Double(timeout) / 1000 + Sanitizer.slackSeconds, "took \(elapsed) s")
         for lun in [paths.aDirect, paths.bDirect] {
@@ -130,11 +134,12 @@ import Harness
         let elapsed = Date().timeIntervalSince(started)
         print("pr faults: acquire while tgtd is down → exit \(refused.status) in \(Int(elapsed * 1000)) ms: \(refused.stderr)")
         #expect(refused.status == 69, "\(refused)")
-        #expect(refused.stderr.contains(lun) && refused.stderr.contains("login")
+        #expect(
+            refused.stderr.contains(lun) && refused.stderr.contains("login")
                 && refused.stderr.contains("Connection refused"), "\(refused.stderr)")
         #expect(elapsed < Double(Self.timeout) / 1000 + Sanitizer.slackSeconds, "took \(elapsed) s")
         #expect(eventually { keeperLog(a).contains("cannot read \(lun) (will retry)") }, "\(keeperLog(a))")
-        usleep(300_000) // a few keeper rounds with the target down
+        usleep(300_000)  // a few keeper rounds with the target down
         #expect(vm.isRunning && processState(vm.pid) != "T", "the keeper acted on an unreachable target")
         #expect(!keeperLog(a).contains("LOCK LOST"))
 

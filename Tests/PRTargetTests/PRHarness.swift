@@ -1,9 +1,9 @@
 import Foundation
-import LockDriver
-import PRProtocol
-import PRKeeper
-import PRTransport
 import Harness
+import LockDriver
+import PRKeeper
+import PRProtocol
+import PRTransport
 
 /// A simulated host: one iSCSI initiator name, its own config dir with a
 /// `qemu-pr.conf`, and `lockmgr` subprocesses using the built pr plugin.
@@ -26,14 +26,16 @@ struct PRHost {
         configDir = dir
         commandLog = "\(dir)/commands.log"
         keeperDir = keeperIntervalMilliseconds.map { _ in "\(dir)/keeper" }
-        let keeper = keeperIntervalMilliseconds.map {
+        let keeper =
+            keeperIntervalMilliseconds.map {
+                """
+                keeper_dir = "\(dir)/keeper"
+                keeper_path = "\(BuildProducts.binDir)/pr-keeper"
+                keeper_interval_ms = \($0)
+                """
+            } ?? "keeper = 0"
+        TempDir.write(
             """
-            keeper_dir = "\(dir)/keeper"
-            keeper_path = "\(BuildProducts.binDir)/pr-keeper"
-            keeper_interval_ms = \($0)
-            """
-        } ?? "keeper = 0"
-        TempDir.write("""
             iscsi_initiator = "\(initiator)"
             timeout_ms = \(timeoutMilliseconds)
             command_log = "\(commandLog)"
@@ -49,17 +51,26 @@ struct PRHost {
 
     /// Runs `lockmgr <sub> --plugin pr ...` for `vm`.
     @discardableResult
-    func lockmgr(_ sub: String, _ vm: VM, disks: [String] = [], shared: [String] = [], readonly: [String] = [],
-                 state: String? = nil, options: [String] = [], command: [String] = []) -> CommandResult {
-        Command.run(lockmgrArgv(sub, vm, disks: disks, shared: shared, readonly: readonly, state: state,
-                                options: options, command: command), timeout: 30)
+    func lockmgr(
+        _ sub: String, _ vm: VM, disks: [String] = [], shared: [String] = [], readonly: [String] = [],
+        state: String? = nil, options: [String] = [], command: [String] = []
+    ) -> CommandResult {
+        Command.run(
+            lockmgrArgv(
+                sub, vm, disks: disks, shared: shared, readonly: readonly, state: state,
+                options: options, command: command), timeout: 30)
     }
 
-    func lockmgrArgv(_ sub: String, _ vm: VM, disks: [String] = [], shared: [String] = [], readonly: [String] = [],
-                     state: String? = nil, options: [String] = [], command: [String] = []) -> [String] {
-        var argv = [BuildProducts.lockmgr, sub, "--plugin", "pr", "--plugin-dir", BuildProducts.pluginDir,
-                    "--config-dir", configDir, "--uuid", vm.uuid.description, "--name", vm.name]
-        argv += disks.flatMap { ["--disk", $0] } + shared.flatMap { ["--shared-disk", $0] }
+    func lockmgrArgv(
+        _ sub: String, _ vm: VM, disks: [String] = [], shared: [String] = [], readonly: [String] = [],
+        state: String? = nil, options: [String] = [], command: [String] = []
+    ) -> [String] {
+        var argv = [
+            BuildProducts.lockmgr, sub, "--plugin", "pr", "--plugin-dir", BuildProducts.pluginDir,
+            "--config-dir", configDir, "--uuid", vm.uuid.description, "--name", vm.name,
+        ]
+        argv +=
+            disks.flatMap { ["--disk", $0] } + shared.flatMap { ["--shared-disk", $0] }
             + readonly.flatMap { ["--readonly-disk", $0] }
         if let state { argv += ["--state", state] }
         argv += options

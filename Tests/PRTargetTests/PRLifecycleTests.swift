@@ -1,10 +1,10 @@
 import Foundation
+import Harness
 import LockDriver
-import PRProtocol
 import PRKeeper
+import PRProtocol
 import PRTransport
 import Testing
-import Harness
 
 /// The life of a VM holding pr reservations, against a real tgtd, with two
 /// or three simulated hosts (their own initiator names, config dirs and
@@ -137,16 +137,18 @@ import Harness
         defer { qemu.stop(SIGKILL) }
         let acquire = a.lockmgrArgv("acquire", .one, disks: [lun], options: ["--pid", "\(qemu.pid)"])
             .map { "'\($0)'" }.joined(separator: " ")
-        let daemon = try SpawnedProcess(["/usr/bin/setsid", "/bin/sh", "-c", "\(acquire) && exec sleep 60"],
-                                        output: "\(a.configDir)/daemon.out")
+        let daemon = try SpawnedProcess(
+            ["/usr/bin/setsid", "/bin/sh", "-c", "\(acquire) && exec sleep 60"],
+            output: "\(a.configDir)/daemon.out")
         defer { daemon.stop(SIGKILL) }
-        #expect(eventually { keeper(a, .one) != nil }, "\((try? String(contentsOfFile: "\(a.configDir)/daemon.out", encoding: .utf8)) ?? "")")
+        #expect(
+            eventually { keeper(a, .one) != nil }, "\((try? String(contentsOfFile: "\(a.configDir)/daemon.out", encoding: .utf8)) ?? "")")
         let k = try #require(keeper(a, .one))
         #expect(getsid(k) == k, "the keeper leads its own session")
         #expect(parent(of: k) != daemon.pid, "the keeper is the daemon's child")
         #expect(try check.reservation(lun)?.key == a.key(.one).rawValue)
 
-        kill(-daemon.pid, SIGKILL)      // the daemon and its whole process group
+        kill(-daemon.pid, SIGKILL)  // the daemon and its whole process group
         #expect(eventually { !daemon.isRunning })
         usleep(useconds_t(5 * Self.interval * 1000))
         #expect(keeper(a, .one) == k, "the keeper died with the daemon")
@@ -267,8 +269,10 @@ import Harness
         // Another VM on host c takes the LU by force.
         let intruder = try DataPath(c, lun, key: c.key(.two))
         let preempted = Date()
-        #expect(try intruder.device.prOut(.preempt, type: .writeExclusiveRegistrantsOnly,
-                                          key: c.key(.two).rawValue, serviceActionKey: a.key(.one).rawValue))
+        #expect(
+            try intruder.device.prOut(
+                .preempt, type: .writeExclusiveRegistrantsOnly,
+                key: c.key(.two).rawValue, serviceActionKey: a.key(.one).rawValue))
         #expect(eventually { keeperLog(a).contains("LOCK LOST") }, "\(keeperLog(a))")
         Self.figure("preempted → \(action) reported", since: preempted)
         let log = keeperLog(a)
@@ -302,7 +306,8 @@ import Harness
         let tgt = try TgtTarget(); defer { stopKeepers(); tgt.stop() }
         let lun = try tgt.addTarget().urls[0]
         let node = "\(a.configDir)/node.xml"
-        TempDir.write("""
+        TempDir.write(
+            """
             <node><domain type='test'><name>\(VM.one.name)</name><uuid>\(VM.one.uuid)</uuid>
             <memory>8192</memory><os><type>hvm</type></os></domain></node>
             """, to: node)
@@ -310,8 +315,10 @@ import Harness
         let vm = try RunningVM(a, .one, lun, action: "poweroff", extra: ["--uri", uri])
         defer { vm.kill() }
         let intruder = try DataPath(c, lun, key: c.key(.two))
-        #expect(try intruder.device.prOut(.preempt, type: .writeExclusiveRegistrantsOnly,
-                                          key: c.key(.two).rawValue, serviceActionKey: a.key(.one).rawValue))
+        #expect(
+            try intruder.device.prOut(
+                .preempt, type: .writeExclusiveRegistrantsOnly,
+                key: c.key(.two).rawValue, serviceActionKey: a.key(.one).rawValue))
         #expect(eventually { keeperLog(a).contains("LOCK LOST") }, "\(keeperLog(a))")
         #expect(eventually { keeper(a, .one) == nil })
         let log = keeperLog(a)
@@ -433,8 +440,11 @@ import Harness
     }
 
     func clearHost(as host: PRHost, dead: PRHost, _ luns: String..., extra: [String] = []) -> CommandResult {
-        Command.run(["\(BuildProducts.binDir)/pr-tool", "clear-host", "--config", host.configFile,
-                     "--dead-host", dead.initiator] + extra + luns, timeout: 30)
+        Command.run(
+            [
+                "\(BuildProducts.binDir)/pr-tool", "clear-host", "--config", host.configFile,
+                "--dead-host", dead.initiator,
+            ] + extra + luns, timeout: 30)
     }
 
     func expectOK(_ r: CommandResult, sourceLocation: SourceLocation = #_sourceLocation) {
@@ -468,8 +478,9 @@ final class RunningVM {
     init(_ host: PRHost, _ vm: VM, _ luns: [String], state: String? = nil, action: String? = nil, extra: [String] = []) throws {
         stopFile = "\(host.configDir)/stop-\(vm.name)-\(UInt32.random(in: 0...UInt32.max))"
         let loop = "while [ ! -e \(stopFile) ]; do sleep 0.02; done"
-        let argv = host.lockmgrArgv("run", vm, disks: luns, state: state,
-                                    options: (action.map { ["--action", $0] } ?? []) + extra, command: ["/bin/sh", "-c", loop])
+        let argv = host.lockmgrArgv(
+            "run", vm, disks: luns, state: state,
+            options: (action.map { ["--action", $0] } ?? []) + extra, command: ["/bin/sh", "-c", loop])
         process = try SpawnedProcess(argv, output: "\(host.configDir)/vm-\(vm.name).out")
         // Started once the shell runs (lockmgr run execs it after acquiring).
         let deadline = Date().addingTimeInterval(15)

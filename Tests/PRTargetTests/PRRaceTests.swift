@@ -1,9 +1,9 @@
 import Foundation
+import Harness
 import LockDriver
 import PRProtocol
 import PRTransport
 import Testing
-import Harness
 
 /// Several simulated hosts (one initiator name each, one VM each) race to
 /// acquire the same exclusive LUs through the real plugin path: one
@@ -103,22 +103,28 @@ import Harness
         let deadline = Date().addingTimeInterval(30)
         while running.contains(where: { $0.0.isRunning }) && Date() < deadline { usleep(2_000) }
         return zip(running, hosts).map { run, host in
-            Outcome(status: run.0.isRunning ? nil : run.0.exitStatus,
-                    output: (try? String(contentsOfFile: run.1, encoding: .utf8)) ?? "",
-                    prOuts: host.takePROutCount())
+            Outcome(
+                status: run.0.isRunning ? nil : run.0.exitStatus,
+                output: (try? String(contentsOfFile: run.1, encoding: .utf8)) ?? "",
+                prOuts: host.takePROutCount())
         }
     }
 
-    func judge(_ round: Int, _ results: [Outcome], luns: [String], tally: inout RaceTally,
-               sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func judge(
+        _ round: Int, _ results: [Outcome], luns: [String], tally: inout RaceTally,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         let winners = results.indices.filter { results[$0].status == 0 }
-        #expect(winners.count == 1, "round \(round): \(winners.count) winners: \(results.map(\.output))",
-                sourceLocation: sourceLocation)
+        #expect(
+            winners.count == 1, "round \(round): \(winners.count) winners: \(results.map(\.output))",
+            sourceLocation: sourceLocation)
         for (i, r) in results.enumerated() where !winners.contains(i) {
-            #expect(r.status == 75, "round \(round), host \(hosts[i].name): \(r.status.map(String.init) ?? "still running"): \(r.output)",
-                    sourceLocation: sourceLocation)
-            #expect(luns.contains { r.output.contains($0) }, "round \(round): the refusal names no LU: \(r.output)",
-                    sourceLocation: sourceLocation)
+            #expect(
+                r.status == 75, "round \(round), host \(hosts[i].name): \(r.status.map(String.init) ?? "still running"): \(r.output)",
+                sourceLocation: sourceLocation)
+            #expect(
+                luns.contains { r.output.contains($0) }, "round \(round): the refusal names no LU: \(r.output)",
+                sourceLocation: sourceLocation)
             tally.count(refusal: r.output)
         }
         if results.filter({ $0.prOuts > 0 }).count > 1 { tally.contended += 1 }
@@ -126,8 +132,9 @@ import Harness
             // Losers left nothing: only the winner's key, and its reservation.
             let key = hosts[w].key(vms[w]).rawValue
             for lun in luns {
-                #expect(try check.keys(lun) == [key], "round \(round): \(lun) while host \(hosts[w].name) holds it",
-                        sourceLocation: sourceLocation)
+                #expect(
+                    try check.keys(lun) == [key], "round \(round): \(lun) while host \(hosts[w].name) holds it",
+                    sourceLocation: sourceLocation)
                 #expect(try check.reservation(lun)?.key == key, sourceLocation: sourceLocation)
             }
             let released = hosts[w].lockmgr("release", vms[w], disks: luns)

@@ -1,9 +1,9 @@
 import Foundation
+import Harness
 import LockDriver
 import PRProtocol
 import PRTransport
 import Testing
-import Harness
 
 /// The pr plugin against a real tgtd, driven through `lockmgr`
 /// subprocesses (one config dir per simulated host), checked with
@@ -18,8 +18,10 @@ import Harness
         #expect(r.status == 0, "\(r)", sourceLocation: sourceLocation)
     }
 
-    func expectRefused(_ r: CommandResult, status: Int32 = 75, _ fragments: [String],
-                       sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectRefused(
+        _ r: CommandResult, status: Int32 = 75, _ fragments: [String],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         #expect(r.status == status, "\(r)", sourceLocation: sourceLocation)
         for f in fragments { #expect(r.stderr.contains(f), "missing '\(f)' in: \(r.stderr)", sourceLocation: sourceLocation) }
     }
@@ -148,7 +150,7 @@ import Harness
     @Test func staleStateIsRefusedAndTheNewHolderUntouched() throws {
         let tgt = try TgtTarget(); defer { tgt.stop() }
         let lun = try tgt.addTarget().urls[0]
-        let stateA = state(a.lockmgr("release", .one, disks: [lun], state: nil)) // empty, just to exercise
+        let stateA = state(a.lockmgr("release", .one, disks: [lun], state: nil))  // empty, just to exercise
         #expect(try PRState(decoding: stateA).entries.isEmpty)
         let held = state(a.lockmgr("acquire", .one, disks: [lun]))
         expectOK(a.lockmgr("release", .one, disks: [lun]))
@@ -208,7 +210,7 @@ import Harness
         expectRefused(a.lockmgr("acquire", .one, shared: [ro]), ["held exclusively", c.key(.two).description])
         // Releasing one shared user keeps the other's hold.
         expectOK(a.lockmgr("release", .one, shared: [shared]))
-        #expect(try Set(check.keys(shared)) == [b.sharedKey.rawValue]) // B's plugin login and its data path
+        #expect(try Set(check.keys(shared)) == [b.sharedKey.rawValue])  // B's plugin login and its data path
         #expect(try check.reservation(shared)?.type == .writeExclusiveAllRegistrants)
     }
 
@@ -230,7 +232,8 @@ import Harness
         let tgt = try TgtTarget(); defer { tgt.stop() }
         let lun = try tgt.addTarget().urls[0]
         let tool = "\(BuildProducts.binDir)/pr-tool"
-        let r = a.lockmgr("run", .one, disks: [lun], command: [tool, "--initiator", "iqn.2026-01.lockmgr.test:observer", lun, "reservation"])
+        let r = a.lockmgr(
+            "run", .one, disks: [lun], command: [tool, "--initiator", "iqn.2026-01.lockmgr.test:observer", lun, "reservation"])
         expectOK(r)
         #expect(r.stdout.contains("reserved by \(a.key(.one)) type 6"), "\(r)")
     }

@@ -269,10 +269,10 @@ public final class FakePRDevice: @unchecked Sendable {
         guard let reservation = reservationState, !isHolder(nexus) else { return true }
         let registered = registeredKey(nexus) != nil
         switch reservation.type {
-        case 1: return !write                 // Write Exclusive
-        case 3: return false                  // Exclusive Access
+        case 1: return !write  // Write Exclusive
+        case 3: return false  // Exclusive Access
         case 5, 7: return registered || !write  // Write Exclusive, registrants only / all registrants
-        case 6, 8: return registered          // Exclusive Access, registrants only / all registrants
+        case 6, 8: return registered  // Exclusive Access, registrants only / all registrants
         default: return false
         }
     }

@@ -47,8 +47,10 @@ public final class FakePRHelper: @unchecked Sendable {
     private var accepted = 0
     private var stopped = false
 
-    public init(device: FakePRDevice, nexus: FakePRDevice.Nexus, behaviour: Behaviour = .faithful,
-                supportedFeatures: UInt32 = 0, directory: String) throws {
+    public init(
+        device: FakePRDevice, nexus: FakePRDevice.Nexus, behaviour: Behaviour = .faithful,
+        supportedFeatures: UInt32 = 0, directory: String
+    ) throws {
         self.device = device
         self.nexus = nexus
         self.behaviour = behaviour
@@ -109,7 +111,8 @@ public final class FakePRHelper: @unchecked Sendable {
             return
         }
         guard TestSocket.writeFully(fd, be32(supportedFeatures)),
-              let features = TestSocket.readFully(fd, count: 4) else { return }
+            let features = TestSocket.readFully(fd, count: 4)
+        else { return }
         lock.withLock { requested.append(readBE32(features, at: 0)) }
         while let request = TestSocket.receiveWithFD(fd, count: 16) {
             guard let reply = handle(cdb: request.bytes, passedFD: request.fd, on: fd) else { return }

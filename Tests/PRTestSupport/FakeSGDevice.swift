@@ -75,8 +75,9 @@ public final class FakeSGDevice: SGIODriver, @unchecked Sendable {
         }
 
         let allocation = request.direction == SG_DXFER_FROM_DEV ? Int(request.dataLength) : 0
-        let response = device.execute(cdb: request.cdb, dataOut: request.dataOut,
-                                      allocationLength: allocation, from: nexus)
+        let response = device.execute(
+            cdb: request.cdb, dataOut: request.dataOut,
+            allocationLength: allocation, from: nexus)
         header.status = response.status
         header.masked_status = response.status >> 1
         header.host_status = 0
@@ -105,9 +106,10 @@ public final class FakeSGDevice: SGIODriver, @unchecked Sendable {
         if header.dxfer_direction == SG_DXFER_TO_DEV, let dxferp = header.dxferp {
             dataOut = Array(UnsafeRawBufferPointer(start: dxferp, count: Int(header.dxfer_len)))
         }
-        return Request(fd: fd, interfaceID: header.interface_id, direction: header.dxfer_direction,
-                       cdb: cdb, dataLength: header.dxfer_len, dataOut: dataOut,
-                       hasDataBuffer: header.dxferp != nil, senseCapacity: header.mx_sb_len,
-                       timeoutMilliseconds: header.timeout)
+        return Request(
+            fd: fd, interfaceID: header.interface_id, direction: header.dxfer_direction,
+            cdb: cdb, dataLength: header.dxfer_len, dataOut: dataOut,
+            hasDataBuffer: header.dxferp != nil, senseCapacity: header.mx_sb_len,
+            timeoutMilliseconds: header.timeout)
     }
 }

@@ -16,12 +16,14 @@ public final class QemuPRHelperProcess: @unchecked Sendable {
 
     public init(directory: String) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.executable) else {
-            throw TestSocket.SetupError(description: "\(Self.executable) is missing: install Debian package qemu-system-common (scripts/debian-packages.txt)")
+            throw TestSocket.SetupError(
+                description: "\(Self.executable) is missing: install Debian package qemu-system-common (scripts/debian-packages.txt)")
         }
         socketPath = "\(directory)/qemu-pr-helper.sock"
         logPath = "\(directory)/qemu-pr-helper.log"
-        process = try SpawnedProcess([Self.executable, "-k", socketPath, "-f", "\(directory)/qemu-pr-helper.pid"],
-                                     output: logPath)
+        process = try SpawnedProcess(
+            [Self.executable, "-k", socketPath, "-f", "\(directory)/qemu-pr-helper.pid"],
+            output: logPath)
         // Ready when the socket listens (~15 ms here); give up after 5 s. The
         // file appears at bind(), before listen(): a connect in between is
         // refused, so the file alone is not enough.

@@ -1,7 +1,7 @@
 import LockDriver
 import PRProtocol
-import PRTransport
 import PRTestSupport
+import PRTransport
 import Testing
 
 /// Calls FakePRDevice directly, as one nexus: the model on its own, without a transport.
@@ -84,8 +84,9 @@ struct FakePRDeviceTests {
         _ = try a.prOut(.register, key: 0, serviceActionKey: 0xA)
         let badType = try a.prOut(.reserve, key: 0xA, type: 2)
         #expect(badType.status == Status.checkCondition && senseTriple(badType) == [0x05, 0x24, 0x00])
-        let badScope = try a.transport.send(cdb: PROut.reserve.cdb(type: 1, scope: 1),
-                                            direction: .toDevice(parameters(key: 0xA)), timeoutMilliseconds: 100)
+        let badScope = try a.transport.send(
+            cdb: PROut.reserve.cdb(type: 1, scope: 1),
+            direction: .toDevice(parameters(key: 0xA)), timeoutMilliseconds: 100)
         #expect(senseTriple(badScope) == [0x05, 0x24, 0x00])
         #expect(try a.reservation() == nil)
     }
@@ -207,9 +208,10 @@ struct FakePRDeviceTests {
     @Test func unsupportedFlagsAndLengthsAreRefused() throws {
         let specIPT = try a.prOut(.register, key: 0, serviceActionKey: 0xA, flags: 0x08)
         #expect(senseTriple(specIPT) == [0x05, 0x26, 0x00])
-        let shortList = try a.transport.send(cdb: PROut.register.cdb(listLength: 16),
-                                             direction: .toDevice(Array(parameters(key: 0, serviceActionKey: 0xA).prefix(16))),
-                                             timeoutMilliseconds: 100)
+        let shortList = try a.transport.send(
+            cdb: PROut.register.cdb(listLength: 16),
+            direction: .toDevice(Array(parameters(key: 0, serviceActionKey: 0xA).prefix(16))),
+            timeoutMilliseconds: 100)
         #expect(senseTriple(shortList) == [0x05, 0x1A, 0x00])
         #expect(senseTriple(try a.prOut(.registerAndMove, key: 0)) == [0x05, 0x24, 0x00])
         #expect(try a.keys().keys == [])
@@ -255,8 +257,10 @@ struct FakePRDeviceTests {
         _ = try a.prOut(.reserve, key: 0xA, type: type)
         func allowed(_ nexus: String, write: Bool) -> Bool {
             let cdb: [UInt8] = [write ? 0x2A : 0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0]
-            return device.execute(cdb: cdb, dataOut: write ? [UInt8](repeating: 0, count: 512) : [],
-                                  allocationLength: write ? 0 : 512, from: nexus).status == Status.good
+            return device.execute(
+                cdb: cdb, dataOut: write ? [UInt8](repeating: 0, count: 512) : [],
+                allocationLength: write ? 0 : 512, from: nexus
+            ).status == Status.good
         }
         #expect(allowed("host-a", write: false) && allowed("host-a", write: true))
         #expect(allowed("host-b", write: false) == registrantRead)

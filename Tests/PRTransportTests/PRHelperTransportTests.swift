@@ -1,9 +1,9 @@
 import Foundation
+import Harness
 import LockDriver
 import PRProtocol
-import PRTransport
 import PRTestSupport
-import Harness
+import PRTransport
 import Testing
 
 /// PRHelperTransport against the in-process FakePRHelper: framing, fd
@@ -19,8 +19,10 @@ struct PRHelperTransportTests {
         TempDir.write(String(repeating: "\0", count: 4096), to: "\(dir)/lun.img")
     }
 
-    func helper(_ behaviour: FakePRHelper.Behaviour = .faithful, nexus: String = "host-a", features: UInt32 = 0,
-                in subdirectory: String = "a") throws -> FakePRHelper {
+    func helper(
+        _ behaviour: FakePRHelper.Behaviour = .faithful, nexus: String = "host-a", features: UInt32 = 0,
+        in subdirectory: String = "a"
+    ) throws -> FakePRHelper {
         let path = "\(dir)/\(subdirectory)"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return try FakePRHelper(device: device, nexus: nexus, behaviour: behaviour, supportedFeatures: features, directory: path)
@@ -125,7 +127,10 @@ struct PRHelperTransportTests {
         defer { server.stop() }
         let client = try PRHelperTransport(socketPath: server.socketPath, devicePath: lun, timeoutMilliseconds: 2000)
         let error = lockError { () throws(LockError) in _ = try Initiator(transport: client).prIn(.readKeys) }
-        #expect(error == .backend("qemu-pr-helper at \(server.socketPath) closed the connection during command 0x5e for \(lun) (after 0 of 104 bytes)"))
+        #expect(
+            error
+                == .backend(
+                    "qemu-pr-helper at \(server.socketPath) closed the connection during command 0x5e for \(lun) (after 0 of 104 bytes)"))
         _ = lockError { () throws(LockError) in _ = try Initiator(transport: client).prIn(.readKeys) }
         #expect(server.connectionCount == 2)
         #expect(server.received.count == 2)
@@ -137,8 +142,9 @@ struct PRHelperTransportTests {
         let client = try PRHelperTransport(socketPath: server.socketPath, devicePath: lun, timeoutMilliseconds: 2000)
         let error = lockError { () throws(LockError) in _ = try Initiator(transport: client).prOut(.register, key: 0, serviceActionKey: 1) }
         #expect(error?.kind == .backend)
-        #expect(error?.message.contains("closed the connection during command 0x5f for \(lun) (after 50 of 104 bytes)") == true,
-                "\(String(describing: error))")
+        #expect(
+            error?.message.contains("closed the connection during command 0x5f for \(lun) (after 50 of 104 bytes)") == true,
+            "\(String(describing: error))")
     }
 
     @Test func aPayloadLargerThanTheAllocationLengthIsRefused() throws {
@@ -146,7 +152,11 @@ struct PRHelperTransportTests {
         defer { server.stop() }
         let client = try PRHelperTransport(socketPath: server.socketPath, devicePath: lun, timeoutMilliseconds: 2000)
         let error = lockError { () throws(LockError) in _ = try Initiator(transport: client).prIn(.readKeys, allocationLength: 40) }
-        #expect(error == .backend("qemu-pr-helper at \(server.socketPath) announced a 41-byte payload for \(lun), more than the allocation length 40 of command 0x5e"))
+        #expect(
+            error
+                == .backend(
+                    "qemu-pr-helper at \(server.socketPath) announced a 41-byte payload for \(lun), more than the allocation length 40 of command 0x5e"
+                ))
     }
 
     @Test(arguments: [
@@ -182,7 +192,8 @@ struct PRHelperTransportTests {
         let client = try PRHelperTransport(socketPath: server.socketPath, devicePath: lun, timeoutMilliseconds: 2000)
         let start = Date()
         let error = lockError { () throws(LockError) in
-            _ = try client.send(cdb: PRIn.readKeys.cdb(allocationLength: 8), direction: .fromDevice(allocationLength: 8), timeoutMilliseconds: 200)
+            _ = try client.send(
+                cdb: PRIn.readKeys.cdb(allocationLength: 8), direction: .fromDevice(allocationLength: 8), timeoutMilliseconds: 200)
         }
         let elapsed = Date().timeIntervalSince(start)
         #expect(error == .backend("qemu-pr-helper at \(server.socketPath) did not answer command 0x5e for \(lun) within 200 ms"))
@@ -196,7 +207,10 @@ struct PRHelperTransportTests {
         let error = lockError { () throws(LockError) in
             _ = try PRHelperTransport(socketPath: server.socketPath, devicePath: lun, timeoutMilliseconds: 150)
         }
-        #expect(error == .backend("qemu-pr-helper at \(server.socketPath) did not answer connecting and negotiating features for \(lun) within 150 ms"))
+        #expect(
+            error
+                == .backend(
+                    "qemu-pr-helper at \(server.socketPath) did not answer connecting and negotiating features for \(lun) within 150 ms"))
         #expect(Date().timeIntervalSince(start) < 2.0)
     }
 
@@ -204,7 +218,11 @@ struct PRHelperTransportTests {
         let error = lockError { () throws(LockError) in
             _ = try PRHelperTransport(socketPath: "\(dir)/absent.sock", devicePath: lun, timeoutMilliseconds: 500)
         }
-        #expect(error == .backend("qemu-pr-helper at \(dir)/absent.sock: connect failed during connecting and negotiating features for \(lun): No such file or directory"))
+        #expect(
+            error
+                == .backend(
+                    "qemu-pr-helper at \(dir)/absent.sock: connect failed during connecting and negotiating features for \(lun): No such file or directory"
+                ))
     }
 
     @Test func requestsTheHelperWouldRejectAreRefusedLocally() throws {

@@ -1,7 +1,7 @@
 import LockDriver
 import PRProtocol
-import PRTransport
 import PRTestSupport
+import PRTransport
 import Testing
 
 /// The pr plugin's own algorithm (PRLocker) over the SG_IO transport, at
@@ -11,7 +11,7 @@ import Testing
 /// login-per-call, so this is the production shape of the protocol.
 @Suite struct PRLockerOverSGIOTests {
     let lu = FakePRDevice()
-    let path = "/dev/null"   // opened for real; every ioctl goes to the fake
+    let path = "/dev/null"  // opened for real; every ioctl goes to the fake
     let vm = UUIDBytes("0d9e4c3a-5b6f-4a1e-9c2d-7e8f9a0b1c2d")!
     let other = UUIDBytes("9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a")!
 

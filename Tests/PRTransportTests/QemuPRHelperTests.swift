@@ -1,9 +1,9 @@
 import Foundation
+import Harness
 import LockDriver
 import PRProtocol
-import PRTransport
 import PRTestSupport
-import Harness
+import PRTransport
 import Testing
 
 /// PRHelperTransport against the REAL qemu-pr-helper (Debian

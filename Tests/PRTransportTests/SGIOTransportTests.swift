@@ -1,10 +1,10 @@
 import CPRShim
 import Glibc
+import Harness
 import LockDriver
 import PRProtocol
-import PRTransport
 import PRTestSupport
-import Harness
+import PRTransport
 import Testing
 
 /// SGIOTransport at the ioctl boundary: the device is really opened
@@ -23,8 +23,9 @@ struct SGIOTransportTests {
 
     @Test func persistentReserveInFillsTheHeaderForDataIn() throws {
         let (sg, fake) = try transport()
-        _ = try sg.send(cdb: PRIn.readKeys.cdb(allocationLength: 200), direction: .fromDevice(allocationLength: 200),
-                        timeoutMilliseconds: 1234)
+        _ = try sg.send(
+            cdb: PRIn.readKeys.cdb(allocationLength: 200), direction: .fromDevice(allocationLength: 200),
+            timeoutMilliseconds: 1234)
         let request = try #require(fake.requests.last)
         #expect(request.interfaceID == Int32(UInt8(ascii: "S")))
         #expect(request.direction == SG_DXFER_FROM_DEV)
@@ -68,8 +69,9 @@ struct SGIOTransportTests {
     @Test func dataIsTrimmedByResid() throws {
         let (sg, _) = try transport()
         _ = try Initiator(transport: sg).prOut(.register, key: 0, serviceActionKey: 0xABC)
-        let response = try sg.send(cdb: PRIn.readKeys.cdb(allocationLength: 4096), direction: .fromDevice(allocationLength: 4096),
-                                   timeoutMilliseconds: 100)
+        let response = try sg.send(
+            cdb: PRIn.readKeys.cdb(allocationLength: 4096), direction: .fromDevice(allocationLength: 4096),
+            timeoutMilliseconds: 100)
         #expect(response.data.count == 16)  // 8-byte header + one key, not 4096
         #expect(readBE64(response.data, at: 8) == 0xABC)
     }
@@ -109,8 +111,9 @@ struct SGIOTransportTests {
         let (sg, fake) = try transport()
         fake.nextFault = .transport(hostStatus: host, driverStatus: driver)
         let error = lockError { () throws(LockError) in
-            _ = try sg.send(cdb: PROut.register.cdb(), direction: .toDevice(parameters(key: 0, serviceActionKey: 1)),
-                            timeoutMilliseconds: 750)
+            _ = try sg.send(
+                cdb: PROut.register.cdb(), direction: .toDevice(parameters(key: 0, serviceActionKey: 1)),
+                timeoutMilliseconds: 750)
         }
         #expect(error?.kind == .backend)
         #expect(error?.message.hasPrefix("/dev/null: command 0x5f") == true)
@@ -139,11 +142,13 @@ struct SGIOTransportTests {
         }
         #expect(tooLong?.kind == .invalid && tooLong?.message.contains("17 bytes") == true)
         let noTimeout = lockError { () throws(LockError) in
-            _ = try sg.send(cdb: PRIn.readKeys.cdb(allocationLength: 8), direction: .fromDevice(allocationLength: 8), timeoutMilliseconds: 0)
+            _ = try sg.send(
+                cdb: PRIn.readKeys.cdb(allocationLength: 8), direction: .fromDevice(allocationLength: 8), timeoutMilliseconds: 0)
         }
         #expect(noTimeout?.kind == .invalid)
         let negative = lockError { () throws(LockError) in
-            _ = try sg.send(cdb: PRIn.readKeys.cdb(allocationLength: 8), direction: .fromDevice(allocationLength: -1), timeoutMilliseconds: 10)
+            _ = try sg.send(
+                cdb: PRIn.readKeys.cdb(allocationLength: 8), direction: .fromDevice(allocationLength: -1), timeoutMilliseconds: 10)
         }
         #expect(negative?.kind == .invalid)
         #expect(fake.requests.isEmpty)
@@ -154,7 +159,8 @@ struct SGIOTransportTests {
     @Test func aRegularFileIsRefused() throws {
         let path = TempDir.make("sgio") + "/disk.img"
         TempDir.write("not a disk", to: path)
-        let error = lockError { () throws(LockError) in _ = try SGIOTransport(path: path, driver: FakeSGDevice(device: device, nexus: "x")) }
+        let error = lockError { () throws(LockError) in _ = try SGIOTransport(path: path, driver: FakeSGDevice(device: device, nexus: "x"))
+        }
         #expect(error == .config("\(path) is not a SCSI device: it is a regular file; expected a block device or an sg character device"))
     }
 
@@ -171,8 +177,9 @@ struct SGIOTransportTests {
     @Test func devNullDoesNotAnswerTheRealSGVersionIoctl() throws {
         let error = lockError { () throws(LockError) in _ = try SGIOTransport(path: "/dev/null") }
         #expect(error?.kind == .config)
-        #expect(error?.message.hasPrefix("/dev/null is not a SCSI device: it does not answer SG_GET_VERSION_NUM") == true,
-                "\(String(describing: error))")
+        #expect(
+            error?.message.hasPrefix("/dev/null is not a SCSI device: it does not answer SG_GET_VERSION_NUM") == true,
+            "\(String(describing: error))")
     }
 
     @Test func aDeviceRefusingTheVersionIoctlIsRefused() throws {
@@ -195,7 +202,9 @@ struct SGIOTransportTests {
         #expect(try writeStatus(sgB) == Status.reservationConflict)
         #expect(try destination.prOut(.register, key: 0, serviceActionKey: 0xB2).status == Status.good)
         #expect(try writeStatus(sgB) == Status.good)  // registrants-only: registered may write
-        #expect(try destination.prOut(.preempt, key: 0xB2, serviceActionKey: 0xA1, type: PRType.writeExclusiveRegistrantsOnly).status == Status.good)
+        #expect(
+            try destination.prOut(.preempt, key: 0xB2, serviceActionKey: 0xA1, type: PRType.writeExclusiveRegistrantsOnly).status
+                == Status.good)
         let held = try #require(try destination.reservation())
         #expect(held.key == 0xB2)
         #expect(try destination.keys().keys == [0xB2])
@@ -204,7 +213,9 @@ struct SGIOTransportTests {
     }
 
     private func writeStatus(_ sg: SGIOTransport) throws -> UInt8 {
-        try sg.send(cdb: [0x2A, 0, 0, 0, 0, 0, 0, 0, 1, 0], direction: .toDevice([UInt8](repeating: 0x5A, count: 512)),
-                    timeoutMilliseconds: 100).status
+        try sg.send(
+            cdb: [0x2A, 0, 0, 0, 0, 0, 0, 0, 1, 0], direction: .toDevice([UInt8](repeating: 0x5A, count: 512)),
+            timeoutMilliseconds: 100
+        ).status
     }
 }

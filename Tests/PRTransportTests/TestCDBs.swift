@@ -1,7 +1,8 @@
 import LockDriver
 import PRProtocol
-@testable import PRTransport
 import PRTestSupport
+
+@testable import PRTransport
 
 // Tests only: CDBs and PR data written out byte by byte, so these tests do
 // not depend on (or duplicate) PRProtocol's CDB encoder. Layouts: SPC-4 6.16 and 6.17 (PERSISTENT RESERVE IN/OUT).
@@ -74,15 +75,19 @@ struct Initiator {
     let transport: any RawCDBSender
     var timeout: UInt32 = 2_000
 
-    func prOut(_ action: PROut, key: UInt64, serviceActionKey: UInt64 = 0, type: UInt8 = 0, flags: UInt8 = 0) throws(LockError) -> SCSIResponse {
-        try transport.send(cdb: action.cdb(type: type),
-                           direction: .toDevice(parameters(key: key, serviceActionKey: serviceActionKey, flags: flags)),
-                           timeoutMilliseconds: timeout)
+    func prOut(
+        _ action: PROut, key: UInt64, serviceActionKey: UInt64 = 0, type: UInt8 = 0, flags: UInt8 = 0
+    ) throws(LockError) -> SCSIResponse {
+        try transport.send(
+            cdb: action.cdb(type: type),
+            direction: .toDevice(parameters(key: key, serviceActionKey: serviceActionKey, flags: flags)),
+            timeoutMilliseconds: timeout)
     }
 
     func prIn(_ action: PRIn, allocationLength: Int = 256) throws(LockError) -> SCSIResponse {
-        try transport.send(cdb: action.cdb(allocationLength: allocationLength),
-                           direction: .fromDevice(allocationLength: allocationLength), timeoutMilliseconds: timeout)
+        try transport.send(
+            cdb: action.cdb(allocationLength: allocationLength),
+            direction: .fromDevice(allocationLength: allocationLength), timeoutMilliseconds: timeout)
     }
 
     /// READ KEYS decoded: generation and keys.

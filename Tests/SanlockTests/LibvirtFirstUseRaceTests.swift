@@ -1,8 +1,8 @@
 import Foundation
+import Harness
 import LockDriver
 import SanlockCore
 import Testing
-import Harness
 
 /// libvirt's own sanlock.so and ours using a fresh lease directory for the
 /// first time at the same instant, from separate processes on one daemon.
@@ -29,8 +29,9 @@ import Harness
         init(plugin: String, pluginDir: String, _ args: [String], gate: StartGate, daemon: SanlockDaemon, files: String) throws {
             self.plugin = plugin
             (output, errors) = ("\(files).out", "\(files).err")
-            let argv = gate.command([BuildProducts.lockmgr] + args.prefix(1) + ["--plugin", "sanlock", "--plugin-dir", pluginDir]
-                                    + args.dropFirst())
+            let argv = gate.command(
+                [BuildProducts.lockmgr] + args.prefix(1) + ["--plugin", "sanlock", "--plugin-dir", pluginDir]
+                    + args.dropFirst())
             process = Process()
             process.executableURL = URL(fileURLWithPath: argv[0])
             process.arguments = Array(argv.dropFirst())
@@ -58,8 +59,9 @@ import Harness
     }
 
     @Test func bothPluginsRacingOnAFreshLeaseDirectory() throws {
-        try #require(FileManager.default.fileExists(atPath: Self.libvirtPlugin),
-                     "\(Self.libvirtPlugin) is missing: install the Debian package libvirt-sanlock")
+        try #require(
+            FileManager.default.fileExists(atPath: Self.libvirtPlugin),
+            "\(Self.libvirtPlugin) is missing: install the Debian package libvirt-sanlock")
         let base = TempDir.make("sanlock-first-use")
         let daemon = try SanlockDaemon(name: "lockmgr-test-first-use-\(getpid())")
         defer { daemon.stop() }
@@ -68,16 +70,18 @@ import Harness
             let began = Date()
             let dir = "\(base)/\(round)", leaseDir = "\(dir)/leases", configDir = "\(dir)/etc"
             for d in [leaseDir, configDir] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
-            TempDir.write("auto_disk_leases = 1\ndisk_lease_dir = \"\(leaseDir)\"\nhost_id = 1\nio_timeout = 1\n",
-                          to: "\(configDir)/qemu-sanlock.conf")
+            TempDir.write(
+                "auto_disk_leases = 1\ndisk_lease_dir = \"\(leaseDir)\"\nhost_id = 1\nio_timeout = 1\n",
+                to: "\(configDir)/qemu-sanlock.conf")
             let plugins = [("ours", BuildProducts.pluginDir), ("libvirt's", BuildProducts.libvirtPluginDir)]
             // Alternate who is spawned first: the gate releases both anyway.
             let order = round % 2 == 0 ? plugins : plugins.reversed()
             func race(_ label: String, _ args: [String]) throws -> [Racer] {
                 let gate = StartGate("\(dir)/\(label).go")
                 let racers = try order.map { (name, pluginDir) in
-                    try Racer(plugin: name, pluginDir: pluginDir, args, gate: gate, daemon: daemon,
-                              files: "\(dir)/\(label)-\(name == "ours" ? "ours" : "libvirt")")
+                    try Racer(
+                        plugin: name, pluginDir: pluginDir, args, gate: gate, daemon: daemon,
+                        files: "\(dir)/\(label)-\(name == "ours" ? "ours" : "libvirt")")
                 }
                 try gate.open(forWaiters: racers.count)
                 return racers
@@ -103,9 +107,13 @@ import Harness
             // refused as a conflict, never for a lease file caught half-made.
             let finished = "\(dir)/finished"
             let disk = "/images/first-use-\(round).img"
-            let runs = try race("run", ["run", "--config-dir", configDir, "--uuid", UUID().uuidString,
-                                        "--name", "vm-first-use-\(round)", "--disk", disk, "--",
-                                        "/bin/sh", "-c", "echo ready $$; until [ -e \"$0\" ]; do sleep 0.05; done", finished])
+            let runs = try race(
+                "run",
+                [
+                    "run", "--config-dir", configDir, "--uuid", UUID().uuidString,
+                    "--name", "vm-first-use-\(round)", "--disk", disk, "--",
+                    "/bin/sh", "-c", "echo ready $$; until [ -e \"$0\" ]; do sleep 0.05; done", finished,
+                ])
             let decided = eventually(timeout: 60) {
                 runs.contains { $0.started } && runs.contains { $0.exitStatus != nil } || runs.allSatisfy { $0.exitStatus != nil }
             }
@@ -115,9 +123,10 @@ import Harness
             for loser in runs where !loser.started {
                 if loser.plugin == "ours" {
                     #expect(loser.exitStatus == 75, "round \(round): \(loser.summary)")
-                    #expect(loser.stderr.contains("already held by another process on this host")
+                    #expect(
+                        loser.stderr.contains("already held by another process on this host")
                             || loser.stderr.contains("another process on this host is acquiring it right now"),
-                            "round \(round): \(loser.summary)")
+                        "round \(round): \(loser.summary)")
                 } else {
                     #expect(loser.exitStatus != 0 && loser.stderr.contains("Failed to acquire lock"), "round \(round): \(loser.summary)")
                 }
@@ -140,8 +149,9 @@ import Harness
             roundTimes.append(Date().timeIntervalSince(began))
         }
         let median = roundTimes.sorted()[roundTimes.count / 2]
-        print("sanlock first use with libvirt's plugin: \(Self.rounds) rounds;",
-              "ours won the lease \(ourLeaseWins) times;", String(format: "round median %.2f s", median))
+        print(
+            "sanlock first use with libvirt's plugin: \(Self.rounds) rounds;",
+            "ours won the lease \(ourLeaseWins) times;", String(format: "round median %.2f s", median))
     }
 
     /// A lockspace or lease file that exists but that nobody finishes (its
@@ -151,15 +161,19 @@ import Harness
     @Test func anUnfinishedFileNobodyCompletesIsReportedNotInitialised() throws {
         let dir = TempDir.make("sanlock-unfinished"), leaseDir = "\(dir)/leases", configDir = "\(dir)/etc"
         for d in [leaseDir, configDir] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
-        TempDir.write("auto_disk_leases = 1\ndisk_lease_dir = \"\(leaseDir)\"\nhost_id = 1\nio_timeout = 1\n",
-                      to: "\(configDir)/qemu-sanlock.conf")
+        TempDir.write(
+            "auto_disk_leases = 1\ndisk_lease_dir = \"\(leaseDir)\"\nhost_id = 1\nio_timeout = 1\n",
+            to: "\(configDir)/qemu-sanlock.conf")
         let daemon = try SanlockDaemon(name: "lockmgr-test-unfinished-\(getpid())")
         defer { daemon.stop() }
         func lockmgr(_ args: [String]) -> (CommandResult, Double) {
             let began = Date()
-            let r = Command.run([BuildProducts.lockmgr] + args.prefix(1) + ["--plugin", "sanlock", "--plugin-dir", BuildProducts.pluginDir,
-                                                                          "--config-dir", configDir] + args.dropFirst(),
-                                environment: daemon.environment, timeout: 60)
+            let r = Command.run(
+                [BuildProducts.lockmgr] + args.prefix(1) + [
+                    "--plugin", "sanlock", "--plugin-dir", BuildProducts.pluginDir,
+                    "--config-dir", configDir,
+                ] + args.dropFirst(),
+                environment: daemon.environment, timeout: 60)
             return (r, Date().timeIntervalSince(began))
         }
         func isAllZeros(_ path: String) -> Bool {
@@ -170,8 +184,10 @@ import Harness
         try SanlockDaemon.makeLeaseFile(lockspaceFile)
         let (initFailed, waited) = lockmgr(["info"])
         #expect(initFailed.status == 69, "\(initFailed)")
-        #expect(initFailed.stderr.contains("lockspace \(Self.lockspace) file \(lockspaceFile) exists but was still not initialised after 3000 ms"),
-                "\(initFailed)")
+        #expect(
+            initFailed.stderr.contains(
+                "lockspace \(Self.lockspace) file \(lockspaceFile) exists but was still not initialised after 3000 ms"),
+            "\(initFailed)")
         #expect(initFailed.stderr.contains("(sanlock error -223)"), "\(initFailed)")
         #expect(waited >= 3 && waited < 3 + 5 + Sanitizer.slackSeconds, "waited \(waited) s")
         #expect(isAllZeros(lockspaceFile), "our plugin wrote into a lockspace file it did not create")
@@ -184,11 +200,16 @@ import Harness
         let disk = "/images/unfinished.img"
         let leaseFile = "\(leaseDir)/\(MD5.hex(disk))"
         try SanlockDaemon.makeLeaseFile(leaseFile)
-        let (acquireFailed, waitedForLease) = lockmgr(["run", "--uuid", UUID().uuidString, "--name", "vm-unfinished",
-                                                       "--disk", disk, "--", "/bin/true"])
+        let (acquireFailed, waitedForLease) = lockmgr([
+            "run", "--uuid", UUID().uuidString, "--name", "vm-unfinished",
+            "--disk", disk, "--", "/bin/true",
+        ])
         #expect(acquireFailed.status == 69, "\(acquireFailed)")
-        #expect(acquireFailed.stderr.contains("lease '\(MD5.hex(disk))' in lockspace '\(Self.lockspace)' (\(leaseFile):0) file exists but was still not initialised after 3000 ms"),
-                "\(acquireFailed)")
+        #expect(
+            acquireFailed.stderr.contains(
+                "lease '\(MD5.hex(disk))' in lockspace '\(Self.lockspace)' (\(leaseFile):0) file exists but was still not initialised after 3000 ms"
+            ),
+            "\(acquireFailed)")
         #expect(waitedForLease >= 3, "waited \(waitedForLease) s")
         #expect(isAllZeros(leaseFile), "our plugin wrote into a lease file it did not create")
     }

@@ -1,8 +1,8 @@
 import Foundation
+import Harness
 import LockDriver
 import SanlockCore
 import Testing
-import Harness
 
 /// Sanlock "hosts" sharing one lease directory: daemons A (host_id 1), B
 /// (host_id 2) and, for suites that ask, more, each with its own run
@@ -66,7 +66,8 @@ final class SanlockCluster: @unchecked Sendable {
         let helper = "\(dir)/failure-helper"
         // The daemon runs it with its own environment; LOCKMGR_PLUGIN_DIR
         // stands for an installed layout (lockmgr beside lib/lock_manager).
-        TempDir.write("""
+        TempDir.write(
+            """
             #!/bin/sh
             echo "$@" >> \(helperLog)
             LOCKMGR_PLUGIN_DIR=\(BuildProducts.pluginDir) exec \(BuildProducts.lockmgr) "$@"
@@ -74,7 +75,8 @@ final class SanlockCluster: @unchecked Sendable {
             """, to: helper)
         chmod(helper, 0o755)
         for (configDir, host) in zip(configDirs, hosts) {
-            TempDir.write("""
+            TempDir.write(
+                """
                 # libvirt's keys, as in /etc/libvirt/qemu-sanlock.conf
                 auto_disk_leases = 1
                 disk_lease_dir = "\(leaseDir)"
@@ -90,8 +92,11 @@ final class SanlockCluster: @unchecked Sendable {
         for host in hosts { started.append(try SanlockDaemon(name: "lockmgr-test-\(host.letter)-\(tag)")) }
         daemons = started
         // Our plugin creates __LIBVIRT__DISKS__ as libvirt would and joins it as host 1.
-        let info = Command.run([BuildProducts.lockmgr, "info", "sanlock", "--plugin-dir", BuildProducts.pluginDir,
-                                "--config-dir", configDirs[0]], environment: daemons[0].environment, timeout: 60)
+        let info = Command.run(
+            [
+                BuildProducts.lockmgr, "info", "sanlock", "--plugin-dir", BuildProducts.pluginDir,
+                "--config-dir", configDirs[0],
+            ], environment: daemons[0].environment, timeout: 60)
         guard info.status == 0 else {
             throw SanlockDaemon.Failure(description: "our plugin could not set up the lockspace on host A: \(info)")
         }
@@ -127,18 +132,23 @@ final class SanlockCluster: @unchecked Sendable {
     /// `lockmgr SUBCOMMAND` with our sanlock plugin (or, with `pluginDir`,
     /// libvirt's) as `host`.
     @discardableResult
-    func lockmgr(_ host: Host, _ subcommand: String, _ args: [String], name: String = "vm-cli",
-                 configDir: String? = nil, pluginDir: String = BuildProducts.pluginDir,
-                 environment: [String: String]? = nil) -> CommandResult {
-        Command.run([BuildProducts.lockmgr, subcommand] + hostOptions(host, configDir: configDir, pluginDir: pluginDir)
-                    + ["--uuid", UUID().uuidString, "--name", name] + args,
-                    environment: environment ?? daemon(host).environment, timeout: 60)
+    func lockmgr(
+        _ host: Host, _ subcommand: String, _ args: [String], name: String = "vm-cli",
+        configDir: String? = nil, pluginDir: String = BuildProducts.pluginDir,
+        environment: [String: String]? = nil
+    ) -> CommandResult {
+        Command.run(
+            [BuildProducts.lockmgr, subcommand] + hostOptions(host, configDir: configDir, pluginDir: pluginDir)
+                + ["--uuid", UUID().uuidString, "--name", name] + args,
+            environment: environment ?? daemon(host).environment, timeout: 60)
     }
 
     /// The state `lockmgr inquire` or `release` printed for `pid`; nil when
     /// it printed none. Fails the test if the command failed.
-    func state(_ host: Host, _ subcommand: String, pid: Int32, _ args: [String],
-               pluginDir: String = BuildProducts.pluginDir) -> String? {
+    func state(
+        _ host: Host, _ subcommand: String, pid: Int32, _ args: [String],
+        pluginDir: String = BuildProducts.pluginDir
+    ) -> String? {
         let r = lockmgr(host, subcommand, ["--pid", "\(pid)"] + args, pluginDir: pluginDir)
         #expect(r.status == 0, "lockmgr \(subcommand) failed: \(r)")
         let text = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -167,7 +177,8 @@ final class SanlockCluster: @unchecked Sendable {
     func launchVM(_ host: Host, name: String, _ args: [String], payload: [String] = ["sleep", "300"]) throws -> VM {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: BuildProducts.lockmgr)
-        process.arguments = ["run"] + hostOptions(host) + ["--uuid", UUID().uuidString, "--name", name] + args
+        process.arguments =
+            ["run"] + hostOptions(host) + ["--uuid", UUID().uuidString, "--name", name] + args
             + ["--", "/bin/sh", "-c", "echo ready $$; exec \"$@\"", "sh"] + payload
         var env = ProcessInfo.processInfo.environment
         env["SANLOCK_RUN_DIR"] = daemon(host).runDir
@@ -187,8 +198,9 @@ final class SanlockCluster: @unchecked Sendable {
     func launchContender(_ host: Host, name: String, _ args: [String], gate: StartGate, payload: [String]) throws -> Contender {
         let files = "\(dir)/\(name)"
         let process = Process()
-        let argv = gate.command([BuildProducts.lockmgr, "run"] + hostOptions(host) + ["--uuid", UUID().uuidString, "--name", name]
-            + args + ["--", "/bin/sh", "-c", "echo ready $$; exec \"$@\"", "sh"] + payload)
+        let argv = gate.command(
+            [BuildProducts.lockmgr, "run"] + hostOptions(host) + ["--uuid", UUID().uuidString, "--name", name]
+                + args + ["--", "/bin/sh", "-c", "echo ready $$; exec \"$@\"", "sh"] + payload)
         process.executableURL = URL(fileURLWithPath: argv[0])
         process.arguments = Array(argv.dropFirst())
         var env = ProcessInfo.processInfo.environment
@@ -366,8 +378,10 @@ struct SanlockClusterTrait: SuiteTrait, TestScoping {
     var hostCount = 2
     var leaseDirMiB: Int?
 
-    func provideScope(for test: Test, testCase: Test.Case?,
-                      performing function: @Sendable () async throws -> Void) async throws {
+    func provideScope(
+        for test: Test, testCase: Test.Case?,
+        performing function: @Sendable () async throws -> Void
+    ) async throws {
         let cluster = try SanlockCluster(hostCount: hostCount, leaseDirMiB: leaseDirMiB)
         defer { cluster.stop() }
         try await SanlockCluster.$current.withValue(cluster) { try await function() }

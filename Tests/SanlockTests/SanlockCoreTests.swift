@@ -12,8 +12,10 @@ import Testing
         ("message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
         ("abcdefghijklmnopqrstuvwxyz", "c3fcd3d76192e4007dfb496cca67e13b"),
         ("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", "d174ab98d277d9f5a5611c2c9f419d9f"),
-        ("12345678901234567890123456789012345678901234567890123456789012345678901234567890",
-         "57edf4a22be3c955ac49da2e2107b67a"),
+        (
+            "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+            "57edf4a22be3c955ac49da2e2107b67a"
+        ),
     ])
     func md5MatchesRFC1321(input: String, digest: String) {
         #expect(MD5.hex(input) == digest)
@@ -50,10 +52,16 @@ import Testing
     @Test func parsesSanlockStateStrings() throws {
         let state = try LeaseState(parsing: "__LIBVIRT__DISKS__:abc:/l/abc:0:7 LS:k:/a\\:b:1048576:SH")
         #expect(state.entries.count == 2)
-        #expect(state.entries[0] == LeaseState.Entry(lockspace: "__LIBVIRT__DISKS__", name: "abc",
-                                                     disks: [.init(path: "/l/abc", offset: 0)], version: 7, shared: false))
-        #expect(state.entries[1] == LeaseState.Entry(lockspace: "LS", name: "k",
-                                                     disks: [.init(path: "/a:b", offset: 1_048_576)], version: nil, shared: true))
+        #expect(
+            state.entries[0]
+                == LeaseState.Entry(
+                    lockspace: "__LIBVIRT__DISKS__", name: "abc",
+                    disks: [.init(path: "/l/abc", offset: 0)], version: 7, shared: false))
+        #expect(
+            state.entries[1]
+                == LeaseState.Entry(
+                    lockspace: "LS", name: "k",
+                    disks: [.init(path: "/a:b", offset: 1_048_576)], version: nil, shared: true))
     }
 
     @Test(arguments: ["garbage", "ls:name", "ls:name:/p:notanumber:1", "ls:name:/p:0:v1"])
@@ -87,7 +95,7 @@ import Testing
         let c = try SanlockConfig(ConfFile(parsing: text, origin: "qemu-sanlock.conf"))
         #expect(c.autoDiskLeases && c.hostID == 17 && c.ioTimeout == 5)
         #expect(c.diskLeaseDir == "/srv/leases")
-        #expect(c.requireLeaseForDisks == false)   // libvirt: defaults to !auto_disk_leases
+        #expect(c.requireLeaseForDisks == false)  // libvirt: defaults to !auto_disk_leases
         #expect(c.user == 0 && c.group == 0)
     }
 
@@ -113,7 +121,10 @@ import Testing
     @Test func translatesCodesSanlockStrerrorLeavesUnknown() {
         let stale = SanlockStatus.error(-240, .acquire, "cannot acquire lease 'x'")
         #expect(stale.kind == .conflict)
-        #expect(stale.message == "cannot acquire lease 'x': the lease was acquired by someone else since the state was saved (lease version changed): the state is stale (sanlock error -240)")
+        #expect(
+            stale.message
+                == "cannot acquire lease 'x': the lease was acquired by someone else since the state was saved (lease version changed): the state is stale (sanlock error -240)"
+        )
         #expect(SanlockStatus.reason(-243, .acquire) == "held by another host that is alive")
         #expect(SanlockStatus.reason(-223, .acquire).contains("not initialised"))
         #expect(SanlockStatus.kind(-17, .acquire) == .conflict)
@@ -130,8 +141,11 @@ import Testing
 
     @Test func failureHelperWithoutLibvirtIsLockmgr() throws {
         let helper = try FailureHelper.make(action: .poweroff, object: object, lockmgr: "/opt/lm/bin/lockmgr")
-        #expect(helper == FailureHelper(path: "/opt/lm/bin/lockmgr",
-                                        args: "failure-action --action=poweroff --pid=4242 --name=my\\ vm"))
+        #expect(
+            helper
+                == FailureHelper(
+                    path: "/opt/lm/bin/lockmgr",
+                    args: "failure-action --action=poweroff --pid=4242 --name=my\\ vm"))
         #expect(try FailureHelper.make(action: .default, object: object, lockmgr: nil) == nil)
     }
 
@@ -148,8 +162,11 @@ import Testing
         var vm = object
         vm.uri = "qemu:///system"
         let helper = try FailureHelper.make(action: .pause, object: vm, lockmgr: "/opt/lm/bin/lockmgr")
-        #expect(helper == FailureHelper(path: "/usr/lib/libvirt/libvirt_sanlock_helper",
-                                        args: "qemu:///system c7a5fdbd-cdaf-9455-926a-d65c16db1809 pause"))
+        #expect(
+            helper
+                == FailureHelper(
+                    path: "/usr/lib/libvirt/libvirt_sanlock_helper",
+                    args: "qemu:///system c7a5fdbd-cdaf-9455-926a-d65c16db1809 pause"))
     }
 
     @Test(arguments: [FailureAction.restart, .ignore])
@@ -181,6 +198,8 @@ import Testing
         for rv: Int32 in [0, -226, -229, -2, -111, -243] { #expect(!UnfinishedArea.isUnfinished(rv), "\(rv)") }
         let pauses = (1...12).map(UnfinishedArea.pauseMs(beforeLook:))
         #expect(pauses.prefix(6) == [5, 10, 20, 40, 80, 100] && pauses.dropFirst(5).allSatisfy { $0 == 100 }, "\(pauses)")
-        #expect(UnfinishedArea(ioTimeout: 1).gaveUp("lockspace X file /d/X").hasPrefix("lockspace X file /d/X exists but was still not initialised after 3000 ms"))
+        #expect(
+            UnfinishedArea(ioTimeout: 1).gaveUp("lockspace X file /d/X").hasPrefix(
+                "lockspace X file /d/X exists but was still not initialised after 3000 ms"))
     }
 }

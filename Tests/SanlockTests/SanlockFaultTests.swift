@@ -1,8 +1,8 @@
 import Foundation
+import Harness
 import LockDriver
 import SanlockCore
 import Testing
-import Harness
 
 extension SanlockRobustnessTests {
     /// Faults under the sanlock plugin. Each: a clear error within the
@@ -42,7 +42,7 @@ extension SanlockRobustnessTests {
         @Test func aMultiDiskAcquireFailingOnALaterLeaseHoldsNothing() throws {
             let c = try cluster()
             let blank = "\(c.dir)/blank.lease"
-            try SanlockDaemon.makeLeaseFile(blank)   // zeroes: never initialised
+            try SanlockDaemon.makeLeaseFile(blank)  // zeroes: never initialised
             let taken = c.disk("multi-taken")
             let holder = try c.startVM(.b, name: "vm-multi-holder", ["--disk", taken])
             defer { holder.stop() }
@@ -52,8 +52,9 @@ extension SanlockRobustnessTests {
             ]
             for (i, failing) in cases.enumerated() {
                 let first = c.disk("multi-first-\(i)")
-                let r = c.lockmgr(.a, "run", Self.limit + ["--disk", first] + failing.later + ["--", "/bin/true"],
-                                  name: "vm-multi-\(i)")
+                let r = c.lockmgr(
+                    .a, "run", Self.limit + ["--disk", first] + failing.later + ["--", "/bin/true"],
+                    name: "vm-multi-\(i)")
                 #expect(r.status == failing.status, "\(r)")
                 #expect(r.stderr.contains("cannot acquire lease '\(MD5.hex(first))'") && r.stderr.contains(failing.reason), "\(r)")
                 #expect(held(c).filter { !$0.hasPrefix("host B: \(MD5.hex(taken))") }.isEmpty, "\(held(c))")
@@ -116,7 +117,8 @@ extension SanlockRobustnessTests {
 
             let r = c.lockmgr(.b, "acquire", Self.limit + ["--disk", fresh], name: "vm-readonly")
             #expect(r.status == 69, "\(r)")
-            #expect(r.stderr.contains("cannot create lease '\(MD5.hex(fresh))'") && r.stderr.contains(c.leaseFile(forDisk: fresh))
+            #expect(
+                r.stderr.contains("cannot create lease '\(MD5.hex(fresh))'") && r.stderr.contains(c.leaseFile(forDisk: fresh))
                     && r.stderr.contains("Read-only file system"), "\(r)")
             #expect(!FileManager.default.fileExists(atPath: c.leaseFile(forDisk: fresh)))
             #expect(held(c).isEmpty, "\(held(c))")
@@ -157,12 +159,13 @@ extension SanlockRobustnessTests {
             #expect(down.stderr.contains("the sanlock daemon is not running (stale socket in \(c.a.runDir))"), "\(down)")
             #expect(!FileManager.default.fileExists(atPath: c.leaseFile(forDisk: otherDisk)), "nothing was created for it")
 
-            vm.stop()   // what the watchdog would have done
+            vm.stop()  // what the watchdog would have done
             try c.a.restart()
             let again = try c.startVM(.a, name: "vm-daemon-restarted", disk)
             let retaken = try SanlockLeaseRecord.read(path: leaseFile)
-            #expect(retaken.ownerID == 1 && retaken.generation > owned.generation && retaken.version == owned.version + 1,
-                    "\(retaken) after \(owned)")
+            #expect(
+                retaken.ownerID == 1 && retaken.generation > owned.generation && retaken.version == owned.version + 1,
+                "\(retaken) after \(owned)")
             again.stop()
             try c.startVM(.b, name: "vm-daemon-restarted-b", disk).stop()
         }

@@ -1,8 +1,8 @@
 import Foundation
+import Harness
 import LockDriver
 import SanlockCore
 import Testing
-import Harness
 
 /// A VM's whole life under lockmgr with the sanlock plugin, on two
 /// simulated hosts (two private sanlock daemons sharing one lease
@@ -53,7 +53,7 @@ struct SanlockLifecycleTests {
         let onB = try #require(c.state(.b, "inquire", pid: second.pid, disk))
         #expect(leaseVersion(onB) == leaseVersion(sent).map { $0 + 1 })
         #expect(c.lockmgr(.a, "acquire", disk).status == 75, "the source host cannot take it back behind B's back")
-        first.stop()   // libvirt kills the source QEMU once the destination runs
+        first.stop()  // libvirt kills the source QEMU once the destination runs
 
         // Migration B → A in QEMU's migrate-pr order: the destination takes
         // over while the source still holds. A sanlock lease is exclusive
@@ -141,7 +141,7 @@ struct SanlockLifecycleTests {
         let vm = try c.startVM(.a, name: "vm-dead-host", disk)
 
         c.a.crash()
-        vm.stop()   // the host is gone, its VM with it
+        vm.stop()  // the host is gone, its VM with it
         let crashed = Date()
         let right = c.lockmgr(.b, "acquire", disk)
         #expect(right.status == 75 && right.stderr.contains("held by another host that is alive"), "\(right)")
@@ -160,24 +160,31 @@ struct SanlockLifecycleTests {
         let waiting = try #require(attempt)
         #expect(waits, "every start on B ended at once")
         #expect(!waiting.waitReady(timeout: 3), "host B took a dead host's lease without it being cleared")
-        let waitedFrom = Date().timeIntervalSince(crashed) - 9   // the last attempt's checks (1 + 5 s) and the 3 s above
+        let waitedFrom = Date().timeIntervalSince(crashed) - 9  // the last attempt's checks (1 + 5 s) and the 3 s above
 
         try c.a.restart()
         let restarted = Date()
         // The first use of the plugin on the restarted host rejoins the lockspace.
-        let rejoin = Command.run([BuildProducts.lockmgr, "info", "sanlock", "--plugin-dir", BuildProducts.pluginDir,
-                                  "--config-dir", c.configDirA], environment: c.a.environment, timeout: 60)
+        let rejoin = Command.run(
+            [
+                BuildProducts.lockmgr, "info", "sanlock", "--plugin-dir", BuildProducts.pluginDir,
+                "--config-dir", c.configDirA,
+            ], environment: c.a.environment, timeout: 60)
         #expect(rejoin.status == 0, "\(rejoin)")
         let rejoined = Date()
         #expect(waiting.waitReady(timeout: 30), "host B's start did not get the lease after host A rejoined")
         #expect(c.state(.b, "inquire", pid: waiting.pid, disk) != nil, "B's VM holds the lease")
-        print(String(format: "dead host: refused until %.1f s after the crash, then waiting; A's rejoin took %.1f s;",
-                     waitedFrom, rejoined.timeIntervalSince(restarted)),
-              String(format: "B's start ran %.1f s after A's restart, %.1f s after the crash",
-                     Date().timeIntervalSince(restarted), Date().timeIntervalSince(crashed)))
+        print(
+            String(
+                format: "dead host: refused until %.1f s after the crash, then waiting; A's rejoin took %.1f s;",
+                waitedFrom, rejoined.timeIntervalSince(restarted)),
+            String(
+                format: "B's start ran %.1f s after A's restart, %.1f s after the crash",
+                Date().timeIntervalSince(restarted), Date().timeIntervalSince(crashed)))
         #expect(Date().timeIntervalSince(crashed) < 60, "freed by the rejoin, not by the host lease expiring")
         waiting.stop()
-        #expect(try c.startVM(.a, name: "vm-after-rejoin", ["--disk", c.disk("after-rejoin")]).pid > 0,
-                "host A works again")
+        #expect(
+            try c.startVM(.a, name: "vm-after-rejoin", ["--disk", c.disk("after-rejoin")]).pid > 0,
+            "host A works again")
     }
 }

@@ -1,8 +1,8 @@
 import Foundation
+import Harness
 import LockDriver
 import SanlockCore
 import Testing
-import Harness
 
 /// Our sanlock plugin against real sanlock daemons: two hosts, VM-like
 /// processes under `lockmgr run`, and libvirt's own sanlock.so.
@@ -20,8 +20,10 @@ struct SanlockPluginTests {
     @Test func acquireInquireReleaseAutoAndExplicitLeases() throws {
         let c = try cluster()
         let disk = c.disk("t1"), readOnly = c.disk("t1-ro")
-        let resources = ["--disk", disk, "--readonly-disk", readOnly,
-                         "--lease", "key=explicit-1,lockspace=\(SanlockCluster.lockspace),path=\(c.explicitLease)"]
+        let resources = [
+            "--disk", disk, "--readonly-disk", readOnly,
+            "--lease", "key=explicit-1,lockspace=\(SanlockCluster.lockspace),path=\(c.explicitLease)",
+        ]
         let vm = try c.startVM(.a, name: "vm-t1", resources)
         // The automatic lease file, laid out as libvirt lays it out.
         let attributes = try FileManager.default.attributesOfItem(atPath: c.leaseFile(forDisk: disk))
@@ -32,13 +34,15 @@ struct SanlockPluginTests {
         let state = try #require(c.state(.a, "inquire", pid: vm.pid, resources))
         let entries = state.split(separator: " ")
         #expect(entries.count == 2, "\(state)")
-        #expect(entries.contains { isEntry($0, lockspace: SanlockCluster.lockspace, name: MD5.hex(disk), path: c.leaseFile(forDisk: disk)) })
+        #expect(
+            entries.contains { isEntry($0, lockspace: SanlockCluster.lockspace, name: MD5.hex(disk), path: c.leaseFile(forDisk: disk)) })
         #expect(entries.contains { isEntry($0, lockspace: SanlockCluster.lockspace, name: "explicit-1", path: c.explicitLease) })
 
         #expect(c.state(.a, "release", pid: vm.pid, resources) == state)
         #expect(c.state(.a, "inquire", pid: vm.pid, resources) == nil, "everything released")
         // Free again: another VM takes both.
-        let next = try c.startVM(.a, name: "vm-t1b", ["--disk", disk, "--lease", "key=explicit-1,lockspace=\(SanlockCluster.lockspace),path=\(c.explicitLease)"])
+        let next = try c.startVM(
+            .a, name: "vm-t1b", ["--disk", disk, "--lease", "key=explicit-1,lockspace=\(SanlockCluster.lockspace),path=\(c.explicitLease)"])
         next.stop()
     }
 
@@ -52,7 +56,8 @@ struct SanlockPluginTests {
         }
         let second = "key=second,lockspace=\(SanlockCluster.lockspace),path=\(file),offset=\(1 << 20)"
         let vm = try c.startVM(.a, name: "vm-offset", ["--lease", second])
-        #expect(c.state(.a, "inquire", pid: vm.pid, ["--lease", second])
+        #expect(
+            c.state(.a, "inquire", pid: vm.pid, ["--lease", second])
                 == "\(SanlockCluster.lockspace):second:\(file):1048576:1")
         // The lease at offset 0 in the same file is a different lease: free.
         #expect(c.lockmgr(.b, "acquire", ["--lease", "key=first,lockspace=\(SanlockCluster.lockspace),path=\(file)"]).status == 0)
@@ -202,9 +207,12 @@ struct SanlockPluginTests {
         let c = try cluster()
         let dir = TempDir.make("sanlock-libvirt-loader")
         let source = try String(contentsOfFile: "\(CProgram.repoRoot)/Tests/InteropTests/C/libvirt_loader_host.c", encoding: .utf8)
-        let host = try CProgram.build(source, name: "libvirt_loader_host", in: dir,
-                                      flags: ["-I", "\(CProgram.repoRoot)/Tests/InteropTests/C",
-                                              "/usr/lib/x86_64-linux-gnu/libvirt.so.0"])
+        let host = try CProgram.build(
+            source, name: "libvirt_loader_host", in: dir,
+            flags: [
+                "-I", "\(CProgram.repoRoot)/Tests/InteropTests/C",
+                "/usr/lib/x86_64-linux-gnu/libvirt.so.0",
+            ])
         let pluginDir = "\(dir)/lock-driver"
         try FileManager.default.createDirectory(atPath: pluginDir, withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: "\(pluginDir)/sanlock.so", withDestinationPath: BuildProducts.library("sanlock"))
@@ -214,14 +222,18 @@ struct SanlockPluginTests {
         let run = Command.run([host, "sanlock", c.configDirA, disk], environment: env, timeout: 60)
         #expect(run.status == 0, "\(run)")
         let lines = run.stdout.split(separator: "\n").map(String.init)
-        #expect(Array(lines.prefix(6)) == ["plugin sanlock usesState 1", "file loaded", "table ours", "version 1000000",
-                                          "new 0", "add disk 0"], "\(run)")
+        #expect(
+            Array(lines.prefix(6)) == [
+                "plugin sanlock usesState 1", "file loaded", "table ours", "version 1000000",
+                "new 0", "add disk 0",
+            ], "\(run)")
         #expect(lines.contains { $0.hasPrefix("acquire 0 fd ") && !$0.hasSuffix("fd -1") }, "registered in its own process: \(run)")
         let lease = "\(SanlockCluster.lockspace):\(MD5.hex(disk)):\(c.leaseFile(forDisk: disk)):0:"
         #expect(lines.contains { $0.hasPrefix("inquire 0 state \(lease)") }, "\(run)")
         #expect(lines.contains { $0.hasPrefix("release 0 state \(lease)") }, "\(run)")
-        #expect(lines.contains { $0.contains("error code=8 domain=42 message=invalid argument: sanlock: drvAcquire: unsupported flags 0x80") },
-                "our errors become libvirt's: \(run)")
+        #expect(
+            lines.contains { $0.contains("error code=8 domain=42 message=invalid argument: sanlock: drvAcquire: unsupported flags 0x80") },
+            "our errors become libvirt's: \(run)")
     }
 
     // 6. lockmgr run: the command is the lease owner; its exit frees the lease.
@@ -235,7 +247,7 @@ struct SanlockPluginTests {
         #expect(state?.contains(MD5.hex(disk)) == true, "the command's pid holds the lease")
         #expect(c.lockmgr(.b, "acquire", ["--disk", disk]).status == 75)
 
-        TempDir.write("", to: exitFile)   // the command ends by itself
+        TempDir.write("", to: exitFile)  // the command ends by itself
         try #require(vm.waitForExit())
         #expect(vm.process.terminationReason == .exit && vm.process.terminationStatus == 0)
         #expect(eventually { c.lockmgr(.b, "acquire", ["--disk", disk]).status == 0 }, "free once the command exited")
@@ -259,8 +271,9 @@ struct SanlockPluginTests {
         #expect(c.lockmgr(.b, "acquire", ["--disk", disk]).status == 75)
 
         let restrictOther = acquire(["--restrict"])
-        #expect(restrictOther.status == 64 && restrictOther.stderr.contains("RESTRICT can only be applied by the process itself"),
-                "\(restrictOther)")
+        #expect(
+            restrictOther.status == 64 && restrictOther.stderr.contains("RESTRICT can only be applied by the process itself"),
+            "\(restrictOther)")
         let restart = acquire(["--action", "restart"])
         #expect(restart.status == 64, "\(restart)")
 
@@ -302,8 +315,9 @@ struct SanlockPluginTests {
             #expect(c.state(.a, "inquire", pid: vm.pid, ["--disk", disk]) == nil, "the paused process holds nothing")
             #expect(processState(vm.pid) == "T", "still paused, not killed")
             let report = (try? String(contentsOfFile: "\(c.a.runDir)/daemon.log", encoding: .utf8)) ?? ""
-            #expect(report.contains("'vm-fa' (pid \(vm.pid)) paused; released through sanlock: \(state)"),
-                    "the helper reports the state to resume with: \(report.suffix(2000))")
+            #expect(
+                report.contains("'vm-fa' (pid \(vm.pid)) paused; released through sanlock: \(state)"),
+                "the helper reports the state to resume with: \(report.suffix(2000))")
             // Resuming with that state is refused now that host B took the lease.
             var resume: CommandResult?
             let stale = eventually {
@@ -327,10 +341,12 @@ struct SanlockPluginTests {
         let state = try #require(c.state(.a, "inquire", pid: vm.pid, ["--disk", disk]))
         let version = try #require(leaseVersion(state))
         c.revoke(.a, state: state)
-        #expect(eventually(timeout: 15) { processState(vm.pid) == "T" && c.state(.a, "inquire", pid: vm.pid, ["--disk", disk]) == nil },
-                "paused and released")
-        let resumed = c.lockmgr(.a, "acquire", ["--pid", "\(vm.pid)", "--action", "pause", "--state", state, "--disk", disk],
-                                name: "vm-fa-resume")
+        #expect(
+            eventually(timeout: 15) { processState(vm.pid) == "T" && c.state(.a, "inquire", pid: vm.pid, ["--disk", disk]) == nil },
+            "paused and released")
+        let resumed = c.lockmgr(
+            .a, "acquire", ["--pid", "\(vm.pid)", "--action", "pause", "--state", state, "--disk", disk],
+            name: "vm-fa-resume")
         #expect(resumed.status == 0, "\(resumed)")
         kill(vm.pid, SIGCONT)
         #expect(leaseVersion(c.state(.a, "inquire", pid: vm.pid, ["--disk", disk])) == version + 1, "holds again, one version on")
@@ -377,7 +393,8 @@ struct SanlockPluginTests {
         let noDir = c.lockmgr(.a, "acquire", ["--disk", c.disk("t8")], configDir: dir)
         #expect(noDir.status == 78)
         #expect(noDir.stderr.contains("failed to initialise"), "\(noDir)")
-        #expect(noDir.stderr.contains("cannot create lockspace __LIBVIRT__DISKS__: disk_lease_dir \(dir)/missing does not exist"), "\(noDir)")
+        #expect(
+            noDir.stderr.contains("cannot create lockspace __LIBVIRT__DISKS__: disk_lease_dir \(dir)/missing does not exist"), "\(noDir)")
     }
 
     @Test func diskWithoutLeaseIsRefusedWhenLeasesAreRequired() throws {
@@ -403,7 +420,9 @@ struct SanlockPluginTests {
         func acquire(_ lease: String) -> CommandResult { c.lockmgr(.a, "acquire", ["--lease", lease]) }
 
         let missing = acquire("key=gone,lockspace=\(SanlockCluster.lockspace),path=\(c.dir)/no-such.lease")
-        #expect(missing.stderr.contains("cannot acquire lease 'gone'") && missing.stderr.contains("the lease file does not exist"), "\(missing)")
+        #expect(
+            missing.stderr.contains("cannot acquire lease 'gone'") && missing.stderr.contains("the lease file does not exist"), "\(missing)"
+        )
 
         let blank = "\(c.dir)/blank.lease"
         try SanlockDaemon.makeLeaseFile(blank)

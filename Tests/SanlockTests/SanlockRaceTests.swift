@@ -1,8 +1,8 @@
 import Foundation
+import Harness
 import LockDriver
 import SanlockCore
 import Testing
-import Harness
 
 /// Races and faults against real sanlock daemons: three hosts sharing one
 /// lease directory, itself a private 32 MiB tmpfs so a test can fill it.
@@ -92,8 +92,10 @@ extension SanlockRobustnessTests {
                 let leaderLeft = (try? SanlockLeaseRecord.read(path: leaseFile))?.isFree == false
                 if leaderLeft { leadersLeftToNextBallot += 1 }
                 let prober = c.hosts.first { $0 != winner.host } ?? .b
-                let probe = c.daemon(prober).client(["command", "-r", "\(SanlockCluster.lockspace):\(leaseName):\(leaseFile):0",
-                                                     "-c", "/bin/true"])
+                let probe = c.daemon(prober).client([
+                    "command", "-r", "\(SanlockCluster.lockspace):\(leaseName):\(leaseFile):0",
+                    "-c", "/bin/true",
+                ])
                 #expect(probe.status == 0, "round \(round): \(prober) cannot take the lease after the winner left: \(probe)")
                 var after = try SanlockLeaseRecord.read(path: leaseFile)
                 let freed = eventually(timeout: 10) {
@@ -105,10 +107,11 @@ extension SanlockRobustnessTests {
                 roundTimes.append(Date().timeIntervalSince(started))
             }
             let median = roundTimes.sorted()[roundTimes.count / 2]
-            print("sanlock race: \(Self.rounds) rounds, \(contenders.count) contenders on \(c.hosts.count) hosts;",
-                  "wins \(c.hosts.map { "\($0): \(wins[$0, default: 0])" }.joined(separator: ", "));",
-                  "\(leadersLeftToNextBallot) releases left the leader record to the next ballot;",
-                  String(format: "round median %.2f s", median))
+            print(
+                "sanlock race: \(Self.rounds) rounds, \(contenders.count) contenders on \(c.hosts.count) hosts;",
+                "wins \(c.hosts.map { "\($0): \(wins[$0, default: 0])" }.joined(separator: ", "));",
+                "\(leadersLeftToNextBallot) releases left the leader record to the next ballot;",
+                String(format: "round median %.2f s", median))
         }
 
         /// A disk's first use by every host at once: each contender finds

@@ -13,8 +13,10 @@ public struct HostSettings: Sendable, Equatable {
     /// How long one plugin call may take before the host gives up.
     public var callTimeout: CallTimeout
 
-    public init(lockManager: String, pluginDir: String, configDir: String, driver: String,
-                callTimeout: CallTimeout = .standard) {
+    public init(
+        lockManager: String, pluginDir: String, configDir: String, driver: String,
+        callTimeout: CallTimeout = .standard
+    ) {
         self.lockManager = lockManager
         self.pluginDir = pluginDir
         self.configDir = configDir
@@ -27,8 +29,10 @@ public struct HostSettings: Sendable, Equatable {
 
     /// Keys the host config file may set. `lockManager` is the design
     /// document's spelling; `lock_manager` is qemu.conf's.
-    public static let knownKeys: Set<String> = ["lockManager", "lock_manager", "plugin_dir", "config_dir", "driver",
-                                                       "call_timeout"]
+    public static let knownKeys: Set<String> = [
+        "lockManager", "lock_manager", "plugin_dir", "config_dir", "driver",
+        "call_timeout",
+    ]
 
     public struct Overrides: Sendable {
         public var lockManager: String?
@@ -37,8 +41,10 @@ public struct HostSettings: Sendable, Equatable {
         public var driver: String?
         /// Seconds, 0 for no limit.
         public var callTimeout: UInt32?
-        public init(lockManager: String? = nil, pluginDir: String? = nil, configDir: String? = nil, driver: String? = nil,
-                    callTimeout: UInt32? = nil) {
+        public init(
+            lockManager: String? = nil, pluginDir: String? = nil, configDir: String? = nil, driver: String? = nil,
+            callTimeout: UInt32? = nil
+        ) {
             self.lockManager = lockManager
             self.pluginDir = pluginDir
             self.configDir = configDir
@@ -57,9 +63,11 @@ public struct HostSettings: Sendable, Equatable {
 
     /// Resolves the settings. `configPath` nil means the default host
     /// config, which may be absent; an explicit path must exist.
-    public static func resolve(configPath: String?, overrides: Overrides = Overrides(),
-                               layout: InstallLayout = .current(),
-                               environment: (String) -> String? = { getenv($0).map { String(cString: $0) } })
+    public static func resolve(
+        configPath: String?, overrides: Overrides = Overrides(),
+        layout: InstallLayout = .current(),
+        environment: (String) -> String? = { getenv($0).map { String(cString: $0) } }
+    )
         throws(LockError) -> HostSettings
     {
         let explicit = configPath ?? environment(Environment.config)
@@ -99,8 +107,10 @@ public struct HostSettings: Sendable, Equatable {
 
     /// The call timeout, from the flag, the environment, the config, or
     /// the default; each origin is kept for the message when it expires.
-    private static func resolveCallTimeout(_ conf: ConfFile, override: UInt32?,
-                                           environment: (String) -> String?) throws(LockError) -> CallTimeout {
+    private static func resolveCallTimeout(
+        _ conf: ConfFile, override: UInt32?,
+        environment: (String) -> String?
+    ) throws(LockError) -> CallTimeout {
         let key = "call_timeout"
         if let override { return CallTimeout(seconds: override, origin: "--timeout \(override)") }
         if let text = environment(Environment.callTimeout) {
@@ -191,7 +201,7 @@ public struct InstallLayout: Sendable, Equatable {
     public static func current() -> InstallLayout {
         guard let exe = RunningExecutable.path else { return InstallLayout(prefix: "/usr/local") }
         var parts = exe.split(separator: "/", omittingEmptySubsequences: false)
-        parts.removeLast(min(2, parts.count))          // drop "bin/lockmgr"
+        parts.removeLast(min(2, parts.count))  // drop "bin/lockmgr"
         let prefix = parts.joined(separator: "/")
         return InstallLayout(prefix: prefix.isEmpty ? "/" : prefix)
     }

@@ -18,8 +18,9 @@ public final class LockManager {
         PluginErrors.reset()
         let rc = plugin.guarded("drvNew") {
             CParams.withCArray(object.params) { params, count in
-                plugin.table.pointee.drvNew(raw, UInt32(VIR_LOCK_MANAGER_OBJECT_TYPE_DOMAIN.rawValue),
-                                            count, params, flags.rawValue)
+                plugin.table.pointee.drvNew(
+                    raw, UInt32(VIR_LOCK_MANAGER_OBJECT_TYPE_DOMAIN.rawValue),
+                    count, params, flags.rawValue)
             }
         }
         if rc < 0 {
@@ -52,14 +53,17 @@ public final class LockManager {
     /// Acquires every added resource. Returns the fd the plugin wants kept
     /// open in the object's process, or nil.
     @discardableResult
-    public func acquire(state: String? = nil, flags: AcquireFlags = [],
-                        action: FailureAction = .default) throws(LockError) -> Int32? {
+    public func acquire(
+        state: String? = nil, flags: AcquireFlags = [],
+        action: FailureAction = .default
+    ) throws(LockError) -> Int32? {
         PluginErrors.reset()
         var fd: Int32 = -1
         let rc = plugin.guarded("drvAcquire") {
             state.withOptionalCString { cState in
-                plugin.table.pointee.drvAcquire(raw, cState, flags.rawValue,
-                                                virDomainLockFailureAction(UInt32(bitPattern: action.rawValue)), &fd)
+                plugin.table.pointee.drvAcquire(
+                    raw, cState, flags.rawValue,
+                    virDomainLockFailureAction(UInt32(bitPattern: action.rawValue)), &fd)
             }
         }
         guard rc == 0 else { throw plugin.failure("drvAcquire") }
@@ -77,8 +81,10 @@ public final class LockManager {
         try stateCall("drvInquire") { plugin.table.pointee.drvInquire(raw, $0, 0) }
     }
 
-    private func stateCall(_ operation: String,
-                           _ call: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32) throws(LockError) -> String? {
+    private func stateCall(
+        _ operation: String,
+        _ call: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32
+    ) throws(LockError) -> String? {
         PluginErrors.reset()
         var state: UnsafeMutablePointer<CChar>? = nil
         let rc = plugin.guarded(operation) { call(&state) }

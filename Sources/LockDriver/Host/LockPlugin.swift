@@ -18,8 +18,10 @@ public final class LockPlugin: @unchecked Sendable {
 
     /// Loads `<pluginDir>/<name>.so` and initialises it with `configFile`.
     /// With a `callTimeout`, a call that outlives it ends the process (see CallTimeout).
-    public static func load(name: String, pluginDir: String, configFile: String?,
-                            callTimeout: CallTimeout? = nil) throws(LockError) -> LockPlugin {
+    public static func load(
+        name: String, pluginDir: String, configFile: String?,
+        callTimeout: CallTimeout? = nil
+    ) throws(LockError) -> LockPlugin {
         try PluginName.validate(name)
         return try LockPlugin(path: "\(pluginDir)/\(name).so", name: name, configFile: configFile, callTimeout: callTimeout)
     }
@@ -77,8 +79,9 @@ public final class LockPlugin: @unchecked Sendable {
         let rc: Int32 = try LoadedLibraries.lock.withLock { () throws(LockError) -> Int32 in
             if let first = LoadedLibraries.configFile(of: handle), first != configFile {
                 dlclose(handle)
-                throw LockError.config("lock plugin '\(name)' is already loaded in this process with config \(first ?? "none"); "
-                                       + "a process uses one config per plugin (use another process for \(configFile ?? "no config"))")
+                throw LockError.config(
+                    "lock plugin '\(name)' is already loaded in this process with config \(first ?? "none"); "
+                        + "a process uses one config per plugin (use another process for \(configFile ?? "no config"))")
             }
             let rc = guarded("drvInit") {
                 configFile.withOptionalCString { cfg in table.pointee.drvInit(UInt32(VIR_LOCK_MANAGER_VERSION), cfg, 0) }
@@ -191,11 +194,14 @@ public enum PluginName {
             throw .config("lock plugin name '\(name)' may not start with '.'")
         }
         for c in name.utf8 {
-            let ok = (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
+            let ok =
+                (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
                 || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || c == UInt8(ascii: "_")
                 || c == UInt8(ascii: "-") || c == UInt8(ascii: ".")
             guard ok else {
-                throw .config("lock plugin name '\(name)' contains '\(Character(Unicode.Scalar(c)))': names may use letters, digits, '_', '-' and '.' only")
+                throw .config(
+                    "lock plugin name '\(name)' contains '\(Character(Unicode.Scalar(c)))': names may use letters, digits, '_', '-' and '.' only"
+                )
             }
         }
     }

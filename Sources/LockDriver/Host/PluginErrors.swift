@@ -67,9 +67,10 @@ final class LibvirtRuntime: @unchecked Sendable {
     private init?() {
         guard let handle = dlopen("libvirt.so.0", RTLD_NOW | RTLD_NOLOAD) else { return nil }
         guard let initialize = dlsym(handle, "virInitialize"),
-              let message = dlsym(handle, "virGetLastErrorMessage"),
-              let code = dlsym(handle, "virGetLastErrorCode"),
-              let reset = dlsym(handle, "virResetLastError") else { return nil }
+            let message = dlsym(handle, "virGetLastErrorMessage"),
+            let code = dlsym(handle, "virGetLastErrorCode"),
+            let reset = dlsym(handle, "virResetLastError")
+        else { return nil }
         _ = unsafeBitCast(initialize, to: Initialize.self)()
         lastMessage = unsafeBitCast(message, to: LastMessage.self)
         lastCode = unsafeBitCast(code, to: LastCode.self)
@@ -89,11 +90,11 @@ final class LibvirtRuntime: @unchecked Sendable {
     /// libvirt's error numbers (virerror.h) in our classification.
     static func kind(ofLibvirtCode code: Int32) -> LockErrorKind {
         switch code {
-        case 87: return .conflict                 // VIR_ERR_RESOURCE_BUSY
-        case 33, 67, 30, 31, 32: return .config   // CONF_SYNTAX, CONFIG_UNSUPPORTED, OPEN/READ/PARSE_FAILED
-        case 8: return .invalid                   // VIR_ERR_INVALID_ARG
-        case 84, 3, 74: return .unsupported       // OPERATION_UNSUPPORTED, NO_SUPPORT, ARGUMENT_UNSUPPORTED
-        case 1: return .internalError             // VIR_ERR_INTERNAL_ERROR
+        case 87: return .conflict  // VIR_ERR_RESOURCE_BUSY
+        case 33, 67, 30, 31, 32: return .config  // CONF_SYNTAX, CONFIG_UNSUPPORTED, OPEN/READ/PARSE_FAILED
+        case 8: return .invalid  // VIR_ERR_INVALID_ARG
+        case 84, 3, 74: return .unsupported  // OPERATION_UNSUPPORTED, NO_SUPPORT, ARGUMENT_UNSUPPORTED
+        case 1: return .internalError  // VIR_ERR_INTERNAL_ERROR
         default: return .backend
         }
     }

@@ -42,8 +42,10 @@ enum CParams {
     /// Calls `body` with a C array for `params`; the strings live until it returns.
     /// No params means a NULL array, as libvirt passes for disks: its lockd
     /// plugin rejects a disk whose params pointer is not NULL.
-    static func withCArray<R>(_ params: [LockParam],
-                              _ body: (UnsafeMutablePointer<virLockManagerParam>?, Int) -> R) -> R {
+    static func withCArray<R>(
+        _ params: [LockParam],
+        _ body: (UnsafeMutablePointer<virLockManagerParam>?, Int) -> R
+    ) -> R {
         guard !params.isEmpty else { return body(nil, 0) }
         var owned: [UnsafeMutablePointer<CChar>] = []
         defer { owned.forEach { free($0) } }

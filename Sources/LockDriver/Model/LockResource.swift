@@ -47,8 +47,10 @@ public struct LockResource: Sendable, Equatable, CustomStringConvertible {
         LockResource(.disk(path: path), mode: mode)
     }
 
-    public static func lease(key: String, lockspace: String, path: String, offset: UInt64 = 0,
-                             mode: AccessMode = .exclusive) -> LockResource {
+    public static func lease(
+        key: String, lockspace: String, path: String, offset: UInt64 = 0,
+        mode: AccessMode = .exclusive
+    ) -> LockResource {
         LockResource(.lease(key: key, lockspace: lockspace, path: path, offset: offset), mode: mode)
     }
 

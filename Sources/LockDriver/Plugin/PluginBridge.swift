@@ -26,7 +26,8 @@ public final class PluginBridge<Driver: LockPluginDriver>: PluginEntryPoints, @u
         report {
             guard flags == 0 else { throw LockError.invalid("drvInit: unsupported flags 0x\(String(flags, radix: 16))") }
             guard ABIVersion(rawValue: version).major == ABIVersion.current.major else {
-                throw LockError.unsupported("host ABI version \(ABIVersion(rawValue: version)) is not supported (need \(ABIVersion.current.major).x)")
+                throw LockError.unsupported(
+                    "host ABI version \(ABIVersion(rawValue: version)) is not supported (need \(ABIVersion.current.major).x)")
             }
             if driver == nil {
                 driver = try Driver(configFile: configFile.map { String(cString: $0) })
@@ -39,8 +40,10 @@ public final class PluginBridge<Driver: LockPluginDriver>: PluginEntryPoints, @u
         return 0
     }
 
-    override public func new(_ manager: UnsafeMutablePointer<virLockManager>?, type: UInt32, nparams: Int,
-                    params: UnsafeMutablePointer<virLockManagerParam>?, flags: UInt32) -> Int32 {
+    override public func new(
+        _ manager: UnsafeMutablePointer<virLockManager>?, type: UInt32, nparams: Int,
+        params: UnsafeMutablePointer<virLockManagerParam>?, flags: UInt32
+    ) -> Int32 {
         report {
             guard let manager else { throw LockError.invalid("drvNew: NULL manager") }
             guard let driver else { throw LockError.internalError("drvNew called before drvInit") }
@@ -63,21 +66,26 @@ public final class PluginBridge<Driver: LockPluginDriver>: PluginEntryPoints, @u
         manager.pointee.privateData = nil
     }
 
-    override public func addResource(_ manager: UnsafeMutablePointer<virLockManager>?, type: UInt32,
-                            name: UnsafePointer<CChar>?, nparams: Int,
-                            params: UnsafeMutablePointer<virLockManagerParam>?, flags: UInt32) -> Int32 {
+    override public func addResource(
+        _ manager: UnsafeMutablePointer<virLockManager>?, type: UInt32,
+        name: UnsafePointer<CChar>?, nparams: Int,
+        params: UnsafeMutablePointer<virLockManagerParam>?, flags: UInt32
+    ) -> Int32 {
         report {
             let m = try self.manager(manager)
             guard let name else { throw LockError.invalid("drvAddResource: NULL resource name") }
-            let resource = try LockResource(type: type, name: String(cString: name),
-                                            params: CParams.decode(params, count: nparams), flags: flags)
+            let resource = try LockResource(
+                type: type, name: String(cString: name),
+                params: CParams.decode(params, count: nparams), flags: flags)
             try m.addResource(resource)
         }
     }
 
-    override public func acquire(_ manager: UnsafeMutablePointer<virLockManager>?, state: UnsafePointer<CChar>?,
-                        flags: UInt32, action: virDomainLockFailureAction,
-                        fd: UnsafeMutablePointer<Int32>?) -> Int32 {
+    override public func acquire(
+        _ manager: UnsafeMutablePointer<virLockManager>?, state: UnsafePointer<CChar>?,
+        flags: UInt32, action: virDomainLockFailureAction,
+        fd: UnsafeMutablePointer<Int32>?
+    ) -> Int32 {
         report {
             let m = try self.manager(manager)
             let acquireFlags = AcquireFlags(rawValue: flags)
@@ -88,8 +96,9 @@ public final class PluginBridge<Driver: LockPluginDriver>: PluginEntryPoints, @u
                 throw LockError.invalid("drvAcquire: unknown failure action \(action.rawValue)")
             }
             let text = state.map { String(cString: $0) }
-            let leaked = try m.acquire(state: text?.isEmpty == true ? nil : text,
-                                       flags: acquireFlags, action: failureAction)
+            let leaked = try m.acquire(
+                state: text?.isEmpty == true ? nil : text,
+                flags: acquireFlags, action: failureAction)
             if let fd {
                 fd.pointee = leaked ?? -1
             } else if let leaked {
@@ -101,8 +110,10 @@ public final class PluginBridge<Driver: LockPluginDriver>: PluginEntryPoints, @u
         }
     }
 
-    override public func release(_ manager: UnsafeMutablePointer<virLockManager>?,
-                        state: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, flags: UInt32) -> Int32 {
+    override public func release(
+        _ manager: UnsafeMutablePointer<virLockManager>?,
+        state: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, flags: UInt32
+    ) -> Int32 {
         report {
             let m = try self.manager(manager)
             let releaseFlags = ReleaseFlags(rawValue: flags)
@@ -113,8 +124,10 @@ public final class PluginBridge<Driver: LockPluginDriver>: PluginEntryPoints, @u
         }
     }
 
-    override public func inquire(_ manager: UnsafeMutablePointer<virLockManager>?,
-                        state: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, flags: UInt32) -> Int32 {
+    override public func inquire(
+        _ manager: UnsafeMutablePointer<virLockManager>?,
+        state: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, flags: UInt32
+    ) -> Int32 {
         report {
             let m = try self.manager(manager)
             guard flags == 0 else { throw LockError.invalid("drvInquire: unsupported flags 0x\(String(flags, radix: 16))") }

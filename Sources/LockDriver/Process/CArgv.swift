@@ -7,12 +7,13 @@ public struct CArgv {
     public private(set) var pointers: [UnsafeMutablePointer<CChar>?]
 
     public init(_ strings: [String]) {
-        pointers = strings.map { s in
-            let bytes = s.utf8CString
-            let copy = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count)
-            for (i, b) in bytes.enumerated() { (copy + i).initialize(to: b) }
-            return copy
-        } + [nil]
+        pointers =
+            strings.map { s in
+                let bytes = s.utf8CString
+                let copy = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count)
+                for (i, b) in bytes.enumerated() { (copy + i).initialize(to: b) }
+                return copy
+            } + [nil]
     }
 
     /// Frees the copies; the pointers must not be used afterwards.

@@ -25,7 +25,8 @@ public struct ProcStat: Sendable, Equatable {
         guard let close = text.lastIndex(of: ")") else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
         guard fields.count > 19, let state = fields[0].first, let parent = Int32(fields[1]),
-              let start = UInt64(fields[19]) else { return nil }
+            let start = UInt64(fields[19])
+        else { return nil }
         return ProcStat(state: state, parent: parent, startTime: start)
     }
 

@@ -37,8 +37,10 @@ public struct Logger: Sendable {
 
     public static let defaultSyslogSocket = "/dev/log"
 
-    public init(ident: String, facility: Facility = .daemon, stderr: Bool = true, file: String? = nil,
-                syslogSocket: String? = nil) {
+    public init(
+        ident: String, facility: Facility = .daemon, stderr: Bool = true, file: String? = nil,
+        syslogSocket: String? = nil
+    ) {
         self.ident = ident
         self.facility = facility
         self.stderr = stderr
@@ -84,8 +86,9 @@ public struct Logger: Sendable {
         _ = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
                 datagram.withUnsafeBytes {
-                    sendto(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL), sa,
-                           socklen_t(MemoryLayout<sockaddr_un>.size))
+                    sendto(
+                        fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL), sa,
+                        socklen_t(MemoryLayout<sockaddr_un>.size))
                 }
             }
         }

@@ -18,9 +18,11 @@ struct HostOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Driver name in plugin config file names (default qemu).", valueName: "name"))
     var driver: String?
 
-    @Option(name: .long, help: ArgumentHelp(
-        "Seconds one plugin call may take; then lockmgr exits 69 (0: no limit; default \(CallTimeout.defaultSeconds)).",
-        valueName: "seconds"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Seconds one plugin call may take; then lockmgr exits 69 (0: no limit; default \(CallTimeout.defaultSeconds)).",
+            valueName: "seconds"))
     var timeout: UInt32?
 
     @Flag(name: .long, help: "Print results as JSON on stdout.")
@@ -29,8 +31,9 @@ struct HostOptions: ParsableArguments {
     func settings(plugin: String? = nil) throws(LockError) -> HostSettings {
         try HostSettings.resolve(
             configPath: config,
-            overrides: .init(lockManager: plugin ?? self.plugin, pluginDir: pluginDir, configDir: configDir, driver: driver,
-                             callTimeout: timeout))
+            overrides: .init(
+                lockManager: plugin ?? self.plugin, pluginDir: pluginDir, configDir: configDir, driver: driver,
+                callTimeout: timeout))
     }
 }
 
@@ -57,8 +60,9 @@ struct ObjectOptions: ParsableArguments {
     }
 
     func object(defaultPid: UInt32) -> LockObject {
-        LockObject(uuid: UUIDBytes(uuid) ?? UUIDBytes(bytes: [UInt8](repeating: 0, count: 16))!,
-                   name: name, id: id, pid: pid ?? defaultPid, uri: uri)
+        LockObject(
+            uuid: UUIDBytes(uuid) ?? UUIDBytes(bytes: [UInt8](repeating: 0, count: 16))!,
+            name: name, id: id, pid: pid ?? defaultPid, uri: uri)
     }
 }
 
@@ -73,8 +77,9 @@ struct ResourceOptions: ParsableArguments {
     @Option(name: .customLong("readonly-disk"), help: ArgumentHelp("Disk used read-only.", valueName: "path"))
     var readonlyDisks: [String] = []
 
-    @Option(name: .customLong("lease"),
-            help: ArgumentHelp("Explicit lease: key=K,lockspace=LS,path=P[,offset=N][,shared|,readonly].", valueName: "spec"))
+    @Option(
+        name: .customLong("lease"),
+        help: ArgumentHelp("Explicit lease: key=K,lockspace=LS,path=P[,offset=N][,shared|,readonly].", valueName: "spec"))
     var leases: [String] = []
 
     func validate() throws {
@@ -126,8 +131,10 @@ struct AcquireOptions: ParsableArguments {
     @Flag(name: .long, help: "Forbid further lock calls from the registered process.")
     var restrict = false
 
-    @Option(help: ArgumentHelp("Failure action when a lock is lost: default, poweroff, restart, pause, ignore.",
-                               valueName: "action"))
+    @Option(
+        help: ArgumentHelp(
+            "Failure action when a lock is lost: default, poweroff, restart, pause, ignore.",
+            valueName: "action"))
     var action: String = "default"
 
     func validate() throws {

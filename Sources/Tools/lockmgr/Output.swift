@@ -9,8 +9,11 @@ extension LockResource {
         case .disk(let path):
             fields.insert(contentsOf: [("type", .string("disk")), ("path", .string(path))], at: 0)
         case .lease(let key, let ls, let path, let offset):
-            fields.insert(contentsOf: [("type", .string("lease")), ("key", .string(key)), ("lockspace", .string(ls)),
-                                       ("path", .string(path)), ("offset", .number(Int64(clamping: offset)))], at: 0)
+            fields.insert(
+                contentsOf: [
+                    ("type", .string("lease")), ("key", .string(key)), ("lockspace", .string(ls)),
+                    ("path", .string(path)), ("offset", .number(Int64(clamping: offset))),
+                ], at: 0)
         }
         return .object(fields)
     }
@@ -30,8 +33,16 @@ func reportingErrors(json: Bool, _ body: () throws(LockError) -> Void) throws {
 func printError(_ error: LockError, json: Bool) {
     writeStderr("lockmgr: \(error.message)")
     if json {
-        print(JSON.object([("error", .object([("kind", .string(error.kind.description)),
-                                              ("message", .string(error.message))]))]).text)
+        print(
+            JSON.object([
+                (
+                    "error",
+                    .object([
+                        ("kind", .string(error.kind.description)),
+                        ("message", .string(error.message)),
+                    ])
+                )
+            ]).text)
     }
 }
 

@@ -80,7 +80,10 @@ struct ClearHost: ParsableCommand {
                     return ExitStatus.tempFail
                 }
             } else if !asserted {
-                refuse(.conflict, "clear-host refused: \(who) is another host, whose death cannot be seen from here; make sure it is down (fenced, powered off), then repeat with --host-is-dead")
+                refuse(
+                    .conflict,
+                    "clear-host refused: \(who) is another host, whose death cannot be seen from here; make sure it is down (fenced, powered off), then repeat with --host-is-dead"
+                )
                 return ExitStatus.tempFail
             }
             guard let initiator = config.iscsiInitiator else {
@@ -91,16 +94,23 @@ struct ClearHost: ParsableCommand {
             var failed = false
             for url in urls {
                 do throws(LockError) {
-                    let d = PRDevice(transport: ISCSITransport(url: try ISCSIURL(parsing: url), pool: pool),
-                                     timeoutMilliseconds: config.timeoutMilliseconds)
+                    let d = PRDevice(
+                        transport: ISCSITransport(url: try ISCSIURL(parsing: url), pool: pool),
+                        timeoutMilliseconds: config.timeoutMilliseconds)
                     let outcome = try PRHostClear.clear(hostPart: dead, on: d, defaultType: config.exclusiveType)
                     let held = outcome.reservation.map { "; its reservation (key \(PRKey(rawValue: $0.key)), \($0.type)) is gone" } ?? ""
-                    log.say(outcome.dropped.isEmpty ? "clear-host: \(url): nothing of \(who) registered"
-                            : "clear-host: \(url): dropped the keys of dead \(who): \(outcome.dropped.map(\.description).joined(separator: ", "))\(held)")
-                    report.append(.object([("url", .string(url)),
-                                           ("dropped", .array(outcome.dropped.map { .string($0.description) })),
-                                           ("reservation", .string(outcome.reservation.map { PRKey(rawValue: $0.key).description })),
-                                           ("error", .string(nil))]))
+                    log.say(
+                        outcome.dropped.isEmpty
+                            ? "clear-host: \(url): nothing of \(who) registered"
+                            : "clear-host: \(url): dropped the keys of dead \(who): \(outcome.dropped.map(\.description).joined(separator: ", "))\(held)"
+                    )
+                    report.append(
+                        .object([
+                            ("url", .string(url)),
+                            ("dropped", .array(outcome.dropped.map { .string($0.description) })),
+                            ("reservation", .string(outcome.reservation.map { PRKey(rawValue: $0.key).description })),
+                            ("error", .string(nil)),
+                        ]))
                 } catch {
                     log.say("clear-host: \(url): FAILED: \(error.message)")
                     report.append(.object([("url", .string(url)), ("error", .string(error.message))]))

@@ -45,8 +45,16 @@ func complain(_ text: String) {
 func failure(_ error: LockError, json: Bool) -> ExitCode {
     complain("pr-tool: \(error.message)")
     if json {
-        say(JSON.object([("error", .object([("kind", .string(error.kind.description)),
-                                            ("message", .string(error.message))]))]).text)
+        say(
+            JSON.object([
+                (
+                    "error",
+                    .object([
+                        ("kind", .string(error.kind.description)),
+                        ("message", .string(error.message)),
+                    ])
+                )
+            ]).text)
     }
     return ExitCode(ExitStatus.code(for: error.kind))
 }

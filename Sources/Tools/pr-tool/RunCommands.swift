@@ -1,5 +1,5 @@
-import Glibc
 import ArgumentParser
+import Glibc
 import LockDriver
 import PRKeeper
 import PRProtocol
@@ -50,8 +50,9 @@ struct RunCommands: ParsableCommand {
         do throws(LockError) {
             let pool = ISCSISessionPool(initiator: initiator.initiator, isidQualifier: isid)
             defer { pool.closeAll() }
-            let device = PRDevice(transport: ISCSITransport(url: try ISCSIURL(parsing: url), pool: pool),
-                                  timeoutMilliseconds: timeout)
+            let device = PRDevice(
+                transport: ISCSITransport(url: try ISCSIURL(parsing: url), pool: pool),
+                timeoutMilliseconds: timeout)
             for command in commands {
                 let fields = try command.send(to: device)
                 if json {
@@ -140,16 +141,25 @@ enum RawCommand {
         case .keys:
             let k = try device.readKeys()
             let keys = k.keys.map { PRKey(rawValue: $0).description }
-            return Result(text: "generation \(k.generation) keys [\(keys.joined(separator: " "))]",
-                          json: [("generation", .number(Int64(k.generation))), ("keys", .array(keys.map { .string($0) }))])
+            return Result(
+                text: "generation \(k.generation) keys [\(keys.joined(separator: " "))]",
+                json: [("generation", .number(Int64(k.generation))), ("keys", .array(keys.map { .string($0) }))])
         case .reservation:
             guard let r = try device.readReservation().reservation else {
                 return Result(text: "no reservation", json: [("reservation", .string(nil))])
             }
             let key = PRKey(rawValue: r.key).description
-            return Result(text: "reserved by \(key) type \(r.type.rawValue) (\(r.type))",
-                          json: [("reservation", .object([("key", .string(key)), ("type", .number(Int64(r.type.rawValue))),
-                                                          ("name", .string(r.type.description))]))])
+            return Result(
+                text: "reserved by \(key) type \(r.type.rawValue) (\(r.type))",
+                json: [
+                    (
+                        "reservation",
+                        .object([
+                            ("key", .string(key)), ("type", .number(Int64(r.type.rawValue))),
+                            ("name", .string(r.type.description)),
+                        ])
+                    )
+                ])
         case .rai(let k): return .status(try device.prOut(.registerAndIgnore, key: 0, serviceActionKey: k))
         case .register(let old, let new): return .status(try device.prOut(.register, key: old, serviceActionKey: new))
         case .reserve(let k, let t): return .status(try device.prOut(.reserve, type: t, key: k))
@@ -170,7 +180,7 @@ enum RawCommand {
     }
 
     struct Result {
-        var text: String?   // nil: nothing to say (sleep)
+        var text: String?  // nil: nothing to say (sleep)
         var json: [(String, JSON)]
 
         static func status(_ good: Bool) -> Result {

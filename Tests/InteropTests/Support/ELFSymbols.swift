@@ -33,7 +33,8 @@ enum ELFFile {
         let text = try readelf(["-d", "-W", path])
         return text.split(separator: "\n").compactMap { line in
             guard line.contains("(NEEDED)"), let open = line.firstIndex(of: "["),
-                  let close = line.lastIndex(of: "]") else { return nil }
+                let close = line.lastIndex(of: "]")
+            else { return nil }
             return String(line[line.index(after: open)..<close])
         }
     }

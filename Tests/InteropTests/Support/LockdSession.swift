@@ -1,8 +1,8 @@
 import Foundation
 import Glibc
+import Harness
 import LockDriver
 import Testing
-import Harness
 
 /// One private virtlockd plus libvirt's lockd.so loaded by our host,
 /// configured for indirect file leases: each disk gets a lease file named
@@ -29,13 +29,15 @@ struct LockdSession {
     }
 
     init() throws {
-        try #require(FileManager.default.fileExists(atPath: Self.plugin),
-                     "\(Self.plugin) is missing: install the Debian package libvirt-daemon")
+        try #require(
+            FileManager.default.fileExists(atPath: Self.plugin),
+            "\(Self.plugin) is missing: install the Debian package libvirt-daemon")
         dir = TempDir.make("lockd")
         lockspace = "\(dir)/lockspace"
         config = "\(dir)/qemu-lockd.conf"
         for d in [runDir, lockspace] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
-        TempDir.write("""
+        TempDir.write(
+            """
             auto_disk_leases = 1
             file_lockspace_dir = "\(lockspace)"
             require_lease_for_disks = 1

@@ -56,12 +56,15 @@ enum PrivateRunDir {
     // export unshare/mount without _GNU_SOURCE)
 
     private typealias Unshare = @convention(c) (Int32) -> Int32
-    private typealias Mount = @convention(c) (UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
-                                              UInt, UnsafeRawPointer?) -> Int32
-    private static let cloneNewNS: Int32 = 0x0002_0000    // CLONE_NEWNS
-    private static let msBind: UInt = 4096                 // MS_BIND
-    private static let msRec: UInt = 16384                 // MS_REC
-    private static let msPrivate: UInt = 1 << 18           // MS_PRIVATE
+    private typealias Mount =
+        @convention(c) (
+            UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
+            UInt, UnsafeRawPointer?
+        ) -> Int32
+    private static let cloneNewNS: Int32 = 0x0002_0000  // CLONE_NEWNS
+    private static let msBind: UInt = 4096  // MS_BIND
+    private static let msRec: UInt = 16384  // MS_REC
+    private static let msPrivate: UInt = 1 << 18  // MS_PRIVATE
 
     private static func enterPrivateNamespace(bindingRunTo runDir: String) throws {
         guard let libc = dlopen(nil, RTLD_NOW), let u = dlsym(libc, "unshare"), let m = dlsym(libc, "mount") else {
@@ -71,7 +74,8 @@ enum PrivateRunDir {
         let mount = unsafeBitCast(m, to: Mount.self)
         // unshare(CLONE_NEWNS) is per thread: it also unshares this thread's fs_struct.
         guard unshare(cloneNewNS) == 0 else {
-            throw SetupError(description: "unshare(CLONE_NEWNS) failed: \(String(cString: strerror(errno))) (needs root with CAP_SYS_ADMIN)")
+            throw SetupError(
+                description: "unshare(CLONE_NEWNS) failed: \(String(cString: strerror(errno))) (needs root with CAP_SYS_ADMIN)")
         }
         // Without this, a bind mount below a shared mount would propagate back to the host.
         guard mount(nil, "/", nil, msRec | msPrivate, nil) == 0 else {

@@ -27,17 +27,20 @@ final class PrivateVirtlockd {
         let config = "\(workDir)/virtlockd.conf"
         TempDir.write("log_outputs = \"3:file:\(logFile)\"\n", to: config)
         // Output before the log is set up goes to virtlockd.stderr.
-        process = try SpawnedProcess([Self.binary, "-f", config, "-p", "\(workDir)/virtlockd.pid"],
-                                     output: "\(workDir)/virtlockd.stderr")
+        process = try SpawnedProcess(
+            [Self.binary, "-f", config, "-p", "\(workDir)/virtlockd.pid"],
+            output: "\(workDir)/virtlockd.stderr")
 
         let deadline = Date().addingTimeInterval(10)
         while !Self.accepts(socketPath) {
             guard process.isRunning else {
-                throw PrivateRunDir.SetupError(description: "virtlockd exited with \(process.exitStatus ?? -1) during startup; log: \(Self.read(logFile))")
+                throw PrivateRunDir.SetupError(
+                    description: "virtlockd exited with \(process.exitStatus ?? -1) during startup; log: \(Self.read(logFile))")
             }
             guard Date() < deadline else {
                 process.stop()
-                throw PrivateRunDir.SetupError(description: "virtlockd did not listen on \(socketPath) within 10 s; log: \(Self.read(logFile))")
+                throw PrivateRunDir.SetupError(
+                    description: "virtlockd did not listen on \(socketPath) within 10 s; log: \(Self.read(logFile))")
             }
             usleep(5_000)
         }

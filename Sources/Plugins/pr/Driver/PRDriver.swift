@@ -16,9 +16,10 @@ final class PRDriver: LockPluginDriver {
     init(configFile: String?) throws(LockError) {
         config = try PRConfig.load(path: configFile)
         self.configFile = configFile
-        keeperPath = config.keeperPath
+        keeperPath =
+            config.keeperPath
             ?? InstallLayout.loadedFile(containing: #dsohandle).flatMap(InstallLayout.init(pluginPath:))
-                .map { "\($0.libexecDir)/pr-keeper" }
+            .map { "\($0.libexecDir)/pr-keeper" }
     }
 
     func makeManager(for object: LockObject, flags: NewFlags) throws(LockError) -> PRManager {
@@ -67,14 +68,19 @@ final class PRManager: LockPluginManager {
             // The device cannot tell two processes of one host apart (same
             // key): the keeper's record can.
             if let other = record, other.pid != keeper.process.pid || other.startTime != keeper.process.startTime,
-               VMProcess(pid: other.pid, startTime: other.startTime).isAlive {
-                throw .conflict("VM '\(object.name)' (\(object.uuid)) already runs on this host as process \(other.pid), holding \(other.resources.map(\.name).joined(separator: ", ")); refusing a double start")
+                VMProcess(pid: other.pid, startTime: other.startTime).isAlive
+            {
+                throw .conflict(
+                    "VM '\(object.name)' (\(object.uuid)) already runs on this host as process \(other.pid), holding \(other.resources.map(\.name).joined(separator: ", ")); refusing a double start"
+                )
             }
             try withLocker { locker throws(LockError) in try locker.acquire(resources, state: parsed) }
-            var r = record.flatMap { $0.pid == keeper.process.pid && $0.startTime == keeper.process.startTime ? $0 : nil }
-                ?? KeeperRecord(vm: object.uuid, name: object.name, pid: keeper.process.pid,
-                                startTime: keeper.process.startTime, action: action, uri: object.uri,
-                                configFile: driver.configFile, resources: [])
+            var r =
+                record.flatMap { $0.pid == keeper.process.pid && $0.startTime == keeper.process.startTime ? $0 : nil }
+                ?? KeeperRecord(
+                    vm: object.uuid, name: object.name, pid: keeper.process.pid,
+                    startTime: keeper.process.startTime, action: action, uri: object.uri,
+                    configFile: driver.configFile, resources: [])
             r.action = action
             r.add(held)
             record = r
@@ -96,13 +102,16 @@ final class PRManager: LockPluginManager {
             throw .unsupported("failure action 'restart' is not supported by the pr plugin (supported: default, poweroff, pause, ignore)")
         }
         guard let path = driver.keeperPath else {
-            throw .config("\(config.origin): the pr keeper is not installed beside this plugin: set 'keeper_path' (or 'keeper = 0', unsafe: reservations then outlive their VM)")
+            throw .config(
+                "\(config.origin): the pr keeper is not installed beside this plugin: set 'keeper_path' (or 'keeper = 0', unsafe: reservations then outlive their VM)"
+            )
         }
         guard access(path, X_OK) == 0 else {
             throw .config("\(config.origin): the pr keeper \(path) is not an executable program: \(Errno.current)")
         }
         guard object.pid > 1, object.pid <= UInt32(Int32.max), let process = VMProcess.current(Int32(object.pid)) else {
-            throw .invalid("VM '\(object.name)': process \(object.pid) does not exist; the pr plugin holds reservations for a running process")
+            throw .invalid(
+                "VM '\(object.name)': process \(object.pid) does not exist; the pr plugin holds reservations for a running process")
         }
         return (path, KeeperStore(dir: config.keeperDir), process)
     }

@@ -32,8 +32,9 @@ public struct TransportFactory {
             return ISCSITransport(url: url, pool: iscsiPool)
         case .devicePath(let path):
             if let socket = config.helperSocket {
-                return try PRHelperTransport(socketPath: socket, devicePath: path,
-                                             timeoutMilliseconds: config.timeoutMilliseconds)
+                return try PRHelperTransport(
+                    socketPath: socket, devicePath: path,
+                    timeoutMilliseconds: config.timeoutMilliseconds)
             }
             return try SGIOTransport(path: path)
         }

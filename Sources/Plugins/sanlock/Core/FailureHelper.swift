@@ -23,8 +23,10 @@ public struct FailureHelper: Sendable, Equatable {
     /// libvirt's helper: pauses or destroys the domain through libvirtd.
     /// libvirt installs it in its LIBEXECDIR: /usr/lib/libvirt on Debian,
     /// /usr/libexec on Fedora and RHEL.
-    public static let libvirtHelperCandidates = ["/usr/lib/libvirt/libvirt_sanlock_helper",
-                                                 "/usr/libexec/libvirt_sanlock_helper"]
+    public static let libvirtHelperCandidates = [
+        "/usr/lib/libvirt/libvirt_sanlock_helper",
+        "/usr/libexec/libvirt_sanlock_helper",
+    ]
     public static var libvirtHelper: String {
         libvirtHelperCandidates.first { access($0, X_OK) == 0 } ?? libvirtHelperCandidates[0]
     }
@@ -34,15 +36,18 @@ public struct FailureHelper: Sendable, Equatable {
     /// without libvirt, nil when unknown; `plugin` is the name it loads
     /// this plugin by: a pause releases the stopped process's leases
     /// through it, as libvirt does when it pauses a domain.
-    public static func make(action: FailureAction, object: LockObject, lockmgr: String?,
-                            plugin: String = "sanlock") throws(LockError) -> FailureHelper? {
+    public static func make(
+        action: FailureAction, object: LockObject, lockmgr: String?,
+        plugin: String = "sanlock"
+    ) throws(LockError) -> FailureHelper? {
         try checkSupported(action)
         guard action != .default else { return nil }
         let helper: FailureHelper
         if let uri = object.uri {
             // libvirt's helper takes: URI UUID ACTION.
-            helper = FailureHelper(path: libvirtHelper,
-                                   args: [uri, object.uuid.description, action.description].map(escape).joined(separator: " "))
+            helper = FailureHelper(
+                path: libvirtHelper,
+                args: [uri, object.uuid.description, action.description].map(escape).joined(separator: " "))
         } else {
             guard let lockmgr else {
                 throw .config("failure action '\(action)' needs the lockmgr tool: set failure_helper in the plugin config")

@@ -63,8 +63,10 @@ struct LeaseFiles {
     /// someone may already hold with a different file. Returns whether the
     /// file at `path` is the one we built (else someone else's, which may
     /// still be unfinished).
-    private func create(_ path: String, mode: mode_t, what: String, fixExisting: Bool,
-                        initialise: (String) throws(LockError) -> Void) throws(LockError) -> Bool {
+    private func create(
+        _ path: String, mode: mode_t, what: String, fixExisting: Bool,
+        initialise: (String) throws(LockError) -> Void
+    ) throws(LockError) -> Bool {
         var st = stat()
         if stat(path, &st) == 0 {
             if fixExisting { try fixOwnership(path, st) }

@@ -33,8 +33,10 @@ enum SanlockClient {
     /// or, with fd -1, on behalf of the registered process `pid`. A lease
     /// area found unfinished (someone else is still creating it) is handed
     /// to `awaitUnfinished`, and the acquire tried once more after it.
-    static func acquire(fd: Int32, pid: Int32, _ leases: [SanlockLease], owner: String,
-                        awaitUnfinished: () throws(LockError) -> Void = {}) throws(LockError) {
+    static func acquire(
+        fd: Int32, pid: Int32, _ leases: [SanlockLease], owner: String,
+        awaitUnfinished: () throws(LockError) -> Void = {}
+    ) throws(LockError) {
         guard !leases.isEmpty else { return }
         try withResources(leases) { resources, count throws(LockError) in
             var options = sanlk_options()
@@ -162,8 +164,11 @@ enum SanlockClient {
         for lease in leases {
             var flags: UInt32 = lease.shared ? UInt32(SANLK_RES_SHARED) : 0
             if lease.version != nil { flags |= UInt32(SANLK_RES_LVER) }
-            guard let res = csanlock_resource_new(lease.lockspace, lease.name, lease.path, lease.offset,
-                                                  flags, lease.version ?? 0) else {
+            guard
+                let res = csanlock_resource_new(
+                    lease.lockspace, lease.name, lease.path, lease.offset,
+                    flags, lease.version ?? 0)
+            else {
                 throw .internalError("cannot allocate a sanlock resource for \(lease)")
             }
             resources.append(res)

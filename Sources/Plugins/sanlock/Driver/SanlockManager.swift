@@ -50,7 +50,8 @@ final class SanlockManager: LockPluginManager {
 
     func acquire(state: String?, flags: AcquireFlags, action: FailureAction) throws(LockError) -> Int32? {
         if leases.isEmpty, let disk = unleasedDisks.first, config.requireLeaseForDisks {
-            throw .config("object '\(object.name)': read/write disk \(disk) has no lease and require_lease_for_disks is set (\(driver.configOrigin))")
+            throw .config(
+                "object '\(object.name)': read/write disk \(disk) has no lease and require_lease_for_disks is set (\(driver.configOrigin))")
         }
         // Everything is validated before anything is registered or taken.
         let wanted = try versioned(leases, by: state)
@@ -59,8 +60,9 @@ final class SanlockManager: LockPluginManager {
             try acquireOnBehalf(wanted, flags: flags)
             return nil
         }
-        let helper = try FailureHelper.make(action: action, object: object, lockmgr: driver.failureTool,
-                                            plugin: driver.pluginName)
+        let helper = try FailureHelper.make(
+            action: action, object: object, lockmgr: driver.failureTool,
+            plugin: driver.pluginName)
         if let helper { try checkExecutable(helper.path) }
 
         let fd = try SanlockClient.register()

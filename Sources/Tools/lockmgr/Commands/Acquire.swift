@@ -18,14 +18,18 @@ struct Acquire: ParsableCommand {
 
     func run() throws {
         try reportingErrors(json: host.json) { () throws(LockError) in
-            let manager = try openManager(host, object: object.object(defaultPid: UInt32(getpid())),
-                                          resources: resources.resources)
+            let manager = try openManager(
+                host, object: object.object(defaultPid: UInt32(getpid())),
+                resources: resources.resources)
             let fd = try manager.acquire(state: acquire.state, flags: acquire.flags, action: acquire.failureAction)
             // The state of what is now held, for a later migration or resume.
             let state = acquire.flags.contains(.registerOnly) ? nil : try manager.inquire()
             if host.json {
-                print(JSON.object([("acquired", .array(manager.resources.map(\.json))),
-                                   ("fd", .number(fd.map(Int64.init))), ("state", .string(state))]).text)
+                print(
+                    JSON.object([
+                        ("acquired", .array(manager.resources.map(\.json))),
+                        ("fd", .number(fd.map(Int64.init))), ("state", .string(state)),
+                    ]).text)
             } else if let state {
                 print(state)
             }

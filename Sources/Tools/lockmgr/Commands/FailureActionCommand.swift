@@ -75,8 +75,9 @@ struct FailureActionCommand: ParsableCommand {
             // and the plugin's setup (sanlock joining its disk lockspace)
             // could block or fail exactly when leases are being lost.
             let settings = try host.settings()
-            let plugin = try LockPlugin.load(name: settings.lockManager, pluginDir: settings.pluginDir, configFile: nil,
-                                             callTimeout: settings.callTimeout)
+            let plugin = try LockPlugin.load(
+                name: settings.lockManager, pluginDir: settings.pluginDir, configFile: nil,
+                callTimeout: settings.callTimeout)
             let object = LockObject(uuid: noUUID, name: name ?? "pid \(pid)", pid: UInt32(pid))
             let state = try plugin.makeManager(for: object, flags: []).release(flags: .allHeld)
             report("\(who) paused; released through \(plugin.name): \(state ?? "nothing was held")")

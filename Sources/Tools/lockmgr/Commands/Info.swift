@@ -24,11 +24,12 @@ struct Info: ParsableCommand {
             }
             let flagNames = loaded.flags.contains(.usesState) ? ["USES_STATE"] : []
             if host.json {
-                print(JSON.object([
-                    ("name", .string(loaded.name)), ("path", .string(loaded.path)),
-                    ("version", .string(loaded.version.description)), ("versionCode", .number(Int64(loaded.version.rawValue))),
-                    ("flags", .array(flagNames.map { .string($0) })), ("config", .string(loaded.configFile)),
-                ]).text)
+                print(
+                    JSON.object([
+                        ("name", .string(loaded.name)), ("path", .string(loaded.path)),
+                        ("version", .string(loaded.version.description)), ("versionCode", .number(Int64(loaded.version.rawValue))),
+                        ("flags", .array(flagNames.map { .string($0) })), ("config", .string(loaded.configFile)),
+                    ]).text)
             } else {
                 print("plugin:  \(loaded.name)")
                 print("path:    \(loaded.path)")

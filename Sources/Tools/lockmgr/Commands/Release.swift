@@ -30,11 +30,14 @@ struct Inquire: ParsableCommand {
 
 /// Runs a state-returning operation on a fresh manager and prints the state
 /// alone on stdout (nothing when there is none), so `state=$(lockmgr release ...)` works.
-func printingState(_ host: HostOptions, _ object: ObjectOptions, _ resources: ResourceOptions,
-                   _ operation: (LockManager) throws(LockError) -> String?) throws {
+func printingState(
+    _ host: HostOptions, _ object: ObjectOptions, _ resources: ResourceOptions,
+    _ operation: (LockManager) throws(LockError) -> String?
+) throws {
     try reportingErrors(json: host.json) { () throws(LockError) in
-        let manager = try openManager(host, object: object.object(defaultPid: UInt32(getpid())),
-                                      resources: resources.resources)
+        let manager = try openManager(
+            host, object: object.object(defaultPid: UInt32(getpid())),
+            resources: resources.resources)
         let state = try operation(manager)
         if host.json {
             print(JSON.object([("state", .string(state))]).text)

@@ -33,8 +33,10 @@ public struct KeeperRecord: Sendable, Equatable {
     /// disappearance is no loss.
     public var releasing: [String] = []
 
-    public init(vm: UUIDBytes, name: String, pid: Int32, startTime: UInt64, action: FailureAction,
-                uri: String?, configFile: String?, resources: [PRResource]) {
+    public init(
+        vm: UUIDBytes, name: String, pid: Int32, startTime: UInt64, action: FailureAction,
+        uri: String?, configFile: String?, resources: [PRResource]
+    ) {
         self.vm = vm
         self.name = name
         self.pid = pid
@@ -108,8 +110,9 @@ public struct KeeperRecord: Sendable, Equatable {
         guard let vm, let pid, pid > 0, let start, let action else {
             throw Self.bad(origin, lines.count, "uuid, pid, start and action are required")
         }
-        self.init(vm: vm, name: name, pid: pid, startTime: start, action: action, uri: uri, configFile: config,
-                  resources: resources)
+        self.init(
+            vm: vm, name: name, pid: pid, startTime: start, action: action, uri: uri, configFile: config,
+            resources: resources)
         self.releasing = releasing
     }
 
@@ -120,7 +123,9 @@ public struct KeeperRecord: Sendable, Equatable {
         do {
             return try PRState.unescape(value, field: line)
         } catch {
-            throw bad(origin, line, "'\(value)' is not %-escaped as the plugin writes values (upper-case %XX for every byte but letters, digits and -._~/:@+)")
+            throw bad(
+                origin, line,
+                "'\(value)' is not %-escaped as the plugin writes values (upper-case %XX for every byte but letters, digits and -._~/:@+)")
         }
     }
 

@@ -50,7 +50,7 @@ public struct KeeperStore: Sendable {
             let before = record
             let result: R
             do { result = try body(&record) } catch {
-                if before == nil { unlink(path) }    // created by this open: leave nothing behind
+                if before == nil { unlink(path) }  // created by this open: leave nothing behind
                 throw error
             }
             if record != before {
@@ -60,7 +60,7 @@ public struct KeeperStore: Sendable {
                     throw .backend("cannot remove keeper record \(path): \(Errno.current)")
                 }
             } else if record == nil {
-                unlink(path)    // created by this open: leave nothing behind
+                unlink(path)  // created by this open: leave nothing behind
             }
             return result
         }
@@ -104,7 +104,8 @@ public struct KeeperStore: Sendable {
             return nil
         }
         guard case let text = (try? Self.readAll(fd, pidPath(vm))) ?? "",
-              let pid = Int32(text.filter { !$0.isWhitespace }) else { return nil }
+            let pid = Int32(text.filter { !$0.isWhitespace })
+        else { return nil }
         return pid
     }
 

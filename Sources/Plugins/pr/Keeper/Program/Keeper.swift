@@ -127,30 +127,33 @@ final class Keeper {
     }
 
     func exitIfNoRecord() {
-        leave(try? store.update(vm) { (record: inout KeeperRecord?) throws(LockError) -> String? in
-            record == nil ? stepDown("\(who): nothing left to watch; keeper exits") : nil
-        })
+        leave(
+            try? store.update(vm) { (record: inout KeeperRecord?) throws(LockError) -> String? in
+                record == nil ? stepDown("\(who): nothing left to watch; keeper exits") : nil
+            })
     }
 
     /// The VM's process is gone: give back what it held (never anyone
     /// else's reservation), drop the record, exit.
     func releaseAfterExit(_ process: VMProcess) {
         do {
-            leave(try store.update(vm) { (record: inout KeeperRecord?) throws(LockError) -> String? in
-                guard let r = record else { return stepDown("\(who): nothing left to watch; keeper exits") }
-                // A new process of the VM took over the record meanwhile.
-                guard r.pid == process.pid, r.startTime == process.startTime, !process.isAlive else { return nil }
-                let config = try loadConfig(r)
-                let factory = TransportFactory(config: config)
-                defer { factory.closeAll() }
-                let locker = try PRLocker(config: config, vm: vm) { resource throws(LockError) in try factory.transport(for: resource) }
-                let state = try locker.release(r.resources)
-                let released = state.entries.map(\.resource)
-                let left = r.resources.map(\.name).filter { !released.contains($0) }
-                record = nil
-                return stepDown("\(describe(r)) exited; released \(released.isEmpty ? "nothing (nothing held any more)" : released.joined(separator: ", "))"
-                      + (left.isEmpty ? "" : "; not held by this host any more, left alone: \(left.joined(separator: ", "))"))
-            })
+            leave(
+                try store.update(vm) { (record: inout KeeperRecord?) throws(LockError) -> String? in
+                    guard let r = record else { return stepDown("\(who): nothing left to watch; keeper exits") }
+                    // A new process of the VM took over the record meanwhile.
+                    guard r.pid == process.pid, r.startTime == process.startTime, !process.isAlive else { return nil }
+                    let config = try loadConfig(r)
+                    let factory = TransportFactory(config: config)
+                    defer { factory.closeAll() }
+                    let locker = try PRLocker(config: config, vm: vm) { resource throws(LockError) in try factory.transport(for: resource) }
+                    let state = try locker.release(r.resources)
+                    let released = state.entries.map(\.resource)
+                    let left = r.resources.map(\.name).filter { !released.contains($0) }
+                    record = nil
+                    return stepDown(
+                        "\(describe(r)) exited; released \(released.isEmpty ? "nothing (nothing held any more)" : released.joined(separator: ", "))"
+                            + (left.isEmpty ? "" : "; not held by this host any more, left alone: \(left.joined(separator: ", "))"))
+                })
         } catch {
             note("\(who) exited but releasing its reservations failed (retrying): \(error.message)")
         }
@@ -161,8 +164,9 @@ final class Keeper {
     func look(_ r: PRResource, config: PRConfig) -> KeeperVerdict? {
         guard let reader else { return nil }
         do {
-            let device = PRDevice(transport: try reader.factory.transport(for: r),
-                                  timeoutMilliseconds: config.timeoutMilliseconds)
+            let device = PRDevice(
+                transport: try reader.factory.transport(for: r),
+                timeoutMilliseconds: config.timeoutMilliseconds)
             let view = PRView(reservation: try device.readReservation().reservation, keys: try device.readKeys().keys)
             let me = PRKey.holder(mode: r.mode, vm: vm, host: try config.requireHostPart())
             return KeeperVerdict.judge(r, myKey: me, view: view)
@@ -199,8 +203,10 @@ final class Keeper {
                     case .held?, nil:
                         continue
                     case .handedOver(let key)?:
-                        report("\(describe(r)): \(s.name) handed over to key \(key) (VM part \(PRDecision.hex(key.vmPart)), host part \(PRDecision.hex(key.hostPart))): a migration, no failure action", priority: .info)
-                    case .lost?  where r.releasing.contains(s.name):
+                        report(
+                            "\(describe(r)): \(s.name) handed over to key \(key) (VM part \(PRDecision.hex(key.vmPart)), host part \(PRDecision.hex(key.hostPart))): a migration, no failure action",
+                            priority: .info)
+                    case .lost? where r.releasing.contains(s.name):
                         report("\(describe(r)): \(s.name) is no longer held, as the failed release call asked", priority: .info)
                     case .lost(let why)?:
                         lost.append("\(s.name): \(why)")
@@ -212,7 +218,7 @@ final class Keeper {
                 return record == nil ? stepDown("\(describe(r)): nothing left to watch; keeper exits") : nil
             }
             if why != nil {
-                actOnLoss()   // before leave(): exit(0) skips the defer
+                actOnLoss()  // before leave(): exit(0) skips the defer
                 leave(why)
             }
         } catch {

@@ -48,10 +48,12 @@ public struct PRConfig: Sendable, Equatable {
         self.hostPart = hostPart ?? iscsiInitiator.map(PRKey.hostPart(ofIdentity:))
     }
 
-    static let known: Set<String> = ["iscsi_initiator", "host_id", "exclusive_type", "shared_type",
-                                     "timeout_ms", "pr_helper_socket", "command_log",
-                                     "keeper", "keeper_dir", "keeper_path", "keeper_interval_ms",
-                                     "guest_reservations"]
+    static let known: Set<String> = [
+        "iscsi_initiator", "host_id", "exclusive_type", "shared_type",
+        "timeout_ms", "pr_helper_socket", "command_log",
+        "keeper", "keeper_dir", "keeper_path", "keeper_interval_ms",
+        "guest_reservations",
+    ]
 
     /// The settings of `conf`; `systemInitiator` (open-iscsi's name) and
     /// `machineID` are this host's identities, read by the caller
@@ -61,7 +63,8 @@ public struct PRConfig: Sendable, Equatable {
         origin = conf.origin
         if let name = try conf.string("iscsi_initiator") {
             guard Self.isValidInitiator(name) else {
-                throw .config("\(conf.location(of: "iscsi_initiator")): 'iscsi_initiator' must be an iqn. or eui. name without spaces, not '\(name)'")
+                throw .config(
+                    "\(conf.location(of: "iscsi_initiator")): 'iscsi_initiator' must be an iqn. or eui. name without spaces, not '\(name)'")
             }
             iscsiInitiator = name
         } else {
@@ -76,13 +79,17 @@ public struct PRConfig: Sendable, Equatable {
         }
         if let t = try Self.type(conf, "exclusive_type") {
             guard !t.isAllRegistrants else {
-                throw .config("\(conf.location(of: "exclusive_type")): 'exclusive_type' cannot be the all-registrants type '\(t)': it would not fence other hosts")
+                throw .config(
+                    "\(conf.location(of: "exclusive_type")): 'exclusive_type' cannot be the all-registrants type '\(t)': it would not fence other hosts"
+                )
             }
             exclusiveType = t
         }
         if let t = try Self.type(conf, "shared_type") {
             guard t.isAllRegistrants else {
-                throw .config("\(conf.location(of: "shared_type")): 'shared_type' must be an all-registrants type (write-exclusive-all-registrants or exclusive-access-all-registrants), not '\(t)'")
+                throw .config(
+                    "\(conf.location(of: "shared_type")): 'shared_type' must be an all-registrants type (write-exclusive-all-registrants or exclusive-access-all-registrants), not '\(t)'"
+                )
             }
             sharedType = t
         }
@@ -95,7 +102,9 @@ public struct PRConfig: Sendable, Equatable {
         if let ms = try conf.integer("keeper_interval_ms", in: 20...60_000) { keeperIntervalMilliseconds = UInt32(ms) }
         for disk in try conf.stringList("guest_reservations") ?? [] {
             guard disk.hasPrefix("/") || disk.hasPrefix(ISCSIURL.scheme) else {
-                throw .config("\(conf.location(of: "guest_reservations")): 'guest_reservations' lists disks as libvirt names them (absolute paths or iscsi:// URLs), not '\(disk)'")
+                throw .config(
+                    "\(conf.location(of: "guest_reservations")): 'guest_reservations' lists disks as libvirt names them (absolute paths or iscsi:// URLs), not '\(disk)'"
+                )
             }
             guestReservations.insert(disk)
         }
@@ -104,7 +113,9 @@ public struct PRConfig: Sendable, Equatable {
     /// The host part of our keys, or a configuration error saying how to set it.
     public func requireHostPart() throws(LockError) -> UInt32 {
         guard let hostPart else {
-            throw .config("\(origin): no host identity: set 'host_id' or 'iscsi_initiator' (no /etc/iscsi/initiatorname.iscsi or /etc/machine-id found)")
+            throw .config(
+                "\(origin): no host identity: set 'host_id' or 'iscsi_initiator' (no /etc/iscsi/initiatorname.iscsi or /etc/machine-id found)"
+            )
         }
         return hostPart
     }

@@ -19,8 +19,10 @@ public enum KeeperVerdict: Sendable, Equatable {
         let holderKey = PRKey(rawValue: holder.key)
         if resource.mode == .shared {
             if holder.type.isAllRegistrants && registered { return .held }
-            return .lost(registered ? "now reserved by key \(holderKey) (\(holder.type))"
-                                    : "this host's shared key \(myKey) is no longer registered")
+            return .lost(
+                registered
+                    ? "now reserved by key \(holderKey) (\(holder.type))"
+                    : "this host's shared key \(myKey) is no longer registered")
         }
         if holderKey == myKey && !holder.type.isAllRegistrants { return .held }
         if holderKey.vmPart == myKey.vmPart && holderKey.hostPart != myKey.hostPart { return .handedOver(to: holderKey) }

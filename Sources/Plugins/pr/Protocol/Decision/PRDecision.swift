@@ -46,9 +46,11 @@ public enum PRDecision {
     /// supplied at all. Throws `.conflict` naming the holder; never decides
     /// to preempt a key that is neither ours nor, with a state, the same
     /// VM's migration peer.
-    public static func acquire(resource: String, mode: AccessMode, myKey: PRKey, view: PRView,
-                               exclusiveType: ReservationType, sharedType: ReservationType,
-                               stateEntry: PRState.Entry?, hasState: Bool) throws(LockError) -> PRStep {
+    public static func acquire(
+        resource: String, mode: AccessMode, myKey: PRKey, view: PRView,
+        exclusiveType: ReservationType, sharedType: ReservationType,
+        stateEntry: PRState.Entry?, hasState: Bool
+    ) throws(LockError) -> PRStep {
         let stale = hasState ? "the state string is stale: " : ""
         guard let holder = view.reservation else {
             // Registrations without a reservation: ours, or of the same VM
@@ -59,7 +61,9 @@ public enum PRDecision {
                 k != myKey && !(mode == .shared && k.isShared) && !(mode == .exclusive && k.vmPart == myKey.vmPart)
             }
             if let other = foreign.first {
-                throw .conflict("\(resource): not reserved, but key \(other) (\(describe(other))) is registered: another host may be acquiring it; refusing")
+                throw .conflict(
+                    "\(resource): not reserved, but key \(other) (\(describe(other))) is registered: another host may be acquiring it; refusing"
+                )
             }
             if mode == .shared { return .reserve(sharedType) }
             var peers: [PRKey] = []
@@ -76,35 +80,46 @@ public enum PRDecision {
             return view.keys.contains(myKey.rawValue) ? .alreadyShared : .joinShared
         }
         guard mode == .exclusive else {
-            throw .conflict("\(resource): \(stale)held exclusively (\(holder.type)) by key \(holderKey) (\(describe(holderKey))); a shared acquire is refused")
+            throw .conflict(
+                "\(resource): \(stale)held exclusively (\(holder.type)) by key \(holderKey) (\(describe(holderKey))); a shared acquire is refused"
+            )
         }
         if holderKey == myKey { return .reclaim(holder.type) }
         guard holderKey.vmPart == myKey.vmPart else {
             // Our shared keys only ever hold all-registrants reservations:
             // this holder is not one of our VMs.
             if holderKey.isShared {
-                throw .conflict("\(resource): \(stale)reserved (\(holder.type)) by key \(holderKey), which no VM of this plugin uses: another user of the LU, such as a guest's own PR cluster (if so, list the disk in guest_reservations)")
+                throw .conflict(
+                    "\(resource): \(stale)reserved (\(holder.type)) by key \(holderKey), which no VM of this plugin uses: another user of the LU, such as a guest's own PR cluster (if so, list the disk in guest_reservations)"
+                )
             }
             throw .conflict("\(resource): \(stale)held by key \(holderKey) (\(describe(holderKey))), another VM")
         }
         // The same VM holds it from another host.
         guard hasState else {
-            throw .conflict("\(resource): this VM already holds it from another host (key \(holderKey), host part \(hex(holderKey.hostPart))); refusing a double start without a state string (if that host is down, pr-tool clear-host --host-is-dead frees its reservations)")
+            throw .conflict(
+                "\(resource): this VM already holds it from another host (key \(holderKey), host part \(hex(holderKey.hostPart))); refusing a double start without a state string (if that host is down, pr-tool clear-host --host-is-dead frees its reservations)"
+            )
         }
         guard let entry = stateEntry else {
-            throw .conflict("\(resource): the state string does not cover this resource, which this VM holds from another host (key \(holderKey)); refusing")
+            throw .conflict(
+                "\(resource): the state string does not cover this resource, which this VM holds from another host (key \(holderKey)); refusing"
+            )
         }
         // Destination: the holder must be the host the state came from.
         // Source rolling back (the state names our own key): the holder is
         // the migration peer, whichever host that is.
         guard holderKey == entry.key || entry.key == myKey else {
-            throw .conflict("\(resource): the state string is stale: it names key \(entry.key) but key \(holderKey) now holds the reservation; refusing")
+            throw .conflict(
+                "\(resource): the state string is stale: it names key \(entry.key) but key \(holderKey) now holds the reservation; refusing"
+            )
         }
         return .takeover(from: holderKey, holder.type)
     }
 
     static func describe(_ k: PRKey) -> String {
-        k.isShared ? "shared user on host part \(hex(k.hostPart))"
+        k.isShared
+            ? "shared user on host part \(hex(k.hostPart))"
             : "VM part \(hex(k.vmPart)), host part \(hex(k.hostPart))"
     }
 

@@ -14,8 +14,10 @@ public final class PRLocker {
 
     /// `open` makes the transport for a resource (normally
     /// `TransportFactory.transport(for:)`; tests wrap it).
-    public init(config: PRConfig, vm: UUIDBytes,
-                open: @escaping (PRResource) throws(LockError) -> SCSITransport) throws(LockError) {
+    public init(
+        config: PRConfig, vm: UUIDBytes,
+        open: @escaping (PRResource) throws(LockError) -> SCSITransport
+    ) throws(LockError) {
         self.config = config
         self.vm = vm
         self.hostPart = try config.requireHostPart()
@@ -84,7 +86,9 @@ public final class PRLocker {
                     case .reserve, .joinShared:
                         do { try releaseOne(taken) } catch { notes.append(error.message) }
                     case .takeover:
-                        if taken.name != r.name || (try? view(of: device(taken))).map({ holds($0, key: key(for: taken.mode), mode: taken.mode) }) == true {
+                        if taken.name != r.name
+                            || (try? view(of: device(taken))).map({ holds($0, key: key(for: taken.mode), mode: taken.mode) }) == true
+                        {
                             keptFromPeer.append(taken.name)
                         }
                     case .reclaim, .alreadyShared:
@@ -92,8 +96,11 @@ public final class PRLocker {
                     }
                 }
                 let undo = notes.isEmpty ? "" : "; giving back what was taken also failed: " + notes.joined(separator: "; ")
-                let kept = keptFromPeer.isEmpty ? "" : "; taken over from the migration peer and kept with this host's key "
-                    + "(the peer takes them back by acquiring with its own state): " + keptFromPeer.joined(separator: ", ")
+                let kept =
+                    keptFromPeer.isEmpty
+                    ? ""
+                    : "; taken over from the migration peer and kept with this host's key "
+                        + "(the peer takes them back by acquiring with its own state): " + keptFromPeer.joined(separator: ", ")
                 throw LockError(error.kind, error.message + undo + kept)
             }
         }
@@ -107,9 +114,10 @@ public final class PRLocker {
 
     func decide(_ r: PRResource, state: PRState?) throws(LockError) -> PRStep {
         let d = try device(r)
-        return try PRDecision.acquire(resource: r.name, mode: r.mode, myKey: key(for: r.mode), view: view(of: d),
-                                      exclusiveType: config.exclusiveType, sharedType: config.sharedType,
-                                      stateEntry: state?.entry(for: r.name), hasState: state != nil)
+        return try PRDecision.acquire(
+            resource: r.name, mode: r.mode, myKey: key(for: r.mode), view: view(of: d),
+            exclusiveType: config.exclusiveType, sharedType: config.sharedType,
+            stateEntry: state?.entry(for: r.name), hasState: state != nil)
     }
 
     /// Carries out `step`. If a PR OUT meets a conflict or the device
@@ -146,7 +154,9 @@ public final class PRLocker {
                 }
             case .takeover(let holder, let type):
                 ok = try register()
-                if ok && !d.sawReservationChange { ok = try d.prOut(.preempt, type: type, key: me.rawValue, serviceActionKey: holder.rawValue) }
+                if ok && !d.sawReservationChange {
+                    ok = try d.prOut(.preempt, type: type, key: me.rawValue, serviceActionKey: holder.rawValue)
+                }
             case .joinShared:
                 ok = try register()
             case .alreadyShared:
@@ -173,9 +183,10 @@ public final class PRLocker {
             }
             guard attempt == 0 else { break }
             do {
-                step = try PRDecision.acquire(resource: r.name, mode: r.mode, myKey: me, view: v,
-                                              exclusiveType: config.exclusiveType, sharedType: config.sharedType,
-                                              stateEntry: state?.entry(for: r.name), hasState: state != nil)
+                step = try PRDecision.acquire(
+                    resource: r.name, mode: r.mode, myKey: me, view: v,
+                    exclusiveType: config.exclusiveType, sharedType: config.sharedType,
+                    stateEntry: state?.entry(for: r.name), hasState: state != nil)
             } catch {
                 try? dropRegistration(d, key: me)
                 throw error
@@ -258,8 +269,9 @@ public final class PRLocker {
             guard ok else { throw .conflict("\(d.name): RESERVATION CONFLICT while \(what)") }
         }
         try expect(d.prOut(.registerAndIgnore, key: 0, serviceActionKey: key.rawValue), "registering key \(key) to drop it")
-        try expect(d.prOut(.preempt, type: type, key: key.rawValue, serviceActionKey: key.rawValue),
-                   "dropping the other registrations of key \(key)")
+        try expect(
+            d.prOut(.preempt, type: type, key: key.rawValue, serviceActionKey: key.rawValue),
+            "dropping the other registrations of key \(key)")
         try expect(d.prOut(.register, key: key.rawValue, serviceActionKey: 0), "unregistering key \(key)")
         guard try !d.readKeys().keys.contains(key.rawValue) else {
             throw .backend("\(d.name): key \(key) is still registered after dropping it")

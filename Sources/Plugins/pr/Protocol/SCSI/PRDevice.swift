@@ -36,8 +36,9 @@ public final class PRDevice {
             attentions.append(ua)
             if ua.invalidatesReservationView { sawReservationChange = true }
             guard attentions.count < Self.maxAttentions else {
-                throw .backend("\(name): \(command.name) kept failing with unit attentions: "
-                               + attentions.map(\.description).joined(separator: ", "))
+                throw .backend(
+                    "\(name): \(command.name) kept failing with unit attentions: "
+                        + attentions.map(\.description).joined(separator: ", "))
             }
         }
     }
@@ -67,8 +68,10 @@ public final class PRDevice {
     /// Sends a PR OUT and returns whether it succeeded or hit a conflict;
     /// every other answer is an error naming the device and the command.
     @discardableResult
-    public func prOut(_ action: PROutAction, type: ReservationType? = nil, key: UInt64,
-                      serviceActionKey: UInt64 = 0) throws(LockError) -> Bool {
+    public func prOut(
+        _ action: PROutAction, type: ReservationType? = nil, key: UInt64,
+        serviceActionKey: UInt64 = 0
+    ) throws(LockError) -> Bool {
         let command = SCSICommand.prOut(action, type: type, key: key, serviceActionKey: serviceActionKey)
         switch try execute(command) {
         case .good: return true

@@ -68,7 +68,7 @@ public struct PRState: Sendable, Equatable {
     static func isPlain(_ c: UInt8) -> Bool {
         switch c {
         case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-             UInt8(ascii: "0")...UInt8(ascii: "9"):
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
             return true
         default:
             return Array("-._~/:@+".utf8).contains(c)
@@ -96,8 +96,11 @@ public struct PRState: Sendable, Equatable {
         guard bytes.count <= Self.maxLength else {
             throw Self.bad("it is \(bytes.count) bytes long, more than the limit of \(Self.maxLength)")
         }
-        for (i, c) in bytes.enumerated() where !(Self.isPlain(c) || c == UInt8(ascii: "%") || c == UInt8(ascii: ";")
-                                                  || c == UInt8(ascii: ",") || c == UInt8(ascii: "=")) {
+        for (i, c) in bytes.enumerated()
+        where
+            !(Self.isPlain(c) || c == UInt8(ascii: "%") || c == UInt8(ascii: ";")
+            || c == UInt8(ascii: ",") || c == UInt8(ascii: "="))
+        {
             throw Self.bad("byte \(i) (0x\(Hex.byte(c))) is not allowed in a state string")
         }
         let fields = text.split(separator: ";", omittingEmptySubsequences: false).map(String.init)
@@ -121,7 +124,8 @@ public struct PRState: Sendable, Equatable {
             let parts = field.dropFirst(2).split(separator: ",", omittingEmptySubsequences: false).map(String.init)
             guard parts.count == 3 else { throw Self.bad("resource field \(i + 1) must be key,type,name") }
             guard parts[0].utf8.count == 16, parts[0].utf8.allSatisfy(Self.isLowerHex),
-                  let raw = UInt64(parts[0], radix: 16), raw != 0 else {
+                let raw = UInt64(parts[0], radix: 16), raw != 0
+            else {
                 throw Self.bad("resource field \(i + 1): key '\(parts[0])' is not 16 lower-case hex digits, non-zero")
             }
             guard let t = UInt8(parts[1]), let type = ReservationType(rawValue: t), parts[1].utf8.count == 1 else {
@@ -150,7 +154,8 @@ public struct PRState: Sendable, Equatable {
         while let c = it.next() {
             if c == UInt8(ascii: "%") {
                 guard let h = it.next(), let l = it.next(), isUpperHex(h), isUpperHex(l),
-                      let hv = Hex.value(of: h), let lv = Hex.value(of: l) else {
+                    let hv = Hex.value(of: h), let lv = Hex.value(of: l)
+                else {
                     throw bad("resource field \(field): broken %-escape in the name (two upper-case hex digits after %)")
                 }
                 let v = hv << 4 | lv

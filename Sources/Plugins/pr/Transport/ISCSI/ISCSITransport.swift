@@ -1,7 +1,6 @@
+import CISCSI
 import LockDriver
 import PRProtocol
-
-import CISCSI
 
 /// iSCSI logins shared by the transports of one operation. A target sees
 /// one initiator port per IQN + ISID; a second login with the same pair
@@ -27,8 +26,9 @@ public final class ISCSISessionPool {
         if let s = sessions[id] { return s }
         var err = [CChar](repeating: 0, count: 256)
         let opened = err.withUnsafeMutableBufferPointer { buf in
-            lockmgr_iscsi_open(initiator, url.portal, url.target, isidQualifier,
-                               Int32(clamping: timeoutMilliseconds), buf.baseAddress, buf.count)
+            lockmgr_iscsi_open(
+                initiator, url.portal, url.target, isidQualifier,
+                Int32(clamping: timeoutMilliseconds), buf.baseAddress, buf.count)
         }
         guard let opened else {
             throw .backend("\(url): iSCSI login to \(url.target) at \(url.portal) as \(initiator) failed: \(Self.text(err))")
@@ -80,9 +80,10 @@ public final class ISCSITransport: SCSITransport {
         let rc = command.cdb.withUnsafeBufferPointer { c in
             buffer.withUnsafeMutableBufferPointer { b in
                 err.withUnsafeMutableBufferPointer { e in
-                    lockmgr_iscsi_command(session, url.addressedLUN, c.baseAddress, c.count, dir,
-                                          b.baseAddress, bufferCount, Int32(clamping: timeoutMilliseconds),
-                                          &result, e.baseAddress, e.count)
+                    lockmgr_iscsi_command(
+                        session, url.addressedLUN, c.baseAddress, c.count, dir,
+                        b.baseAddress, bufferCount, Int32(clamping: timeoutMilliseconds),
+                        &result, e.baseAddress, e.count)
                 }
             }
         }

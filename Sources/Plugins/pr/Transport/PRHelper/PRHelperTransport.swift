@@ -73,7 +73,9 @@ public final class PRHelperTransport: SCSITransport, @unchecked Sendable {
         switch (command, command.direction) {
         case (.prIn, .fromDevice(let allocationLength)):
             guard allocationLength <= PRHelperWire.maxDataSize else {
-                throw .invalid("\(device.path): qemu-pr-helper takes PR IN allocation lengths up to \(PRHelperWire.maxDataSize) bytes, not \(allocationLength)")
+                throw .invalid(
+                    "\(device.path): qemu-pr-helper takes PR IN allocation lengths up to \(PRHelperWire.maxDataSize) bytes, not \(allocationLength)"
+                )
             }
             return Request(parameterList: [], allocationLength: allocationLength)
         case (.prOut, .toDevice(let parameters)):
@@ -102,8 +104,10 @@ public final class PRHelperTransport: SCSITransport, @unchecked Sendable {
         }
     }
 
-    private func exchange(on live: UnixSocketConnection, cdb: [UInt8], request: Request,
-                          deadline: Deadline, timeout: UInt32) throws(LockError) -> SCSIResponse {
+    private func exchange(
+        on live: UnixSocketConnection, cdb: [UInt8], request: Request,
+        deadline: Deadline, timeout: UInt32
+    ) throws(LockError) -> SCSIResponse {
         let action = "command \(Hex.literal(cdb[0]))"
         let headerBytes = try socketIO(action, timeout: timeout) { () throws(SocketFailure) in
             try live.writeAll(PRHelperWire.paddedCDB(cdb), passing: device.fd, deadline: deadline)
@@ -134,7 +138,9 @@ public final class PRHelperTransport: SCSITransport, @unchecked Sendable {
         case .invalidStatus(let status):
             return .backend("\(peer) sent an invalid SCSI status \(status) for \(device.path)")
         case .payloadTooLarge(let size, let allocationLength):
-            return .backend("\(peer) announced a \(size)-byte payload for \(device.path), more than the allocation length \(allocationLength) of command \(Hex.literal(opcode))")
+            return .backend(
+                "\(peer) announced a \(size)-byte payload for \(device.path), more than the allocation length \(allocationLength) of command \(Hex.literal(opcode))"
+            )
         case .payloadWithStatus(let status):
             return .backend("\(peer) sent a payload with SCSI status \(Hex.literal(status)) for \(device.path)")
         }

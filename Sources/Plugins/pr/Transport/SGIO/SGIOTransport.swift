@@ -93,7 +93,9 @@ public final class SGIOTransport: SCSITransport, @unchecked Sendable {
             // a driver bug, and no byte count derived from it can be trusted.
             let notTransferred = Int(header.resid)
             guard (0...dataBuffer.count).contains(notTransferred) else {
-                throw .backend("\(device.path): SG_IO reported resid \(notTransferred) for a \(dataBuffer.count)-byte buffer (command \(Hex.literal(opcode)))")
+                throw .backend(
+                    "\(device.path): SG_IO reported resid \(notTransferred) for a \(dataBuffer.count)-byte buffer (command \(Hex.literal(opcode)))"
+                )
             }
             let transferred = dataBuffer.count - notTransferred
             let senseLength = min(Int(header.sb_len_wr), sense.count)
@@ -106,9 +108,11 @@ public final class SGIOTransport: SCSITransport, @unchecked Sendable {
     private func ioctlError(_ error: Errno, opcode: UInt8) -> LockError {
         switch error.code {
         case EPERM, EACCES:
-            return .backend("\(device.path): SG_IO refused for command \(Hex.literal(opcode)) (\(error)); persistent reservations need CAP_SYS_RAWIO")
+            return .backend(
+                "\(device.path): SG_IO refused for command \(Hex.literal(opcode)) (\(error)); persistent reservations need CAP_SYS_RAWIO")
         case EINTR:
-            return .backend("\(device.path): SG_IO for command \(Hex.literal(opcode)) was interrupted; its outcome on the device is unknown")
+            return .backend(
+                "\(device.path): SG_IO for command \(Hex.literal(opcode)) was interrupted; its outcome on the device is unknown")
         default:
             return .backend("\(device.path): SG_IO failed for command \(Hex.literal(opcode)): \(error)")
         }
@@ -120,14 +124,20 @@ public final class SGIOTransport: SCSITransport, @unchecked Sendable {
         let host = header.host_status
         let driver = header.driver_status
         if host == SGIOStatus.hostTimeout || driver & 0x0f == SGIOStatus.driverTimeout {
-            throw .backend("\(device.path): command \(Hex.literal(opcode)) timed out after \(timeoutMilliseconds) ms (host status \(SGIOStatus.hostName(host)), driver status \(SGIOStatus.driverName(driver)))")
+            throw .backend(
+                "\(device.path): command \(Hex.literal(opcode)) timed out after \(timeoutMilliseconds) ms (host status \(SGIOStatus.hostName(host)), driver status \(SGIOStatus.driverName(driver)))"
+            )
         }
         if host != 0 {
-            throw .backend("\(device.path): command \(Hex.literal(opcode)) was not delivered: host status \(Hex.literal(UInt8(truncatingIfNeeded: host))) (\(SGIOStatus.hostName(host)))")
+            throw .backend(
+                "\(device.path): command \(Hex.literal(opcode)) was not delivered: host status \(Hex.literal(UInt8(truncatingIfNeeded: host))) (\(SGIOStatus.hostName(host)))"
+            )
         }
         let driverCode = driver & 0x0f
         if driverCode != 0 && driverCode != SGIOStatus.driverSense {
-            throw .backend("\(device.path): command \(Hex.literal(opcode)) failed in the driver: driver status \(Hex.literal(UInt8(truncatingIfNeeded: driver))) (\(SGIOStatus.driverName(driver)))")
+            throw .backend(
+                "\(device.path): command \(Hex.literal(opcode)) failed in the driver: driver status \(Hex.literal(UInt8(truncatingIfNeeded: driver))) (\(SGIOStatus.driverName(driver)))"
+            )
         }
     }
 }
