@@ -147,3 +147,42 @@ time.sleep(100000)' "$1" > /tmp/image-lock.log 2>&1 &
 }
 
 keeper_log() { cat /run/lockmgr/pr/keeper.log 2>/dev/null; }
+
+# The lab's multipath map /dev/mapper/lab-mp (LUN lab_mplun through both
+# sessions, Tests/Lab/guest/boot.sh). mp_paths: its paths, major:minor.
+MP=/dev/mapper/lab-mp
+mp_paths() { cat "/dev/lab/paths$lab_mplun"; }
+
+# mp_active: how many of the map's paths dm-multipath has active ("A").
+mp_active() { dmsetup status lab-mp | grep -o -E '[0-9]+:[0-9]+ A' | wc -l; }
+
+# mp_write_through I: one write through the map while only its I-th path
+# (1-based) is active: every other path failed with `dmsetup message
+# fail_path`, then reinstated. Prints "path MAJ:MIN: WRITE OK|FAILED...".
+mp_write_through() {
+    local i=0 p mine= out
+    [ -b $MP ] || { echo "$MP is not a block device"; return 1; }
+    for p in $(mp_paths); do
+        i=$((i + 1))
+        if [ "$i" = "$1" ]; then mine=$p; else dmsetup message lab-mp 0 fail_path "$p"; fi
+    done
+    out=$(disk_write $MP)
+    for p in $(mp_paths); do [ "$p" = "$mine" ] || dmsetup message lab-mp 0 reinstate_path "$p"; done
+    echo "path $mine: $out"
+}
+
+# kernel_pr_register DEV KEY: the block layer's IOC_PR_REGISTER (register
+# and ignore, linux/pr.h) on DEV, as a lock manager using the kernel's PR
+# API sends it (sd adds APTPL to every REGISTER; dm-multipath sends it
+# down every path). Prints "ioctl returned R" (R > 0: a SCSI status the
+# kernel passed up) or the errno.
+kernel_pr_register() {
+    python3 -c 'import fcntl, os, struct, sys
+IOC_PR_REGISTER = (1 << 30) | (24 << 16) | (ord("p") << 8) | 200
+fd = os.open(sys.argv[1], os.O_RDWR)
+arg = bytearray(struct.pack("=QQII", 0, int(sys.argv[2], 16), 1, 0))
+try:
+    print("ioctl returned %d" % fcntl.ioctl(fd, IOC_PR_REGISTER, arg, True))
+except OSError as e:
+    print("ioctl failed: errno %d (%s)" % (e.errno, e.strerror))' "$@"
+}

@@ -1,6 +1,6 @@
 # The lab's two guests (hosts a and b), seen from this machine: boot,
 # commands through each guest's mailbox (a 9p directory), power off.
-# Needs: repo, prefix, cache, run, TARGET, TGT_PORT, NLUNS, log, say.
+# Needs: repo, prefix, cache, run, TARGET, TGT_PORT, TGT_PORT2, NLUNS, MPLUN, log, say.
 
 declare -A QEMU_PID=()
 LINK_A=169.254.77.1
@@ -23,7 +23,7 @@ guest_start() {
     mkdir -p "$run/$h/cmd"
     echo 1 > "$run/$h/next"
     local append="console=ttyS0 panic=-1 quiet lab.host=$h lab.peer=$peer lab.iqn=$(iqn_of $h)"
-    append+=" lab.target=$TARGET lab.port=$TGT_PORT lab.luns=$NLUNS lab.prefix=$prefix lab.repo=$repo"
+    append+=" lab.target=$TARGET lab.port=$TGT_PORT lab.port2=$TGT_PORT2 lab.luns=$NLUNS lab.mplun=$MPLUN lab.prefix=$prefix lab.repo=$repo"
     append+=" lab.cache=$cache lab.hide=$(toolchain_dir) lab.link=$myip lab.peerip=$peerip"
     append+=" lab.hostuuid=7ab00000-0000-4000-8000-0000000000$me"
     nice -n 10 qemu-system-x86_64 -accel tcg -cpu max -m 1536 -smp 1 -nodefaults -display none \
