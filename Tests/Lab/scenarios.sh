@@ -229,7 +229,9 @@ scenario_guest_reservations() {
 }
 
 # The pr plugin through SG_IO on a dm-multipath map (LUN 6 through both of
-# a's sessions, /dev/mapper/lab-mp). dm-multipath hands each SG_IO to the path its selector picks, and
+# a's sessions, /dev/mapper/lab-mp). tgt does not report PTPL_C, so the
+# plugin (block_pr = auto) stays on SG_IO and says so in its command log.
+# dm-multipath hands each SG_IO to the path its selector picks, and
 # round-robin moves on at every command: REGISTER lands on one path's
 # I_T nexus, the next command on the other's. The start is refused (or,
 # were a key taken, it would sit on one path only): either way LUN 6 is
@@ -249,6 +251,7 @@ scenario_multipath_sgio() {
     log "  start on the map: exit $rc: $out"
     message "virsh create of a VM on a dm-multipath map through SG_IO (tgt, no PTPL_C)" "$out"
     out=$(gx a 30 "cat /var/log/lockmgr/pr-commands.log"); log "  a's PR commands: $(echo $out)"
+    check "the plugin chose SG_IO for the map and logged why" contains "$out" "lab-mp transport: SG_IO \\(block_pr = auto"
     check "the start through SG_IO is refused (exit $rc)" test "$rc" != 0
     check "LUN 6 is not held with $ka on both paths" not holds_on_paths 6 "$ka" 2
     gx a 120 destroy_all >/dev/null
