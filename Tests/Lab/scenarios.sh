@@ -5,7 +5,7 @@
 # dead_host kills guest a: it runs last.
 
 ALL_SCENARIOS=(kernel_paths start_refusals live_migration sigkill suspend_resume libvirtd_restart
-    failed_migration hotplug shared_readonly guest_reservations multipath_sgio multipath_kernel_register dead_host)
+    failed_migration hotplug shared_readonly guest_reservations multipath_sgio multipath_kernel_register multipath_block_pr dead_host)
 
 VM1=6c61620a-0000-4000-8000-000000000001
 VM2=6c61620a-0000-4000-8000-000000000002
@@ -277,6 +277,43 @@ scenario_multipath_kernel_register() {
     check "the kernel sent PR commands down both paths, each refused ($(echo $out))" \
         test "$(grep -o 'sd [0-9]*:0:0:6: PR command failed' <<< "$out" | sort -u | wc -l)" = 2
     check "nothing was registered on LUN 6" free 6
+}
+
+# The block-PR transport on dm-multipath, on an LU that takes it: host a
+# serves the kernel's own iSCSI target (LIO keeps registrations through
+# power loss, so it accepts the APTPL sd sends), both hosts log in twice
+# and map the two paths as /dev/mapper/lab-lio; the reader here reaches
+# LIO through QEMU's hostfwd (LUN[7]), with its own initiator name. The
+# plugin chooses the kernel's PR ioctls (REPORT CAPABILITIES: PTPL_C), the
+# kernel registers the key on both paths (READ KEYS from here lists it
+# twice: one registration per I_T nexus), and every path of the holder
+# writes while the other host's paths cannot. A live migration moves it
+# to b's two paths and leaves no path of a registered.
+scenario_multipath_block_pr() {
+    local ka kb out
+    out=$(gx a 60 lio_serve); check "a serves an LU with LIO ($out)" test $? = 0
+    out=$(gx a 90 "lio_map 127.0.0.1"); check "a maps its two paths to it as lab-lio ($out)" test $? = 0
+    out=$(gx b 90 "lio_map $LINK_A"); check "b maps its two paths to it as lab-lio ($out)" test $? = 0
+    check "the LIO LU starts free" free 7
+    ka=$(key_of a $VM1); kb=$(key_of b $VM1)
+    gx a 30 ": > /var/log/lockmgr/pr-commands.log" >/dev/null
+    start_vm a vm1 $VM1 /dev/mapper/lab-lio
+    out=$(gx a 30 "cat /var/log/lockmgr/pr-commands.log"); log "  a's PR commands: $(echo $out)"
+    check "the plugin chose the kernel's PR ioctls for the map (PTPL_C)" contains "$out" "lab-lio transport: block PR ioctls.*PTPL_C"
+    check "$ka holds the LU, registered on both of a's paths" holds_on_paths 7 "$ka" 2
+    out=$(gx a 120 "write_through lab-lio 1; write_through lab-lio 2")
+    check "a writes through each of its paths ($(echo $out))" test "$(grep -c 'WRITE OK' <<< "$out")" = 2
+    out=$(gx b 120 "write_through lab-lio 1; write_through lab-lio 2")
+    check "b writes through none of its paths ($(echo $out))" test "$(grep -c 'WRITE OK' <<< "$out")" = 0
+    out=$(gx a 400 "virsh migrate --live vm1 $PEER_URI_B --migrateuri tcp://$LINK_B")
+    check "virsh migrate --live on the map ($out)" test $? = 0
+    out=$(gx b 120 "wait_state vm1 running 120"); check "vm1 runs on b ($out)" test $? = 0
+    check "$kb holds the LU on both of b's paths, nothing of a registered" eventually 30 holds_on_paths 7 "$kb" 2
+    out=$(gx a 120 "write_through lab-lio 1; write_through lab-lio 2")
+    check "a is fenced on both paths ($(echo $out))" test "$(grep -c 'WRITE OK' <<< "$out")" = 0
+    out=$(gx b 120 "write_through lab-lio 1; write_through lab-lio 2")
+    check "b writes through each of its paths ($(echo $out))" test "$(grep -c 'WRITE OK' <<< "$out")" = 2
+    destroy_frees b vm1 7
 }
 
 # Host a powered off (its guest killed from here) while vm1 runs: its

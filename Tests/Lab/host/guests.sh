@@ -1,6 +1,6 @@
 # The lab's two guests (hosts a and b), seen from this machine: boot,
 # commands through each guest's mailbox (a 9p directory), power off.
-# Needs: repo, prefix, cache, run, TARGET, TGT_PORT, TGT_PORT2, NLUNS, MPLUN, log, say.
+# Needs: repo, prefix, cache, run, TARGET, TGT_PORT, TGT_PORT2, NLUNS, MPLUN, LIO_PORT, log, say.
 
 declare -A QEMU_PID=()
 LINK_A=169.254.77.1
@@ -17,9 +17,11 @@ toolchain_dir() {
 
 # guest_start HOST LINKPORT: QEMU in the background; its console in $run/HOST.console.
 guest_start() {
-    local h=$1 port=$2 me peer myip peerip link n
+    local h=$1 port=$2 me peer myip peerip link n fwd=
     if [ "$h" = a ]; then me=0a; peer=b; myip=$LINK_A; peerip=$LINK_B; link="listen=127.0.0.1:$port"
     else me=0b; peer=a; myip=$LINK_B; peerip=$LINK_A; link="connect=127.0.0.1:$port"; fi
+    # a's LIO target (lio_serve) is read from here through 127.0.0.1:LIO_PORT.
+    [ "$h" = a ] && fwd=",hostfwd=tcp:127.0.0.1:$LIO_PORT-10.0.2.15:3260"
     mkdir -p "$run/$h/cmd"
     echo 1 > "$run/$h/next"
     local append="console=ttyS0 panic=-1 quiet lab.host=$h lab.peer=$peer lab.iqn=$(iqn_of $h)"
@@ -29,7 +31,7 @@ guest_start() {
     nice -n 10 qemu-system-x86_64 -accel tcg -cpu max -m 1536 -smp 1 -nodefaults -display none \
         -no-reboot -serial "file:$run/$h.console" -monitor none \
         -kernel "$cache/vmlinuz" -initrd "$cache/initrd.gz" -append "$append" \
-        -netdev user,id=n0 -device virtio-net-pci,netdev=n0,mac=52:54:00:77:00:$me \
+        -netdev user,id=n0$fwd -device virtio-net-pci,netdev=n0,mac=52:54:00:77:00:$me \
         -netdev socket,id=n1,$link -device virtio-net-pci,netdev=n1,mac=52:54:00:77:01:$me \
         -fsdev local,id=fs0,path=/,security_model=none,readonly=on \
         -device virtio-9p-pci,fsdev=fs0,mount_tag=hostroot \
