@@ -32,13 +32,12 @@ public final class BlockPRTransport: SCSITransport, @unchecked Sendable {
         }
         let request = try BlockPRRequest(action, type: type, key: key, serviceActionKey: serviceActionKey)
         // The kernel applies its own timeout (sd: SD_TIMEOUT); one ioctl at
-        // a time on this transport, like SG_IO. Linux 6.1's sd does not
-        // retry a PR command that met a UNIT ATTENTION and keeps the sense,
-        // so a CHECK CONDITION may be an attention the failed command used
-        // up (a preempted path hears one): send it again, at most
-        // `maxAttempts` times in all, as PRDevice does for SG_IO. A command
-        // answered CHECK CONDITION was not executed; a real refusal (APTPL)
-        // fails the same way each time.
+        // a time on this transport, like SG_IO. The ioctl keeps the sense
+        // data, so a CHECK CONDITION may be a UNIT ATTENTION the failed
+        // command used up (a preempted path hears one): send it again, at
+        // most `maxAttempts` times in all, as PRDevice does for SG_IO. A
+        // command answered CHECK CONDITION was not executed; a real refusal
+        // (APTPL) fails the same way each time.
         var result: Int32 = 0
         for _ in 0..<Self.maxAttempts {
             result = sgio.serialized { driver.call(fd: sgio.fd, request) }
