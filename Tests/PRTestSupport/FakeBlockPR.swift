@@ -63,8 +63,10 @@ public final class FakeBlockPR: BlockPRDriver, @unchecked Sendable {
         }
     }
 
-    private func prOut(_ serviceAction: UInt8, type: UInt8, key: UInt64, serviceActionKey: UInt64,
-                       aptpl: Bool = false, on path: FakePRDevice.Nexus) -> Int32 {
+    private func prOut(
+        _ serviceAction: UInt8, type: UInt8, key: UInt64, serviceActionKey: UInt64,
+        aptpl: Bool = false, on path: FakePRDevice.Nexus
+    ) -> Int32 {
         var params = [UInt8](repeating: 0, count: 24)
         for i in 0..<8 {
             params[i] = UInt8(truncatingIfNeeded: key >> (56 - 8 * UInt64(i)))

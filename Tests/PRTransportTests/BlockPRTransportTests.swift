@@ -1,8 +1,8 @@
 import Glibc
 import LockDriver
 import PRProtocol
-import PRTransport
 import PRTestSupport
+import PRTransport
 import Testing
 
 /// BlockPRTransport at the ioctl boundary: PR OUT goes to a FAKE kernel
@@ -47,15 +47,19 @@ struct BlockPRTransportTests {
         #expect(try request(.registerAndIgnore) == .register(oldKey: 0xA, newKey: 0xB, ignoreExistingKey: true))
         #expect(try request(.clear) == .clear(key: 0xA))
         // SPC type codes 1 3 5 6 7 8 are <linux/pr.h>'s 1 2 3 4 5 6.
-        let pairs: [(ReservationType, UInt32)] = [(.writeExclusive, 1), (.exclusiveAccess, 2),
+        let pairs: [(ReservationType, UInt32)] = [
+            (.writeExclusive, 1), (.exclusiveAccess, 2),
             (.writeExclusiveRegistrantsOnly, 3), (.exclusiveAccessRegistrantsOnly, 4),
-            (.writeExclusiveAllRegistrants, 5), (.exclusiveAccessAllRegistrants, 6)]
+            (.writeExclusiveAllRegistrants, 5), (.exclusiveAccessAllRegistrants, 6),
+        ]
         for (scsi, kernel) in pairs {
             #expect(try request(.reserve, scsi) == .reserve(key: 0xA, type: BlockPRType(scsi)))
             #expect(BlockPRType(scsi).rawValue == kernel, "\(scsi)")
         }
         #expect(try request(.release, .writeExclusive) == .release(key: 0xA, type: BlockPRType(.writeExclusive)))
-        #expect(try request(.preempt, .exclusiveAccess) == .preempt(key: 0xA, victimKey: 0xB, type: BlockPRType(.exclusiveAccess), abort: false))
+        #expect(
+            try request(.preempt, .exclusiveAccess) == .preempt(key: 0xA, victimKey: 0xB, type: BlockPRType(.exclusiveAccess), abort: false)
+        )
         // A reservation command without a type cannot be expressed: refused, not guessed.
         #expect(throws: LockError.self) { try request(.reserve) }
     }
@@ -67,7 +71,9 @@ struct BlockPRTransportTests {
         let paths = ["host-1/path-1", "host-1/path-2"]
         let (transport, kernel) = try blockPR(lu, paths: paths)
         let a = try locker(host: 1, vm: vm) { () throws(LockError) in transport }
-        do { try a.acquire([try PRResource(path)], state: nil) } catch { Issue.record("\(error) \(kernel.requests) \(a.commandsSent)"); return }
+        do { try a.acquire([try PRResource(path)], state: nil) } catch {
+            Issue.record("\(error) \(kernel.requests) \(a.commandsSent)"); return
+        }
         let key = PRKey.exclusive(vm: vm, host: 1).rawValue
         #expect(lu.key(of: paths[0]) == key && lu.key(of: paths[1]) == key, "\(lu.registeredKeys)")
         #expect(lu.registeredKeys == [key, key])
@@ -118,12 +124,13 @@ struct BlockPRTransportTests {
     }
 
     @Test func aDeviceRefusingAPTPLLeavesNoPathRegisteredAndSaysWhy() throws {
-        let lu = FakePRDevice(refusesAPTPL: true)   // tgt
+        let lu = FakePRDevice(refusesAPTPL: true)  // tgt
         let (transport, kernel) = try blockPR(lu, paths: ["p1", "p2"])
         let a = try locker(host: 1, vm: vm) { () throws(LockError) in transport }
         let error = #expect(throws: LockError.self) { try a.acquire([try PRResource(path)], state: nil) }
-        #expect(error?.message.contains("IOC_PR_REGISTER") == true && error?.message.contains("APTPL") == true,
-                "\(error?.message ?? "")")
+        #expect(
+            error?.message.contains("IOC_PR_REGISTER") == true && error?.message.contains("APTPL") == true,
+            "\(error?.message ?? "")")
         #expect(lu.registeredKeys.isEmpty && lu.reservation == nil)
         #expect(kernel.requests.contains { if case .register = $0 { return true } else { return false } })
     }
@@ -138,17 +145,18 @@ struct BlockPRTransportTests {
         #expect(message(-EOPNOTSUPP).contains("/dev/x: IOC_PR_RESERVE is not supported"))
         #expect(message(-ENOTTY).contains("no persistent reservation support"))
         #expect(message(-EIO).contains("IOC_PR_RESERVE failed"))
-        #expect(message(0x10000).contains("was not delivered: host status"))   // PR_STS_PATH_FAILED / DID_NO_CONNECT
-        #expect(message(0x402).contains("CHECK CONDITION"))                     // Linux 6.1, tgt's APTPL refusal
+        #expect(message(0x10000).contains("was not delivered: host status"))  // PR_STS_PATH_FAILED / DID_NO_CONNECT
+        #expect(message(0x402).contains("CHECK CONDITION"))  // Linux 6.1, tgt's APTPL refusal
     }
 
     // MARK: Which transport, per device
 
     @Test func theRouteIsChosenPerDeviceAndSaysWhy() throws {
         func route(_ lu: FakePRDevice, _ setting: BlockPRSetting, block: Bool = true) throws -> DevicePathRoute {
-            try DevicePathRoute(path: path, setting: setting, timeoutMilliseconds: 1000,
-                                sgDriver: FakeSGDevice(device: lu, nexus: "h"),
-                                blockDriver: FakeBlockPR(device: lu, paths: ["h"]), isBlockDevice: { _ in block })
+            try DevicePathRoute(
+                path: path, setting: setting, timeoutMilliseconds: 1000,
+                sgDriver: FakeSGDevice(device: lu, nexus: "h"),
+                blockDriver: FakeBlockPR(device: lu, paths: ["h"]), isBlockDevice: { _ in block })
         }
         let capable = FakePRDevice(), tgtLike = FakePRDevice(refusesAPTPL: true)
         #expect(try route(capable, .auto).transport is BlockPRTransport)

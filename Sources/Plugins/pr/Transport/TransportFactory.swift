@@ -40,8 +40,9 @@ public struct TransportFactory {
                     socketPath: socket, devicePath: path,
                     timeoutMilliseconds: config.timeoutMilliseconds)
             }
-            let route = try DevicePathRoute(path: path, setting: config.blockPR,
-                                            timeoutMilliseconds: config.timeoutMilliseconds)
+            let route = try DevicePathRoute(
+                path: path, setting: config.blockPR,
+                timeoutMilliseconds: config.timeoutMilliseconds)
             routes.record(resource.name, route.reason)
             return route.transport
         }

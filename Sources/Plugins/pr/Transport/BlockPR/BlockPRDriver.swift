@@ -19,7 +19,7 @@ public final class KernelBlockPR: BlockPRDriver, Sendable {
     public func call(fd: Int32, _ request: BlockPRRequest) -> Int32 {
         switch request {
         case let .register(oldKey, newKey, ignore):
-            return lockmgr_pr_register(fd, oldKey, newKey, ignore ? 1 : 0)   // PR_FL_IGNORE_KEY
+            return lockmgr_pr_register(fd, oldKey, newKey, ignore ? 1 : 0)  // PR_FL_IGNORE_KEY
         case let .reserve(key, type):
             return lockmgr_pr_reserve(fd, key, type.rawValue, 0)
         case let .release(key, type):

@@ -46,12 +46,12 @@ public struct BlockPRType: Sendable, Equatable {
 
     public init(_ scsi: ReservationType) {
         switch scsi {
-        case .writeExclusive: rawValue = 1                  // PR_WRITE_EXCLUSIVE
-        case .exclusiveAccess: rawValue = 2                 // PR_EXCLUSIVE_ACCESS
-        case .writeExclusiveRegistrantsOnly: rawValue = 3   // PR_WRITE_EXCLUSIVE_REG_ONLY
+        case .writeExclusive: rawValue = 1  // PR_WRITE_EXCLUSIVE
+        case .exclusiveAccess: rawValue = 2  // PR_EXCLUSIVE_ACCESS
+        case .writeExclusiveRegistrantsOnly: rawValue = 3  // PR_WRITE_EXCLUSIVE_REG_ONLY
         case .exclusiveAccessRegistrantsOnly: rawValue = 4  // PR_EXCLUSIVE_ACCESS_REG_ONLY
-        case .writeExclusiveAllRegistrants: rawValue = 5    // PR_WRITE_EXCLUSIVE_ALL_REGS
-        case .exclusiveAccessAllRegistrants: rawValue = 6   // PR_EXCLUSIVE_ACCESS_ALL_REGS
+        case .writeExclusiveAllRegistrants: rawValue = 5  // PR_WRITE_EXCLUSIVE_ALL_REGS
+        case .exclusiveAccessAllRegistrants: rawValue = 6  // PR_EXCLUSIVE_ACCESS_ALL_REGS
         }
     }
 }

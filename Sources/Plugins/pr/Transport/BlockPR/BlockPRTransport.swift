@@ -63,11 +63,16 @@ public final class BlockPRTransport: SCSITransport, @unchecked Sendable {
             let error = Errno(-result)
             switch -result {
             case ENOTTY, EOPNOTSUPP:
-                throw .backend("\(device): \(name) is not supported here (\(error)): the device's driver has no persistent reservation support in this kernel")
+                throw .backend(
+                    "\(device): \(name) is not supported here (\(error)): the device's driver has no persistent reservation support in this kernel"
+                )
             case EPERM, EACCES:
-                throw .backend("\(device): \(name) refused (\(error)): persistent reservations need CAP_SYS_ADMIN and a device opened for writing")
+                throw .backend(
+                    "\(device): \(name) refused (\(error)): persistent reservations need CAP_SYS_ADMIN and a device opened for writing")
             case EINVAL:
-                throw .backend("\(device): \(name) refused by the device (\(error): ILLEGAL REQUEST, invalid field; sd sets APTPL on every REGISTER, which a device that cannot persist through power loss refuses)")
+                throw .backend(
+                    "\(device): \(name) refused by the device (\(error): ILLEGAL REQUEST, invalid field; sd sets APTPL on every REGISTER, which a device that cannot persist through power loss refuses)"
+                )
             default:
                 throw .backend("\(device): \(name) failed: \(error)")
             }
@@ -75,14 +80,18 @@ public final class BlockPRTransport: SCSITransport, @unchecked Sendable {
         let host = (result >> 16) & 0xFF
         let status = UInt8(truncatingIfNeeded: result & 0xFF)
         if host != 0 {
-            throw .backend("\(device): \(name) was not delivered: host status \(Hex.byte(UInt8(truncatingIfNeeded: host))) (\(SGIOStatus.hostName(UInt16(host))))")
+            throw .backend(
+                "\(device): \(name) was not delivered: host status \(Hex.byte(UInt8(truncatingIfNeeded: host))) (\(SGIOStatus.hostName(UInt16(host))))"
+            )
         }
         switch status {
         case 0x18:
             return SCSIResponse(status: 0x18)
         case 0x02:
             // The kernel keeps the sense data (it logs it): say what we know.
-            throw .backend("\(device): \(name) failed with CHECK CONDITION (the kernel logs the sense data: dmesg; sd sets APTPL on every REGISTER, which a device that cannot persist through power loss refuses)")
+            throw .backend(
+                "\(device): \(name) failed with CHECK CONDITION (the kernel logs the sense data: dmesg; sd sets APTPL on every REGISTER, which a device that cannot persist through power loss refuses)"
+            )
         default:
             throw .backend("\(device): \(name) failed with status \(Hex.byte(status)) (ioctl returned \(result))")
         }

@@ -19,9 +19,11 @@ public struct DevicePathRoute {
     public let transport: SCSITransport
     public let reason: String
 
-    public init(path: String, setting: BlockPRSetting, timeoutMilliseconds: UInt32,
-                sgDriver: SGIODriver = KernelSGIO(), blockDriver: BlockPRDriver = KernelBlockPR(),
-                isBlockDevice: ((String) -> Bool)? = nil) throws(LockError) {
+    public init(
+        path: String, setting: BlockPRSetting, timeoutMilliseconds: UInt32,
+        sgDriver: SGIODriver = KernelSGIO(), blockDriver: BlockPRDriver = KernelBlockPR(),
+        isBlockDevice: ((String) -> Bool)? = nil
+    ) throws(LockError) {
         let sgio = try SGIOTransport(path: path, driver: sgDriver)
         let block = (isBlockDevice ?? Self.isBlockDevice)(path)
         switch (block, setting) {
@@ -30,8 +32,10 @@ public struct DevicePathRoute {
         case (true, .never):
             (transport, reason) = (sgio, "SG_IO (block_pr = never)")
         case (true, .always):
-            (transport, reason) = (BlockPRTransport(sgio: sgio, driver: blockDriver),
-                                   "block PR ioctls for PR OUT, SG_IO for PR IN (block_pr = always)")
+            (transport, reason) = (
+                BlockPRTransport(sgio: sgio, driver: blockDriver),
+                "block PR ioctls for PR OUT, SG_IO for PR IN (block_pr = always)"
+            )
         case (true, .auto):
             let capabilities: PRCapabilities
             do {
@@ -41,10 +45,15 @@ public struct DevicePathRoute {
                 return
             }
             if capabilities.persistThroughPowerLossCapable {
-                (transport, reason) = (BlockPRTransport(sgio: sgio, driver: blockDriver),
-                                       "block PR ioctls for PR OUT, SG_IO for PR IN (block_pr = auto, device reports PTPL_C)")
+                (transport, reason) = (
+                    BlockPRTransport(sgio: sgio, driver: blockDriver),
+                    "block PR ioctls for PR OUT, SG_IO for PR IN (block_pr = auto, device reports PTPL_C)"
+                )
             } else {
-                (transport, reason) = (sgio, "SG_IO (block_pr = auto: the device does not report PTPL_C, so it would refuse the APTPL the kernel sets on REGISTER)")
+                (transport, reason) = (
+                    sgio,
+                    "SG_IO (block_pr = auto: the device does not report PTPL_C, so it would refuse the APTPL the kernel sets on REGISTER)"
+                )
             }
         }
     }
