@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds what a lab guest boots: Debian 12's kernel and an initramfs of
 # busybox, the kernel modules a guest needs (virtio, 9p, overlay, SCSI disk
-# and generic, kernel iSCSI) and Tests/Lab/init. Only downloads Debian
+# and generic, kernel iSCSI initiator and target, dm-multipath) and Tests/Lab/init. Only downloads Debian
 # packages (apt-get download) and unpacks them (dpkg-deb -x) in the cache
 # directory; nothing is installed on this machine. Also unpacks open-iscsi's
 # iscsistart, which guests run from here through their 9p root.
@@ -39,12 +39,15 @@ for d in "$debs"/*.deb; do dpkg-deb -x "$d" "$root"; done
 cp "$root/boot/vmlinuz-$kver" "$cache/vmlinuz"
 
 # The initramfs: busybox, the modules below with everything they depend on
-# (modules.dep), /init. crc32c_generic: without it the iSCSI login fails
+# (modules.dep), /init. dm_multipath and its round-robin path selector:
+# the lab's multipath maps (dmsetup). target_core_file, iscsi_target_mod:
+# the kernel's own iSCSI target (LIO), which host a serves for the
+# block-PR scenario (tgt refuses the APTPL the kernel's PR ioctls send). crc32c_generic: without it the iSCSI login fails
 # ("crc32c loading error").
 ird="$cache/initramfs"
 rm -rf "$ird"; mkdir -p "$ird"/{bin,dev,proc,sys,mnt,lib/modules/$kver}
 cp "$root/bin/busybox" "$ird/bin/busybox"
-want="virtio_pci virtio_net sd_mod sg crc32c_generic iscsi_tcp 9pnet_virtio 9p overlay"
+want="virtio_pci virtio_net sd_mod sg crc32c_generic iscsi_tcp 9pnet_virtio 9p overlay dm_multipath dm_round_robin target_core_file iscsi_target_mod"
 mdir="$root/lib/modules/$kver"
 # The package has no modules.dep (depmod runs at install): make it here.
 [ -e "$mdir/modules.dep" ] || "$root/bin/busybox" depmod -b "$root" "$kver"

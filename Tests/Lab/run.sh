@@ -39,10 +39,16 @@ tgt_start || exit 2
 # After tgt_start, which sets its own EXIT trap: lab_stop stops the guests, then tgtd.
 trap lab_stop EXIT
 TARGET=iqn.2026-01.lockmgr.lab:disks
-NLUNS=5
+# LUN 6 is the multipath LU: each guest maps its two paths with dm-multipath.
+NLUNS=6
+MPLUN=6
 tgt_add_target $TARGET $NLUNS > "$run/luns" || exit 2
+tgt_add_portal || exit 2
 mapfile -t LUN < <(echo; cat "$run/luns")   # LUN[1..NLUNS]: iscsi:// URLs for the reader
-say "tgtd on 127.0.0.1:$TGT_PORT, target $TARGET, LUNs 1-$NLUNS"
+# LUN 7 for the reader: host a's LIO LU (scenario multipath_block_pr), via QEMU's hostfwd.
+LIO_PORT=$(tgt_free_port)
+LUN[7]=iscsi://127.0.0.1:$LIO_PORT/iqn.2026-01.lockmgr.lab:lio/0
+say "tgtd on 127.0.0.1:$TGT_PORT and 127.0.0.1:$TGT_PORT2, target $TARGET, LUNs 1-$NLUNS"
 
 guests_boot || { say "FAIL boot: guests did not come up (see $run/*.console, $run/*/boot.log)"; exit 1; }
 

@@ -5,7 +5,7 @@
 # dead_host kills guest a: it runs last.
 
 ALL_SCENARIOS=(kernel_paths start_refusals live_migration sigkill suspend_resume libvirtd_restart
-    failed_migration hotplug shared_readonly guest_reservations dead_host)
+    failed_migration hotplug shared_readonly guest_reservations multipath_sgio multipath_kernel_register multipath_block_pr dead_host)
 
 VM1=6c61620a-0000-4000-8000-000000000001
 VM2=6c61620a-0000-4000-8000-000000000002
@@ -226,6 +226,94 @@ scenario_guest_reservations() {
     destroy_frees a vm1 1
     destroy_frees b vm2
     check "the guest cluster's reservation outlives both VMs (theirs to manage)" holds 5 000000000000c1c1
+}
+
+# The pr plugin through SG_IO on a dm-multipath map (LUN 6 through both of
+# a's sessions, /dev/mapper/lab-mp). tgt does not report PTPL_C, so the
+# plugin (block_pr = auto) stays on SG_IO and says so in its command log.
+# dm-multipath hands each SG_IO to the path its selector picks, and
+# round-robin moves on at every command: REGISTER lands on one path's
+# I_T nexus, the next command on the other's. The start is refused (or,
+# were a key taken, it would sit on one path only): either way LUN 6 is
+# never held with the key on both paths, and a free map keeps writing
+# through both. This is the problem of issue 12, shown as it is.
+scenario_multipath_sgio() {
+    local ka out h rc
+    check "LUN 6 starts free" free 6
+    for h in a b; do
+        out=$(gx $h 30 mp_active); check "$h's map lab-mp has 2 active paths ($out)" test "$out" = 2
+    done
+    out=$(gx a 60 "mp_write_through 1; mp_write_through 2")
+    check "a writes the free LU through each path ($(echo $out))" test "$(grep -c 'WRITE OK' <<< "$out")" = 2
+    ka=$(key_of a $VM1)
+    gx a 30 ": > /var/log/lockmgr/pr-commands.log" >/dev/null
+    out=$(gx a 300 "vm_create vm1 $VM1 /dev/mapper/lab-mp && wait_state vm1 running 120"); rc=$?
+    log "  start on the map: exit $rc: $out"
+    message "virsh create of a VM on a dm-multipath map through SG_IO (tgt, no PTPL_C)" "$out"
+    out=$(gx a 30 "cat /var/log/lockmgr/pr-commands.log"); log "  a's PR commands: $(echo $out)"
+    check "the plugin chose SG_IO for the map and logged why" contains "$out" "lab-mp transport: SG_IO \\(block_pr = auto"
+    check "the start through SG_IO is refused (exit $rc)" test "$rc" != 0
+    check "LUN 6 is not held with $ka on both paths" not holds_on_paths 6 "$ka" 2
+    gx a 120 destroy_all >/dev/null
+    check "a's map still has 2 active paths" test "$(gx a 30 mp_active)" = 2
+}
+
+# The kernel's own PR API on the map: IOC_PR_REGISTER (register and
+# ignore) on /dev/mapper/lab-mp. sd adds APTPL=1 to every REGISTER, which
+# tgt refuses (ILLEGAL REQUEST, invalid field in CDB: tgt keeps nothing
+# through power loss). dm-multipath sends the REGISTER down its paths,
+# stops at the first refusal and then unregisters the key on every path
+# (refused again): the kernel logs PR commands failing on both paths, the
+# ioctl returns CHECK CONDITION (Linux 6.1: the SCSI result), nothing is
+# registered. So the block-PR transport cannot work on a tgt LU, and the
+# plugin (block_pr = auto) does not choose it there (multipath_sgio).
+scenario_multipath_kernel_register() {
+    local out n
+    check "LUN 6 starts free" free 6
+    out=$(gx a 60 "dmesg -c >/dev/null; kernel_pr_register \$MP 5a5a; dmesg | grep 'PR command failed'")
+    check "IOC_PR_REGISTER on the map returns CHECK CONDITION (status byte 0x02) ($(echo $out))" contains "$out" "ioctl returned [0-9]+"
+    n=$(grep -o 'ioctl returned [0-9]*' <<< "$out" | awk '{print $3}')
+    check "the returned status byte is CHECK CONDITION ($n)" test $(( ${n:-0} & 0xff )) = 2
+    check "the kernel sent PR commands down both paths, each refused ($(echo $out))" \
+        test "$(grep -o 'sd [0-9]*:0:0:6: PR command failed' <<< "$out" | sort -u | wc -l)" = 2
+    check "nothing was registered on LUN 6" free 6
+}
+
+# The block-PR transport on dm-multipath, on an LU that takes it: host a
+# serves the kernel's own iSCSI target (LIO keeps registrations through
+# power loss, so it accepts the APTPL sd sends), both hosts log in twice
+# and map the two paths as /dev/mapper/lab-lio; the reader here reaches
+# LIO through QEMU's hostfwd (LUN[7]), with its own initiator name. The
+# plugin chooses the kernel's PR ioctls (REPORT CAPABILITIES: PTPL_C), the
+# kernel registers the key on both paths (READ KEYS from here lists it
+# twice: one registration per I_T nexus), and every path of the holder
+# writes while the other host's paths cannot. A live migration moves it
+# to b's two paths and leaves no path of a registered.
+scenario_multipath_block_pr() {
+    local ka kb out
+    out=$(gx a 60 lio_serve); check "a serves an LU with LIO ($out)" test $? = 0
+    out=$(gx a 90 "lio_map 127.0.0.1"); check "a maps its two paths to it as lab-lio ($out)" test $? = 0
+    out=$(gx b 90 "lio_map $LINK_A"); check "b maps its two paths to it as lab-lio ($out)" test $? = 0
+    check "the LIO LU starts free" free 7
+    ka=$(key_of a $VM1); kb=$(key_of b $VM1)
+    gx a 30 ": > /var/log/lockmgr/pr-commands.log" >/dev/null
+    start_vm a vm1 $VM1 /dev/mapper/lab-lio
+    out=$(gx a 30 "cat /var/log/lockmgr/pr-commands.log"); log "  a's PR commands: $(echo $out)"
+    check "the plugin chose the kernel's PR ioctls for the map (PTPL_C)" contains "$out" "lab-lio transport: block PR ioctls.*PTPL_C"
+    check "$ka holds the LU, registered on both of a's paths" holds_on_paths 7 "$ka" 2
+    out=$(gx a 120 "write_through lab-lio 1; write_through lab-lio 2")
+    check "a writes through each of its paths ($(echo $out))" test "$(grep -c 'WRITE OK' <<< "$out")" = 2
+    out=$(gx b 120 "write_through lab-lio 1; write_through lab-lio 2")
+    check "b writes through none of its paths ($(echo $out))" test "$(grep -c 'WRITE OK' <<< "$out")" = 0
+    out=$(gx a 400 "virsh migrate --live vm1 $PEER_URI_B --migrateuri tcp://$LINK_B")
+    check "virsh migrate --live on the map ($out)" test $? = 0
+    out=$(gx b 120 "wait_state vm1 running 120"); check "vm1 runs on b ($out)" test $? = 0
+    check "$kb holds the LU on both of b's paths, nothing of a registered" eventually 30 holds_on_paths 7 "$kb" 2
+    out=$(gx a 120 "write_through lab-lio 1; write_through lab-lio 2")
+    check "a is fenced on both paths ($(echo $out))" test "$(grep -c 'WRITE OK' <<< "$out")" = 0
+    out=$(gx b 120 "write_through lab-lio 1; write_through lab-lio 2")
+    check "b writes through each of its paths ($(echo $out))" test "$(grep -c 'WRITE OK' <<< "$out")" = 2
+    destroy_frees b vm1 7
 }
 
 # Host a powered off (its guest killed from here) while vm1 runs: its

@@ -32,11 +32,15 @@ public final class FakePRDevice: @unchecked Sendable {
     private var pendingUnitAttentions: [Nexus: [SenseCode]] = [:]
     private var announcesPowerOn: Bool
     private var seenSincePowerOn: Set<Nexus> = []
+    private let refusesAPTPL: Bool
 
     /// - Parameter reportsPowerOn: whether each nexus's first command gets
     ///   the UNIT ATTENTION 29/00 a freshly powered-on LU reports.
-    public init(reportsPowerOn: Bool = false) {
+    /// - Parameter refusesAPTPL: like tgt: REPORT CAPABILITIES says PTPL_C=0
+    ///   and a REGISTER with APTPL gets ILLEGAL REQUEST, invalid field in CDB.
+    public init(reportsPowerOn: Bool = false, refusesAPTPL: Bool = false) {
         announcesPowerOn = reportsPowerOn
+        self.refusesAPTPL = refusesAPTPL
     }
 
     // MARK: Inspection (for assertions; PR IN is the SCSI-level view)
@@ -120,7 +124,7 @@ public final class FakePRDevice: @unchecked Sendable {
             }
         case 2:  // REPORT CAPABILITIES
             // PTPL_C; TMV with PTPL_A; all six types (WR_EX_AR EX_AC_RO WR_EX_RO EX_AC WR_EX | EX_AC_AR).
-            data = [0x00, 0x08, 0x01, 0x80 | (aptpl ? 0x01 : 0), 0xEA, 0x01, 0x00, 0x00]
+            data = [0x00, 0x08, refusesAPTPL ? 0x00 : 0x01, 0x80 | (aptpl ? 0x01 : 0), 0xEA, 0x01, 0x00, 0x00]
         default:
             return check(.invalidFieldInCDB)
         }
@@ -143,6 +147,9 @@ public final class FakePRDevice: @unchecked Sendable {
         guard flags & 0x0C == 0 else { return check(.invalidFieldInParameterList) }
 
         let own = registeredKey(nexus)
+        if refusesAPTPL && (serviceAction == 0 || serviceAction == 6) && flags & 0x01 != 0 {
+            return check(.invalidFieldInCDB)
+        }
         if serviceAction == 6 {
             return register(nexus, newKey: serviceActionKey, aptplFlag: flags & 0x01 != 0)
         }

@@ -31,6 +31,14 @@ tgt_start() {
     return 1
 }
 
+# tgt_add_portal: a second portal (another free port on 127.0.0.1) into the
+# same target portal group: an initiator that logs in through both has two
+# sessions, two I_T nexuses, two paths to every LU. Sets TGT_PORT2.
+tgt_add_portal() {
+    TGT_PORT2=$(tgt_free_port)
+    tgtadm -C $TGT_CONTROL --lld iscsi --op new --mode portal --param portal=127.0.0.1:$TGT_PORT2
+}
+
 # tgt_add_target IQN NLUNS: prints one iscsi:// URL per LUN.
 tgt_add_target() {
     local iqn=$1 n=$2 tid=$TGT_NEXT_TID lun

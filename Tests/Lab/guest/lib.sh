@@ -147,3 +147,99 @@ time.sleep(100000)' "$1" > /tmp/image-lock.log 2>&1 &
 }
 
 keeper_log() { cat /run/lockmgr/pr/keeper.log 2>/dev/null; }
+
+# The lab's multipath maps: /dev/mapper/lab-mp (LUN lab_mplun through both
+# sessions, Tests/Lab/guest/boot.sh) and /dev/mapper/lab-lio (lio_map).
+MP=/dev/mapper/lab-mp
+# map_paths MAP: its paths, major:minor, from its table.
+map_paths() { dmsetup table "$1" | grep -o -E '[0-9]+:[0-9]+'; }
+
+# mp_active [MAP]: how many of the map's paths dm-multipath has active ("A").
+mp_active() { dmsetup status "${1:-lab-mp}" | grep -o -E '[0-9]+:[0-9]+ A' | wc -l; }
+
+# write_through MAP I: one write through /dev/mapper/MAP while only its
+# I-th path (1-based) is active: every other path failed with `dmsetup
+# message fail_path`, then reinstated. Prints "path MAJ:MIN: WRITE OK|FAILED...".
+write_through() {
+    local i=0 p mine= out
+    [ -b "/dev/mapper/$1" ] || { echo "/dev/mapper/$1 is not a block device"; return 1; }
+    for p in $(map_paths "$1"); do
+        i=$((i + 1))
+        if [ "$i" = "$2" ]; then mine=$p; else dmsetup message "$1" 0 fail_path "$p"; fi
+    done
+    out=$(disk_write "/dev/mapper/$1")
+    for p in $(map_paths "$1"); do [ "$p" = "$mine" ] || dmsetup message "$1" 0 reinstate_path "$p"; done
+    echo "path $mine: $out"
+}
+mp_write_through() { write_through lab-mp "$1"; }
+
+# kernel_pr_register DEV KEY: the block layer's IOC_PR_REGISTER (register
+# and ignore, linux/pr.h) on DEV, as a lock manager using the kernel's PR
+# API sends it (sd adds APTPL to every REGISTER; dm-multipath sends it
+# down every path). Prints "ioctl returned R" (R > 0: a SCSI status the
+# kernel passed up) or the errno.
+kernel_pr_register() {
+    python3 -c 'import fcntl, os, struct, sys
+IOC_PR_REGISTER = (1 << 30) | (24 << 16) | (ord("p") << 8) | 200
+fd = os.open(sys.argv[1], os.O_RDWR)
+arg = bytearray(struct.pack("=QQII", 0, int(sys.argv[2], 16), 1, 0))
+try:
+    print("ioctl returned %d" % fcntl.ioctl(fd, IOC_PR_REGISTER, arg, True))
+except OSError as e:
+    print("ioctl failed: errno %d (%s)" % (e.errno, e.strerror))' "$@"
+}
+
+# The kernel's own iSCSI target (LIO), served by host a for the block-PR
+# scenario: one file-backed LU (on /run, a tmpfs), LUN 0 of LIO_IQN, any
+# initiator admitted, portals on a's loopback and on the private link
+# (host b), ports 3260 and 3261 on each (a host's two paths: iscsistart
+# logs in once per portal), and on a's slirp address (which the runner's
+# reader reaches through QEMU's hostfwd). Unlike tgt, LIO keeps registrations through power loss
+# (APTPL, in /var/target/pr), so it takes the kernel's PR ioctls.
+LIO_IQN=iqn.2026-01.lockmgr.lab:lio
+lio_serve() {
+    local c=/sys/kernel/config/target t
+    [ -d $c ] || mount -t configfs configfs /sys/kernel/config
+    # LIO writes APTPL registrations to /var/target/pr/aptpl_<unit serial>
+    # from kernel threads, which share PID 1's root: this overlay.
+    mkdir -p /var/target/pr
+    truncate -s 16M /run/lio.img
+    mkdir -p $c/core/fileio_0/lu
+    echo "fd_dev_name=/run/lio.img,fd_dev_size=16777216" > $c/core/fileio_0/lu/control
+    echo lab-lio-lu > $c/core/fileio_0/lu/wwn/vpd_unit_serial
+    echo 1 > $c/core/fileio_0/lu/enable
+    t=$c/iscsi/$LIO_IQN/tpgt_1
+    mkdir -p $t/lun/lun_0
+    ln -s $c/core/fileio_0/lu $t/lun/lun_0/lu
+    for p in 127.0.0.1:3260 127.0.0.1:3261 10.0.2.15:3260 "$lab_link:3260" "$lab_link:3261"; do mkdir "$t/np/$p"; done
+    echo 1 > $t/attrib/generate_node_acls
+    echo 0 > $t/attrib/demo_mode_write_protect
+    echo 0 > $t/attrib/authentication
+    echo 1 > $t/enable
+}
+
+# lio_paths: the block devices (major:minor) of this host's sessions to LIO_IQN.
+lio_paths() {
+    local s dev
+    for s in /sys/class/iscsi_session/*; do
+        grep -qx $LIO_IQN "$s/targetname" 2>/dev/null || continue
+        for dev in "$s"/device/target*/*/block/sd*; do [ -e "$dev/dev" ] && cat "$dev/dev"; done
+    done
+}
+lio_has_two_paths() { [ "$(lio_paths | wc -l)" -ge 2 ]; }
+
+# lio_map ADDRESS: logs in to LIO_IQN through ADDRESS:3260 and :3261 (two
+# sessions, two I_T nexuses) and maps both paths with dm-multipath as
+# /dev/mapper/lab-lio; prints the paths.
+lio_map() {
+    local port
+    for port in 3260 3261; do
+        LD_LIBRARY_PATH="$lab_cache/root/usr/lib/x86_64-linux-gnu" \
+            "$lab_cache/root/sbin/iscsistart" -i "$lab_iqn" -t $LIO_IQN -g 1 -a "$1" -p $port || return 1
+    done
+    wait_for 30 lio_has_two_paths || return 1
+    set -- $(lio_paths)
+    dmsetup create lab-lio --table "0 $(cat /sys/dev/block/$1/size) multipath 0 0 1 1 round-robin 0 2 1 $1 1 $2 1" || return 1
+    dmsetup mknodes lab-lio
+    echo "$*"
+}

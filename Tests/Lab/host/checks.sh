@@ -32,6 +32,18 @@ holds_all_registrants() {
     local listed; listed=$(echo "$s" | sed 's/.*keys \[//; s/\]//' | wc -w)
     [ "$listed" = "$#" ]
 }
+# holds_on_paths N KEY COUNT: the reader sees KEY holding LUN N and
+# registered COUNT times (tgt: one registration per I_T nexus, so per
+# path of a multipath host), no other key.
+holds_on_paths() {
+    local s k n=0; s=$(pr_state "$1"); log "  LUN $1: $s"
+    [[ "$s" == "reserved by $2 "* ]] || return 1
+    for k in $(echo "$s" | sed 's/.*keys \[//; s/\]//'); do
+        [ "$k" = "$2" ] || return 1
+        n=$((n + 1))
+    done
+    [ "$n" = "$3" ]
+}
 # free N: no reservation and no key on LUN N.
 free() {
     local s; s=$(pr_state "$1"); log "  LUN $1: $s"
@@ -45,6 +57,8 @@ eventually() {
         sleep 0.3
     done
 }
+# not CHECK...: the check fails.
+not() { ! "$@"; }
 # contains TEXT PATTERN: TEXT has PATTERN (a grep -E pattern).
 contains() { grep -q -E -- "$2" <<< "$1"; }
 lacks() { ! contains "$@"; }

@@ -1,6 +1,6 @@
 # The lab's two guests (hosts a and b), seen from this machine: boot,
 # commands through each guest's mailbox (a 9p directory), power off.
-# Needs: repo, prefix, cache, run, TARGET, TGT_PORT, NLUNS, log, say.
+# Needs: repo, prefix, cache, run, TARGET, TGT_PORT, TGT_PORT2, NLUNS, MPLUN, LIO_PORT, log, say.
 
 declare -A QEMU_PID=()
 LINK_A=169.254.77.1
@@ -17,19 +17,21 @@ toolchain_dir() {
 
 # guest_start HOST LINKPORT: QEMU in the background; its console in $run/HOST.console.
 guest_start() {
-    local h=$1 port=$2 me peer myip peerip link n
+    local h=$1 port=$2 me peer myip peerip link n fwd=
     if [ "$h" = a ]; then me=0a; peer=b; myip=$LINK_A; peerip=$LINK_B; link="listen=127.0.0.1:$port"
     else me=0b; peer=a; myip=$LINK_B; peerip=$LINK_A; link="connect=127.0.0.1:$port"; fi
+    # a's LIO target (lio_serve) is read from here through 127.0.0.1:LIO_PORT.
+    [ "$h" = a ] && fwd=",hostfwd=tcp:127.0.0.1:$LIO_PORT-10.0.2.15:3260"
     mkdir -p "$run/$h/cmd"
     echo 1 > "$run/$h/next"
     local append="console=ttyS0 panic=-1 quiet lab.host=$h lab.peer=$peer lab.iqn=$(iqn_of $h)"
-    append+=" lab.target=$TARGET lab.port=$TGT_PORT lab.luns=$NLUNS lab.prefix=$prefix lab.repo=$repo"
+    append+=" lab.target=$TARGET lab.port=$TGT_PORT lab.port2=$TGT_PORT2 lab.luns=$NLUNS lab.mplun=$MPLUN lab.prefix=$prefix lab.repo=$repo"
     append+=" lab.cache=$cache lab.hide=$(toolchain_dir) lab.link=$myip lab.peerip=$peerip"
     append+=" lab.hostuuid=7ab00000-0000-4000-8000-0000000000$me"
     nice -n 10 qemu-system-x86_64 -accel tcg -cpu max -m 1536 -smp 1 -nodefaults -display none \
         -no-reboot -serial "file:$run/$h.console" -monitor none \
         -kernel "$cache/vmlinuz" -initrd "$cache/initrd.gz" -append "$append" \
-        -netdev user,id=n0 -device virtio-net-pci,netdev=n0,mac=52:54:00:77:00:$me \
+        -netdev user,id=n0$fwd -device virtio-net-pci,netdev=n0,mac=52:54:00:77:00:$me \
         -netdev socket,id=n1,$link -device virtio-net-pci,netdev=n1,mac=52:54:00:77:01:$me \
         -fsdev local,id=fs0,path=/,security_model=none,readonly=on \
         -device virtio-9p-pci,fsdev=fs0,mount_tag=hostroot \

@@ -1,6 +1,7 @@
 #include "pr_shim.h"
 
 #include <errno.h>
+#include <linux/pr.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -13,6 +14,42 @@ int lockmgr_sg_io(int fd, sg_io_hdr_t *hdr)
 int lockmgr_sg_get_version(int fd, int *version)
 {
     return ioctl(fd, SG_GET_VERSION_NUM, version) < 0 ? -errno : 0;
+}
+
+static int pr_ioctl(int fd, unsigned long request, void *arg)
+{
+    int rc = ioctl(fd, request, arg);
+    return rc < 0 ? -errno : rc;
+}
+
+int lockmgr_pr_register(int fd, unsigned long long old_key, unsigned long long new_key, unsigned flags)
+{
+    struct pr_registration r = { .old_key = old_key, .new_key = new_key, .flags = flags };
+    return pr_ioctl(fd, IOC_PR_REGISTER, &r);
+}
+
+int lockmgr_pr_reserve(int fd, unsigned long long key, unsigned type, unsigned flags)
+{
+    struct pr_reservation r = { .key = key, .type = type, .flags = flags };
+    return pr_ioctl(fd, IOC_PR_RESERVE, &r);
+}
+
+int lockmgr_pr_release(int fd, unsigned long long key, unsigned type, unsigned flags)
+{
+    struct pr_reservation r = { .key = key, .type = type, .flags = flags };
+    return pr_ioctl(fd, IOC_PR_RELEASE, &r);
+}
+
+int lockmgr_pr_preempt(int fd, unsigned long long old_key, unsigned long long new_key, unsigned type, int abort)
+{
+    struct pr_preempt p = { .old_key = old_key, .new_key = new_key, .type = type };
+    return pr_ioctl(fd, abort ? IOC_PR_PREEMPT_ABORT : IOC_PR_PREEMPT, &p);
+}
+
+int lockmgr_pr_clear(int fd, unsigned long long key)
+{
+    struct pr_clear c = { .key = key };
+    return pr_ioctl(fd, IOC_PR_CLEAR, &c);
 }
 
 ssize_t lockmgr_send_with_fd(int sock, const void *buf, size_t len, int passed_fd)

@@ -153,15 +153,17 @@ final class PRManager: LockPluginManager {
         let locker = try PRLocker(config: config, vm: object.uuid) { resource throws(LockError) in
             try factory.transport(for: resource)
         }
-        defer { logCommands(locker) }
+        defer { logCommands(locker, routes: factory.routes) }
         return try body(locker)
     }
 
-    /// `command_log`: one line per command sent, "<resource> <command>".
-    private func logCommands(_ locker: PRLocker) {
+    /// `command_log`: one line per command sent, "<resource> <command>",
+    /// after a "<resource> transport: <which and why>" line for each device path.
+    private func logCommands(_ locker: PRLocker, routes: RouteLog) {
         guard let path = config.commandLog else { return }
         var text = ""
         for (resource, commands) in locker.commandsSent.sorted(by: { $0.key < $1.key }) {
+            if let reason = routes.reasons[resource] { text += "\(resource) transport: \(reason)\n" }
             for c in commands { text += "\(resource) \(c)\n" }
         }
         guard !text.isEmpty else { return }

@@ -3,11 +3,15 @@ import PRProtocol
 
 /// The one place that picks a transport for a resource (its address was
 /// parsed with the resource): iSCSI → libiscsi; a device path → the
-/// qemu-pr-helper socket when `pr_helper_socket` is configured, else SG_IO.
+/// qemu-pr-helper socket when `pr_helper_socket` is configured, else the
+/// device itself, through SG_IO or the kernel's block PR ioctls
+/// (DevicePathRoute decides).
 public struct TransportFactory {
     public let config: PRConfig
     /// iSCSI sessions opened for this operation; close them when done.
     public let iscsiPool: ISCSISessionPool?
+    /// Which way each device path was reached, and why: the command log prints it.
+    public let routes = RouteLog()
 
     /// `isidQualifier` picks the iSCSI session id: the plugin's calls use 0;
     /// a long-lived reader (the keeper) needs its own, because a target
@@ -36,9 +40,19 @@ public struct TransportFactory {
                     socketPath: socket, devicePath: path,
                     timeoutMilliseconds: config.timeoutMilliseconds)
             }
-            return try SGIOTransport(path: path)
+            let route = try DevicePathRoute(
+                path: path, setting: config.blockPR,
+                timeoutMilliseconds: config.timeoutMilliseconds)
+            routes.record(resource.name, route.reason)
+            return route.transport
         }
     }
 
     public func closeAll() { iscsiPool?.closeAll() }
+}
+
+/// Resource → the reason its transport was chosen, filled as devices open.
+public final class RouteLog: @unchecked Sendable {
+    public private(set) var reasons: [String: String] = [:]
+    func record(_ resource: String, _ reason: String) { reasons[resource] = reason }
 }

@@ -2,8 +2,10 @@
 #define LOCKMGR_PR_SHIM_H
 
 /* The pr plugin's system calls that Swift cannot express cleanly: the
- * SG_IO ioctls (sg_io_hdr_t comes from the kernel's <scsi/sg.h>) and
- * sendmsg() with an SCM_RIGHTS control message (CMSG_* are macros). */
+ * SG_IO ioctls (sg_io_hdr_t comes from the kernel's <scsi/sg.h>), the
+ * block layer's persistent reservation ioctls (<linux/pr.h>: their numbers
+ * are _IOW macros) and sendmsg() with an SCM_RIGHTS control message
+ * (CMSG_* are macros). */
 
 #include <scsi/sg.h>
 #include <stddef.h>
@@ -14,6 +16,18 @@ int lockmgr_sg_io(int fd, sg_io_hdr_t *hdr);
 
 /* ioctl(fd, SG_GET_VERSION_NUM, version). Returns 0, or -errno. */
 int lockmgr_sg_get_version(int fd, int *version);
+
+/* The block layer's PR ioctls (sd, nvme, dm-multipath implement them).
+ * type is a <linux/pr.h> enum pr_type (not a SCSI type code); flags are
+ * PR_FL_*. Each returns 0 on success, a positive status the device gave
+ * (sd: the SCSI result, e.g. 0x18 RESERVATION CONFLICT; since Linux 6.5 a
+ * PR_STS_* code), or -errno. */
+int lockmgr_pr_register(int fd, unsigned long long old_key, unsigned long long new_key, unsigned flags);
+int lockmgr_pr_reserve(int fd, unsigned long long key, unsigned type, unsigned flags);
+int lockmgr_pr_release(int fd, unsigned long long key, unsigned type, unsigned flags);
+/* abort != 0: IOC_PR_PREEMPT_ABORT. */
+int lockmgr_pr_preempt(int fd, unsigned long long old_key, unsigned long long new_key, unsigned type, int abort);
+int lockmgr_pr_clear(int fd, unsigned long long key);
 
 /* Sends len bytes with passed_fd attached as SCM_RIGHTS, without blocking
  * and without SIGPIPE. Returns the bytes sent (the fd travels with the

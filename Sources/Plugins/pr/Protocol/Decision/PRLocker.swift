@@ -272,7 +272,11 @@ public final class PRLocker {
         try expect(
             d.prOut(.preempt, type: type, key: key.rawValue, serviceActionKey: key.rawValue),
             "dropping the other registrations of key \(key)")
-        try expect(d.prOut(.register, key: key.rawValue, serviceActionKey: 0), "unregistering key \(key)")
+        // REGISTER AND IGNORE with key 0: unregisters this nexus whatever it
+        // holds, and does nothing on a nexus that holds nothing. Through the
+        // kernel's PR ioctls a dm-multipath map sends it down every path,
+        // and the PREEMPT above has just dropped the other paths' keys.
+        try expect(d.prOut(.registerAndIgnore, key: 0, serviceActionKey: 0), "unregistering key \(key)")
         guard try !d.readKeys().keys.contains(key.rawValue) else {
             throw .backend("\(d.name): key \(key) is still registered after dropping it")
         }

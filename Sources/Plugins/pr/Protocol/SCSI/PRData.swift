@@ -63,14 +63,19 @@ public struct ReservationStatus: Sendable, Equatable {
     }
 }
 
-/// REPORT CAPABILITIES: which types the device supports.
+/// REPORT CAPABILITIES: which types the device supports, and whether it
+/// can keep registrations through a power loss (PTPL_C).
 public struct PRCapabilities: Sendable, Equatable {
     public var typeMaskValid: Bool
     public var supported: Set<ReservationType>
+    /// PTPL_C: the device accepts APTPL. Linux's sd sets APTPL on every
+    /// REGISTER it sends for the block-layer PR ioctls.
+    public var persistThroughPowerLossCapable: Bool
 
     public init(parsing d: [UInt8]) throws(LockError) {
         guard d.count >= 8, BigEndian.uint16(d, at: 0) >= 8 else { throw .backend("REPORT CAPABILITIES returned malformed data") }
         typeMaskValid = d[3] & 0x80 != 0
+        persistThroughPowerLossCapable = d[2] & 0x01 != 0
         let mask = UInt16(d[4]) << 8 | UInt16(d[5])
         var s = Set<ReservationType>()
         // Bits of the persistent reservation type mask, SPC-4 table 173.

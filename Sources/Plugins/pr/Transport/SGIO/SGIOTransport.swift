@@ -31,6 +31,11 @@ public final class SGIOTransport: SCSITransport, @unchecked Sendable {
         try send(cdb: command.cdb, direction: command.direction, timeoutMilliseconds: timeoutMilliseconds)
     }
 
+    /// The open descriptor and the command lock, for BlockPRTransport's
+    /// ioctls on the same device.
+    var fd: Int32 { device.fd }
+    func serialized<R>(_ body: () -> R) -> R { serial.withLock(body) }
+
     /// The marshalling into sg_io_hdr_t, for any CDB: what the typed `send`
     /// uses, and what the tests drive with CDBs spelled out byte by byte.
     func send(cdb: [UInt8], direction: DataDirection, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
