@@ -27,10 +27,18 @@ let pluginLinkerSettings: [LinkerSetting] = [
 // Swift toolchain, and `lockmgr failure-action` is what sanlock runs when a
 // lease is lost. Tests/DeployTests checks every installed file without one.
 // A static FoundationEssentials does not name the archives it needs itself.
-let installedProgramLinkerSettings: [LinkerSetting] = [
-    .unsafeFlags(["-static-stdlib"]), releaseBindNow,
-    .linkedLibrary("_FoundationCollections"), .linkedLibrary("_FoundationCShims"), .linkedLibrary("swiftSynchronization"),
-]
+// Sanitized test builds (make test-asan / test-tsan set LOCKMGR_SANITIZED_BUILD)
+// keep the toolchain's shared runtime instead: -static-stdlib links with
+// --exclude-libs ALL, which also hides the sanitizer runtime that the
+// instrumented plugins a tool loads must find in the tool.
+let sanitizedBuild = Context.environment["LOCKMGR_SANITIZED_BUILD"] != nil
+let installedProgramLinkerSettings: [LinkerSetting] =
+    sanitizedBuild
+    ? []
+    : [
+        .unsafeFlags(["-static-stdlib"]), releaseBindNow,
+        .linkedLibrary("_FoundationCollections"), .linkedLibrary("_FoundationCShims"), .linkedLibrary("swiftSynchronization"),
+    ]
 
 // Hosts export the sink our plugins report their errors to (error_channel.h).
 // In a ThreadSanitizer build they also export the runtime's Swift access
