@@ -18,6 +18,11 @@ public enum JSON {
         }
     }
 
+    /// The error object the tools print with `--json`: `{"error": {"kind", "message"}}`.
+    public static func error(_ error: LockError) -> JSON {
+        .object([("error", .object([("kind", .string(error.kind.description)), ("message", .string(error.message))]))])
+    }
+
     public static func quote(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {

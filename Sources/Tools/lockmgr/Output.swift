@@ -34,15 +34,7 @@ func printError(_ error: LockError, json: Bool) {
     writeStderr("lockmgr: \(error.message)")
     if json {
         print(
-            JSON.object([
-                (
-                    "error",
-                    .object([
-                        ("kind", .string(error.kind.description)),
-                        ("message", .string(error.message)),
-                    ])
-                )
-            ]).text)
+            JSON.error(error).text)
     }
 }
 

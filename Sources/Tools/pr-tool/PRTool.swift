@@ -46,15 +46,7 @@ func failure(_ error: LockError, json: Bool) -> ExitCode {
     complain("pr-tool: \(error.message)")
     if json {
         say(
-            JSON.object([
-                (
-                    "error",
-                    .object([
-                        ("kind", .string(error.kind.description)),
-                        ("message", .string(error.message)),
-                    ])
-                )
-            ]).text)
+            JSON.error(error).text)
     }
     return ExitCode(ExitStatus.code(for: error.kind))
 }
