@@ -152,11 +152,13 @@ bench: deps
 	    scripts/bench-report.sh $(BENCH_BIN) $(BENCH_OUT)
 
 # libFuzzer + ASan on every parser of outside input (Fuzz/), FUZZ_SECONDS
-# per target; FUZZ_TARGET=name runs one. Prints executions and crashes.
+# per target; FUZZ_TARGET=name runs one; FUZZ_RUNS=N stops a target after N
+# executions. Prints executions and crashes.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGET ?=
+FUZZ_RUNS ?= 0
 fuzz: deps
-	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGET)
+	FUZZ_RUNS=$(FUZZ_RUNS) scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGET)
 
 # CI's fixed budget: 20 s per target; fails on any crash.
 fuzz-ci: deps

@@ -5,6 +5,9 @@
 #
 #   scripts/fuzz.sh SECONDS [TARGET]
 #
+# FUZZ_RUNS=N stops a target once it has run N executions (within SECONDS):
+# how the depth figures in the README were produced.
+#
 # Seeds: Fuzz/Corpus/<target> (read only). New inputs the fuzzer finds go to
 # .build-fuzz/corpus/<target>, crashing inputs to .build-fuzz/crashes/<target>;
 # copy a crash to Fuzz/Regressions/<target>/ once fixed, so `swift test`
@@ -14,6 +17,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${1:?usage: scripts/fuzz.sh SECONDS [TARGET]}
 only=${2:-}
+max_runs=${FUZZ_RUNS:-0}
 swift=${SWIFT:-swift}
 scratch=.build-fuzz
 # A crash restarts the target for the rest of its time; stop after this many.
@@ -47,13 +51,14 @@ for t in "${targets[@]}"; do
     mkdir -p "$corpus" "$crashes" "$logs"
     runs=0 round=0 found=0
     deadline=$((SECONDS + seconds))
-    while [ $SECONDS -lt $deadline ]; do
+    while [ $SECONDS -lt $deadline ] && { [ "$max_runs" -eq 0 ] || [ $runs -lt "$max_runs" ]; }; do
         round=$((round + 1))
         log=$logs/run-$round.log
         # SWIFT_BACKTRACE off: the Swift backtracer would hold the crash for
         # seconds per input; libFuzzer and ASan print their own report.
         LOCKMGR_FUZZ_TARGET=$t SWIFT_BACKTRACE=enable=no \
-            "$bin" -max_total_time=$((deadline - SECONDS)) -timeout=10 -rss_limit_mb=2048 \
+            "$bin" -max_total_time=$((deadline - SECONDS)) -runs=$((max_runs > 0 ? max_runs - runs : -1)) \
+                   -timeout=10 -rss_limit_mb=2048 \
                    -print_final_stats=1 -artifact_prefix="$crashes/" \
                    "$corpus" "Fuzz/Corpus/$t" >"$log" 2>&1 && status=0 || status=$?
         n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
@@ -66,7 +71,7 @@ for t in "${targets[@]}"; do
         fi
     done
     total_crashes=$((total_crashes + found))
-    echo "== $t: $runs executions in ${seconds}s, $found crashes, corpus $(find "$corpus" -type f | wc -l) inputs"
+    echo "== $t: $runs executions in $((SECONDS - deadline + seconds))s, $found crashes, corpus $(find "$corpus" -type f | wc -l) inputs"
     summary+=("$(printf '%-24s %14s %8s' "$t" "$runs" "$found")")
 done
 
