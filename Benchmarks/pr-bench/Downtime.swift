@@ -90,9 +90,18 @@ import PRTransport
         }
     }
 
+    /// The destination host's keeper interval: a keeper leaves at its next
+    /// round after its record empties, and each window must start with none
+    /// (a new QEMU on the destination has no keeper yet); at the default 1 s
+    /// waiting for it would cost half a second per round.
+    static let destinationKeeperInterval = 100
+
     /// a holds (untimed); b's QEMU registers (untimed: done at its start);
-    /// the window: a releases, b acquires with a's state; then b lets go (untimed).
-    private func oursRound(_ disks: [String], measured: Bool) throws(LockError) {
+    /// the window: a releases, b acquires with a's state; then b lets go
+    /// (untimed) and its keeper is waited for, so that the next window's
+    /// keeper is the one its registration started, never a leftover.
+    private func oursRound(_ disks: [String], measured: Bool) throws {
+        try destination.waitKeepersGone(sourceVM.uuid)
         _ = try source.call(sourceVM, disks: disks) { m throws(LockError) in try m.acquire() }
         _ = try destination.call(destinationVM, disks: disks) { m throws(LockError) in try m.acquire(flags: [.registerOnly, .restrict]) }
         settle(source)

@@ -33,7 +33,9 @@ import Foundation
         t += "(resume), each through a fresh manager as libvirt makes them, keepers on as deployed. Before the measured "
         t += "window, as libvirt does when it starts the destination's QEMU (paused, incoming), the destination's plugin "
         t += "gets Acquire(REGISTER_ONLY|RESTRICT) for that process: the keeper starts there, so the resume finds it "
-        t += "running. The untimed acquire before each window starts the source's keeper anew (the last window's release "
+        t += "running. Each window's destination starts with no keeper (the last one's is waited for; that host's "
+        t +=
+            "keeper_interval_ms is \(DowntimeBench.destinationKeeperInterval), so it leaves soon). The untimed acquire before each window starts the source's keeper anew (the last window's release "
         t += "let it go): the window opens once both keepers sleep between their rounds, as a source's keeper running "
         t += "for long does (it still reads its LUs every second, in or out of the window). "
         t += "The floors do the same with the protocol's minimum, one command at a time: the source "

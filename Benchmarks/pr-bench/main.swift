@@ -184,8 +184,12 @@ var roundCounts: [Int: Int] = [:]
 // The destination's stand-in QEMU is started now; its rounds run after the others.
 let downtime: DowntimeBench
 do {
+    // Its own destination host: every window needs the last one's keeper gone (see DowntimeBench.oursRound).
+    let destination = try PluginHost(
+        name: "pr-b-downtime", soPath: soPath, workDir: work, initiator: initiatorB, keeper: true, keeperPath: keeperPath,
+        commandLog: false, keeperIntervalMilliseconds: DowntimeBench.destinationKeeperInterval)
     downtime = try DowntimeBench(
-        source: hosts.aKeeper, destination: hosts.bKeeper, sourceCount: hosts.aCount, destinationCount: hosts.bCount,
+        source: hosts.aKeeper, destination: destination, sourceCount: hosts.aCount, destinationCount: hosts.bCount,
         sourceVM: vm)
 } catch {
     cleanUp()
