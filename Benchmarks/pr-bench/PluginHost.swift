@@ -20,7 +20,7 @@ final class PluginHost {
 
     init(
         name: String, soPath: String, workDir: String, initiator: String, keeper: Bool,
-        keeperPath: String, commandLog: Bool
+        keeperPath: String, commandLog: Bool, keeperIntervalMilliseconds: Int? = nil
     ) throws {
         self.name = name
         let pluginDir = "\(workDir)/plugins"
@@ -36,6 +36,7 @@ final class PluginHost {
 
             """
         if let log = self.commandLog { conf += "command_log = \"\(log)\"\n" }
+        if let interval = keeperIntervalMilliseconds { conf += "keeper_interval_ms = \(interval)\n" }
         let confPath = "\(workDir)/\(name)-pr.conf"
         try conf.write(toFile: confPath, atomically: true, encoding: .utf8)
         plugin = try LockPlugin.load(name: name, pluginDir: pluginDir, configFile: confPath)

@@ -65,7 +65,9 @@ struct Report {
         s += "compare figures within this run, not across runs. Whole run: \(Int(elapsedSeconds)) s.\n\n"
 
         s += "### Latency, 1 LUN\n\n"
-        s += "Keeper on, as deployed: an acquire or handover that starts the VM's keeper (a VM start; every tenth round "
+        s +=
+            "Keeper on, as deployed: an acquire or handover that starts the VM's keeper (one with no registration before it: under libvirt a VM's start registers first "
+        s += "and its keeper starts there, see the added migration downtime section; every tenth round "
         s +=
             "at 1 and 8 LUNs, every other one at 64 and 256, waits for the keepers to leave so these are measured) and one that finds it still running (a resume soon "
         s += "after a pause: a keeper leaves at its next round, up to 1 s after the release), each with its sample count.\n\n"
@@ -189,7 +191,8 @@ struct Report {
         s += "and every added resource (dlopen RTLD_NOLOAD searches the library path: 25-50 µs each), 3 times per call at "
         s += "1 LUN and 258 times, about 12 ms, at 256 LUNs: found with strace while reading this benchmark. "
         s += "The keeper, on as deployed, adds \(micros(keeperCost)) µs to an acquire that starts it, and as much to a handover "
-        s += "(the destination's acquire starts its keeper): two starts of the 10.9 MB static-Swift `pr-keeper` (`pr-keeper start`, "
+        s += "(here the destination's acquire starts its keeper; under libvirt the destination's QEMU registers first and its keeper "
+        s += "starts then): two starts of the 10.9 MB static-Swift `pr-keeper` (`pr-keeper start`, "
         s += "which detaches the keeper into its own session so that libvirtd never has to reap it, and the keeper itself), "
         s += "each about 4 ms on this loaded machine against 1 ms for /bin/true, and the wait until the keeper holds its "
         s += "pid file. An acquire that finds the VM's keeper running starts nothing (it used to start `pr-keeper start` "

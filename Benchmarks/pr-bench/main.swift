@@ -17,7 +17,8 @@ import PRTransport
 //
 // --keep yes leaves the work directory (the plugin copies, configs) for a
 // profiler's symbol lookup, e.g. under `perf record -g`.
-// Writes DIR/pr.md (the report section, also printed) and DIR/pr-scale.tsv.
+// Writes DIR/pr.md (the report section, also printed), DIR/pr-scale.tsv and
+// DIR/downtime-pr.md (the added migration downtime, Downtime.swift).
 
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("pr-bench: \(message)\n".utf8))
@@ -180,6 +181,21 @@ var roundCounts: [Int: Int] = [:]
     commands[Key(variant: .noKeeper, op: .release, luns: n)] = b.takeCommands()
 }
 
+// The destination's stand-in QEMU is started now; its rounds run after the others.
+let downtime: DowntimeBench
+do {
+    // Its own destination host: every window needs the last one's keeper gone (see DowntimeBench.oursRound).
+    let destination = try PluginHost(
+        name: "pr-b-downtime", soPath: soPath, workDir: work, initiator: initiatorB, keeper: true, keeperPath: keeperPath,
+        commandLog: false, keeperIntervalMilliseconds: DowntimeBench.destinationKeeperInterval)
+    downtime = try DowntimeBench(
+        source: hosts.aKeeper, destination: destination, sourceCount: hosts.aCount, destinationCount: hosts.bCount,
+        sourceVM: vm)
+} catch {
+    cleanUp()
+    fail("cannot start the migration destination's stand-in VM process: \(error)")
+}
+
 let started = Clock.now()
 do {
     try rawA.warmUp()
@@ -214,15 +230,19 @@ do {
         try rawA.checkClean(luns: n)
         FileHandle.standardError.write(Data("pr-bench: \(n) LUNs, \(total) rounds done (\(Int((Clock.now() - started) / 1e6)) s)\n".utf8))
     }
+    try downtime.run(sizes: sizes, urls: urls, rounds: rounds, warmUp: warmUpRounds, rawA: rawA, rawB: rawB)
 } catch let error as LockError {
+    downtime.stop()
     cleanUp()
     fail(error.message)
 } catch {
+    downtime.stop()
     cleanUp()
     fail("\(error)")
 }
 rawA.close()
 rawB.close()
+downtime.stop()
 cleanUp()
 
 let elapsed = (Clock.now() - started) / 1e6
@@ -231,6 +251,8 @@ let report = Report(
     commands: commands, elapsedSeconds: elapsed, target: target)
 do {
     try Section.write(name: "pr", markdown: report.markdown(), scale: report.scale(), to: outDir)
+    let downtimeSection = DowntimeReport(bench: downtime, sizes: sizes, warmUp: warmUpRounds, main: report).markdown()
+    try Section.write(name: "downtime-pr", markdown: downtimeSection, to: outDir)
 } catch {
     fail("cannot write the report to \(outDir ?? "stdout"): \(error)")
 }

@@ -6,7 +6,7 @@
 // releases and hands its state to host B, whose daemon acquires with it.
 // Every case runs interleaved, round after round, at 1 to 8 leases per VM.
 //
-// Usage: sanlock-bench [--cycles N] [--out DIR]   (section DIR/sanlock.md, DIR/sanlock-scale.tsv)
+// Usage: sanlock-bench [--cycles N] [--out DIR]   (sections DIR/sanlock.md and DIR/downtime-sanlock.md, DIR/sanlock-scale.tsv)
 //        sanlock-bench --hold                     (internal: the registered "VM")
 //        sanlock-bench --host-b CONFIG LEASE_DIR  (internal: host B)
 import BenchSupport
@@ -81,6 +81,7 @@ do {
                 for (op, micros) in zip(operations, [acquire, release.micros, release.micros + takeover]) {
                     samples[op, default: [:]][count, default: [:]][impl, default: Samples()].add(micros)
                 }
+                samples[SanlockDowntime.destinationAcquire, default: [:]][count, default: [:]][impl, default: Samples()].add(takeover)
                 if let preparation = release.preparation {
                     samples[SanlockReport.preparation, default: [:]][count, default: [:]][impl, default: Samples()].add(preparation)
                 }
@@ -121,4 +122,7 @@ do {
             samples, scales: scales, cycles: options.cycles,
             warmup: warmup, fsType: fsType, load: loadAtStart),
         scale: SanlockReport.scalePoints(samples, scales: scales), to: options.outDir)
+    try Section.write(
+        name: "downtime-sanlock",
+        markdown: SanlockDowntime.markdown(samples, scales: scales, cycles: options.cycles, load: loadAtStart), to: options.outDir)
 } catch { fail("cannot write the section: \(error)") }

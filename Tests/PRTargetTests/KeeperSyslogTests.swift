@@ -27,7 +27,7 @@ import Testing
             ["\(BuildProducts.binDir)/pr-keeper", "watch", dir, vm.description],
             environment: ["LOCKMGR_SYSLOG_SOCKET": syslog.path], timeout: 30)
         #expect(result.status == 0, "\(result)")
-        let expected = "VM 'vm-syslog' (\(vm), pid \(getpid())) exited; released nothing"
+        let expected = "VM 'vm-syslog' (\(vm), pid \(getpid())) exited holding nothing"
         #expect(result.stderr.contains(expected), "keeper.log gets it on stderr: \(result)")
         let messages = syslog.messages()
         #expect(messages.count == 1, "\(messages)")

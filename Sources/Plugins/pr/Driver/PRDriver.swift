@@ -55,32 +55,27 @@ final class PRManager: LockPluginManager {
     func acquire(state: String?, flags: AcquireFlags, action: FailureAction) throws(LockError) -> Int32? {
         // Parse the state before anything else: a bad one sends no command.
         let parsed = try state.map { s throws(LockError) in try PRState(decoding: s) }
-        // Registration of the process (libvirt, between fork and exec): a
-        // reservation belongs to the host, not to a process; nothing to do.
-        if flags.contains(.registerOnly) { return nil }
         let held = resources.filter { $0.mode != .readOnly }
-        guard config.keeper, !held.isEmpty else {
+        let watched = config.keeper && !held.isEmpty
+        // Registration of the process (libvirt, between fork and exec, long
+        // before the resume): a reservation belongs to the host, so no
+        // command; but the VM's keeper starts now, off the resume's path
+        // (inside a migration's downtime).
+        if flags.contains(.registerOnly) {
+            if watched { try register(action) }
+            return nil
+        }
+        guard watched else {
             try withLocker { locker throws(LockError) in try locker.acquire(resources, state: parsed) }
             return nil
         }
         let keeper = try keeperPlan(action)
         try keeper.store.update(object.uuid) { record throws(LockError) in
-            // The device cannot tell two processes of one host apart (same
-            // key): the keeper's record can.
-            if let other = record, other.pid != keeper.process.pid || other.startTime != keeper.process.startTime,
-                VMProcess(pid: other.pid, startTime: other.startTime).isAlive
-            {
-                throw .conflict(
-                    "VM '\(object.name)' (\(object.uuid)) already runs on this host as process \(other.pid), holding \(other.resources.map(\.name).joined(separator: ", ")); refusing a double start"
-                )
-            }
+            try refuseDoubleStart(record, keeper.process)
             try withLocker { locker throws(LockError) in try locker.acquire(resources, state: parsed) }
             var r =
-                record.flatMap { $0.pid == keeper.process.pid && $0.startTime == keeper.process.startTime ? $0 : nil }
-                ?? KeeperRecord(
-                    vm: object.uuid, name: object.name, pid: keeper.process.pid,
-                    startTime: keeper.process.startTime, action: action, uri: object.uri,
-                    configFile: driver.configFile, resources: [])
+                record.flatMap { $0.belongs(to: keeper.process) ? $0 : nil }
+                ?? newRecord(keeper.process, action)
             r.action = action
             r.add(held)
             record = r
@@ -94,6 +89,57 @@ final class PRManager: LockPluginManager {
             throw LockError(error.kind, error.message + note)
         }
         return nil
+    }
+
+    /// REGISTER_ONLY: a record naming the VM's process and no resources
+    /// yet, and its keeper started, so that the resume's acquire finds it
+    /// running. Such a keeper watches the process only: if it dies before
+    /// the resume (a start refused later, a crash) there is nothing to
+    /// give back and the keeper leaves.
+    private func register(_ action: FailureAction) throws(LockError) {
+        let keeper = try keeperPlan(action)
+        let written = try keeper.store.update(object.uuid) { record throws(LockError) -> Bool in
+            try refuseDoubleStart(record, keeper.process)
+            if let r = record {
+                // Our own record (a second registration): nothing to change.
+                if r.belongs(to: keeper.process) { return true }
+                // A dead process of this VM still lists reservations: its
+                // keeper gives them back; taking its record over would
+                // lose them. The resume's acquire starts our keeper then.
+                if !r.resources.isEmpty { return false }
+            }
+            record = newRecord(keeper.process, action)
+            return true
+        }
+        guard written else { return }
+        do {
+            try KeeperLauncher.ensureRunning(keeperPath: keeper.path, store: keeper.store, vm: object.uuid)
+        } catch {
+            // Leave no record behind that no keeper will ever remove.
+            _ = try? keeper.store.update(object.uuid) { record throws(LockError) in
+                if let r = record, r.belongs(to: keeper.process), r.resources.isEmpty { record = nil }
+            }
+            throw error
+        }
+    }
+
+    /// The device cannot tell two processes of one host apart (same key):
+    /// the keeper's record can.
+    private func refuseDoubleStart(_ record: KeeperRecord?, _ process: VMProcess) throws(LockError) {
+        guard let other = record, !other.belongs(to: process), VMProcess(pid: other.pid, startTime: other.startTime).isAlive
+        else { return }
+        let holding =
+            other.resources.isEmpty
+            ? "registered, holding nothing yet" : "holding \(other.resources.map(\.name).joined(separator: ", "))"
+        throw .conflict(
+            "VM '\(object.name)' (\(object.uuid)) already runs on this host as process \(other.pid), \(holding); refusing a double start"
+        )
+    }
+
+    private func newRecord(_ process: VMProcess, _ action: FailureAction) -> KeeperRecord {
+        KeeperRecord(
+            vm: object.uuid, name: object.name, pid: process.pid, startTime: process.startTime, action: action,
+            uri: object.uri, configFile: driver.configFile, resources: [])
     }
 
     /// Everything the keeper needs, checked before any SCSI command.

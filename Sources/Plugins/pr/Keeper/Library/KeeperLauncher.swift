@@ -18,7 +18,7 @@ public enum KeeperLauncher {
         // and the caller has just written this VM's record. No process start
         // then (two of them cost ~10 ms): a resume soon after a pause, a
         // rollback, a hot-plugged disk.
-        if store.runningKeeper(vm) != nil { return }
+        if store.keeperRuns(vm) { return }
         let pid: pid_t
         switch Spawn.start([keeperPath, "start", store.dir, vm.description], output: store.logPath) {
         case .success(let p): pid = p

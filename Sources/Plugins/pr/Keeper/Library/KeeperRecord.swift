@@ -49,6 +49,9 @@ public struct KeeperRecord: Sendable, Equatable {
 
     static let magic = "lockmgr-pr-keeper-v1"
 
+    /// Whether this record is the one of `process` (same pid, same start).
+    public func belongs(to process: VMProcess) -> Bool { pid == process.pid && startTime == process.startTime }
+
     /// Adds resources not yet listed (an acquire after a pause or a hotplug).
     public mutating func add(_ more: [PRResource]) {
         for r in more where !resources.contains(where: { $0.name == r.name }) { resources.append(r) }

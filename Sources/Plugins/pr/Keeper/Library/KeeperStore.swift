@@ -34,10 +34,16 @@ public struct KeeperStore: Sendable {
     /// record's exclusive flock and writes back what `body` leaves: a nil
     /// record removes the file. `body` may run SCSI commands.
     public func update<R>(_ vm: UUIDBytes, _ body: (inout KeeperRecord?) throws(LockError) -> R) throws(LockError) -> R {
-        try prepare()
         let path = recordPath(vm)
         while true {
-            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            // The directory is created on first use only: a mkdir per path
+            // component on every call was a good part of the keeper's cost
+            // per acquire and release.
+            if fd < 0 && errno == ENOENT {
+                try prepare()
+                fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            }
             guard fd >= 0 else { throw .backend("cannot open keeper record \(path): \(Errno.current)") }
             defer { close(fd) }
             guard flock(fd, LOCK_EX) == 0 else { throw .backend("cannot lock keeper record \(path): \(Errno.current)") }
@@ -96,6 +102,18 @@ public struct KeeperStore: Sendable {
     /// The pid of the keeper of `vm`, if one is running: a keeper holds the
     /// flock of its pid file for as long as it lives.
     public func runningKeeper(_ vm: UUIDBytes) -> Int32? {
+        whileKeeperRuns(vm) { fd in
+            let text = (try? Self.readAll(fd, pidPath(vm))) ?? ""
+            return Int32(text.filter { !$0.isWhitespace })
+        }
+    }
+
+    /// Whether a keeper of `vm` runs: `runningKeeper` without reading the
+    /// pid, for the plugin's every call.
+    public func keeperRuns(_ vm: UUIDBytes) -> Bool { whileKeeperRuns(vm) { _ in true } ?? false }
+
+    /// `body` on the open pid file of `vm` if its flock is held (a keeper runs); nil otherwise.
+    private func whileKeeperRuns<R>(_ vm: UUIDBytes, _ body: (Int32) -> R?) -> R? {
         let fd = open(pidPath(vm), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -103,10 +121,7 @@ public struct KeeperStore: Sendable {
             flock(fd, LOCK_UN)
             return nil
         }
-        guard case let text = (try? Self.readAll(fd, pidPath(vm))) ?? "",
-            let pid = Int32(text.filter { !$0.isWhitespace })
-        else { return nil }
-        return pid
+        return body(fd)
     }
 
     static func readAll(_ fd: Int32, _ path: String) throws(LockError) -> String {

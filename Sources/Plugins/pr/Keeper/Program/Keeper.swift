@@ -141,7 +141,12 @@ final class Keeper {
                 try store.update(vm) { (record: inout KeeperRecord?) throws(LockError) -> String? in
                     guard let r = record else { return stepDown("\(who): nothing left to watch; keeper exits") }
                     // A new process of the VM took over the record meanwhile.
-                    guard r.pid == process.pid, r.startTime == process.startTime, !process.isAlive else { return nil }
+                    guard r.belongs(to: process), !process.isAlive else { return nil }
+                    // Registered (libvirt's start), never resumed: nothing was taken.
+                    if r.resources.isEmpty {
+                        record = nil
+                        return stepDown("\(describe(r)) exited holding nothing (registered only); keeper exits")
+                    }
                     let config = try loadConfig(r)
                     let factory = TransportFactory(config: config)
                     defer { factory.closeAll() }

@@ -1,0 +1,160 @@
+import BenchSupport
+import Foundation
+import LockDriver
+import PRKeeper
+import PRProtocol
+import PRTransport
+
+/// "Added migration downtime" (issue 14): what the locks add to a live
+/// migration's pause, in libvirt's order. Before the measured window, as
+/// libvirt does when it starts the destination's QEMU (paused, incoming),
+/// host b's plugin gets Acquire(REGISTER_ONLY) for that process (its
+/// keeper starts then). Inside the window: host a's release (the source
+/// pauses; it returns the state) and host b's acquire with that state (the
+/// destination resumes), each through a fresh manager, keepers on as
+/// deployed. The floors do the same with the fewest commands: the source
+/// unregisters, the destination registers and reserves, one command at a
+/// time (the sequential floor), on sessions kept logged in and with a
+/// login per operation.
+@MainActor final class DowntimeBench {
+    enum Case: String, CaseIterable {
+        case ours = "ours (keeper on, as deployed)"
+        case floorKept = "sequential floor, session kept"
+        case floorLogin = "raw, login per operation"
+    }
+    enum Part: String, CaseIterable {
+        case release = "source release"
+        case acquire = "destination acquire with state"
+        case total = "added downtime"
+    }
+    struct Key: Hashable { var c: Case; var part: Part; var luns: Int }
+
+    let source: PluginHost, destination: PluginHost
+    let sourceCount: PluginHost, destinationCount: PluginHost
+    let sourceVM: LockObject
+    /// The destination's QEMU: its own process, registered before each window.
+    let incoming = Process()
+    let destinationVM: LockObject
+    var wall: [Key: Samples] = [:]
+    /// Ours' commands per part (counted with command_log, keeper off), and the floor's.
+    var sent: [Key: [String]] = [:]
+    var roundCounts: [Int: Int] = [:]
+
+    init(
+        source: PluginHost, destination: PluginHost, sourceCount: PluginHost, destinationCount: PluginHost,
+        sourceVM: LockObject
+    ) throws {
+        self.source = source
+        self.destination = destination
+        self.sourceCount = sourceCount
+        self.destinationCount = destinationCount
+        self.sourceVM = sourceVM
+        incoming.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        incoming.arguments = ["100000"]
+        try incoming.run()
+        destinationVM = LockObject(uuid: sourceVM.uuid, name: sourceVM.name, pid: UInt32(incoming.processIdentifier))
+    }
+
+    func stop() {
+        if incoming.isRunning { incoming.terminate(); incoming.waitUntilExit() }
+    }
+
+    func samples(_ c: Case, _ part: Part, _ n: Int) -> Samples { wall[Key(c: c, part: part, luns: n)] ?? Samples() }
+
+    private func add(_ c: Case, _ n: Int, release: Double, acquire: Double, measured: Bool) {
+        guard measured else { return }
+        wall[Key(c: c, part: .release, luns: n), default: Samples()].add(release)
+        wall[Key(c: c, part: .acquire, luns: n), default: Samples()].add(acquire)
+        wall[Key(c: c, part: .total, luns: n), default: Samples()].add(release + acquire)
+    }
+
+    func run(sizes: [Int], urls: [String], rounds: (Int) -> Int, warmUp: Int, rawA: RawHost, rawB: RawHost) throws {
+        for n in sizes {
+            let disks = Array(urls.prefix(n))
+            try count(disks)
+            let total = rounds(n)
+            roundCounts[n] = total
+            for round in 0..<(warmUp + total) {
+                let measured = round >= warmUp
+                let order = Case.allCases.indices.map { Case.allCases[($0 + round) % Case.allCases.count] }
+                for c in order {
+                    switch c {
+                    case .ours: try oursRound(disks, measured: measured)
+                    case .floorKept, .floorLogin: try floorRound(c, n, rawA, rawB, measured: measured)
+                    }
+                }
+            }
+            for h in [source, destination] { try h.waitKeepersGone(sourceVM.uuid) }
+            try rawA.checkClean(luns: n)
+            FileHandle.standardError.write(Data("pr-bench: downtime, \(n) LUNs, \(total) rounds done\n".utf8))
+        }
+    }
+
+    /// The destination host's keeper interval: a keeper leaves at its next
+    /// round after its record empties, and each window must start with none
+    /// (a new QEMU on the destination has no keeper yet); at the default 1 s
+    /// waiting for it would cost half a second per round.
+    static let destinationKeeperInterval = 100
+
+    /// a holds (untimed); b's QEMU registers (untimed: done at its start);
+    /// the window: a releases, b acquires with a's state; then b lets go
+    /// (untimed) and its keeper is waited for, so that the next window's
+    /// keeper is the one its registration started, never a leftover.
+    private func oursRound(_ disks: [String], measured: Bool) throws {
+        try destination.waitKeepersGone(sourceVM.uuid)
+        _ = try source.call(sourceVM, disks: disks) { m throws(LockError) in try m.acquire() }
+        _ = try destination.call(destinationVM, disks: disks) { m throws(LockError) in try m.acquire(flags: [.registerOnly, .restrict]) }
+        settle(source)
+        settle(destination)
+        var state: String?
+        let release = try source.call(sourceVM, disks: disks) { m throws(LockError) in state = try m.release() }
+        let acquire = try destination.call(destinationVM, disks: disks) { m throws(LockError) in try m.acquire(state: state) }
+        _ = try destination.call(destinationVM, disks: disks) { m throws(LockError) in _ = try m.release() }
+        add(.ours, disks.count, release: release.wall, acquire: acquire.wall, measured: measured)
+    }
+
+    /// Waits (up to 5 s) until the host's keeper of the VM sleeps between
+    /// rounds: a source's keeper has been running long before a migration,
+    /// not starting and reading all its LUs for the first time (which the
+    /// untimed acquire just before made it do) inside the window.
+    private func settle(_ host: PluginHost) {
+        guard let pid = KeeperStore(dir: host.keeperDir).runningKeeper(sourceVM.uuid) else { return }
+        let deadline = Clock.now() + 5e6
+        while Clock.now() < deadline {
+            let wchan = (try? String(contentsOfFile: "/proc/\(pid)/wchan", encoding: .utf8)) ?? ""
+            if wchan.contains("nanosleep") || !FileManager.default.fileExists(atPath: "/proc/\(pid)") { return }
+            usleep(500)
+        }
+    }
+
+    private func floorRound(_ c: Case, _ n: Int, _ rawA: RawHost, _ rawB: RawHost, measured: Bool) throws(LockError) {
+        let login = c == .floorLogin
+        _ = try rawA.run(.acquire, luns: n, loginPerOperation: login)
+        let t0 = Clock.now()
+        let released = try rawA.run(.release, luns: n, loginPerOperation: login)
+        let t1 = Clock.now()
+        let acquired = try rawB.run(.acquire, luns: n, loginPerOperation: login)
+        let t2 = Clock.now()
+        _ = try rawB.run(.release, luns: n, loginPerOperation: login)
+        add(c, n, release: t1 - t0, acquire: t2 - t1, measured: measured)
+        if measured {
+            sent[Key(c: c, part: .release, luns: n)] = released
+            sent[Key(c: c, part: .acquire, luns: n)] = acquired
+        }
+    }
+
+    /// One counted round, keeper off (a keeper reads on its own session).
+    private func count(_ disks: [String]) throws(LockError) {
+        let n = disks.count
+        _ = try sourceCount.call(sourceVM, disks: disks) { m throws(LockError) in try m.acquire() }
+        _ = sourceCount.takeCommands()
+        _ = destinationCount.takeCommands()
+        var state: String?
+        _ = try sourceCount.call(sourceVM, disks: disks) { m throws(LockError) in state = try m.release() }
+        sent[Key(c: .ours, part: .release, luns: n)] = sourceCount.takeCommands()
+        _ = try destinationCount.call(destinationVM, disks: disks) { m throws(LockError) in try m.acquire(state: state) }
+        sent[Key(c: .ours, part: .acquire, luns: n)] = destinationCount.takeCommands()
+        _ = try destinationCount.call(destinationVM, disks: disks) { m throws(LockError) in _ = try m.release() }
+        _ = destinationCount.takeCommands()
+    }
+}

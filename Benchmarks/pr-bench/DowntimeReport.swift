@@ -1,0 +1,148 @@
+import BenchSupport
+import Foundation
+
+/// The "added migration downtime" section (`downtime-pr.md`): the
+/// downtime figures next to their floors, and issue 14's goals, met or not,
+/// next to what was measured (some goals are per operation: those come
+/// from the pr section's rounds of the same run, `main`).
+@MainActor struct DowntimeReport {
+    let bench: DowntimeBench
+    let sizes: [Int]
+    let warmUp: Int
+    /// The pr section's figures of the same run (acquire, handover, release).
+    let main: Report
+
+    typealias Case = DowntimeBench.Case
+    typealias Part = DowntimeBench.Part
+
+    func s(_ c: Case, _ part: Part, _ n: Int) -> Samples { bench.samples(c, part, n) }
+    func sent(_ c: Case, _ part: Part, _ n: Int) -> [String] { bench.sent[DowntimeBench.Key(c: c, part: part, luns: n)] ?? [] }
+    func commandCount(_ c: Case, _ n: Int) -> Int { sent(c, .release, n).count + sent(c, .acquire, n).count }
+
+    /// "met" or "NOT MET", from a measured value and its bound (both finite).
+    func verdict(_ value: Double, _ bound: Double) -> String {
+        value.isFinite ? (value <= bound ? "met" : "**not met**") : "not measured"
+    }
+
+    func markdown() -> String {
+        let one = sizes.first ?? 1, last = sizes.last ?? 1
+        var t = "## Added migration downtime: pr (SCSI PR over iSCSI, tgtd)\n\n"
+        t += "`make bench-pr` (`Benchmarks/pr-bench/Downtime.swift`), same run, target and hosts as the pr section. "
+        t += "A live migration pauses the guest for its last copy; in libvirt's order the locks change hands inside that "
+        t += "pause: the source's release (pause) and then the destination's acquire with the state the release returned "
+        t += "(resume), each through a fresh manager as libvirt makes them, keepers on as deployed. Before the measured "
+        t += "window, as libvirt does when it starts the destination's QEMU (paused, incoming), the destination's plugin "
+        t += "gets Acquire(REGISTER_ONLY|RESTRICT) for that process: the keeper starts there, so the resume finds it "
+        t += "running. Each window's destination starts with no keeper (the last one's is waited for; that host's "
+        t +=
+            "keeper_interval_ms is \(DowntimeBench.destinationKeeperInterval), so it leaves soon). The untimed acquire before each window starts the source's keeper anew (the last window's release "
+        t += "let it go): the window opens once both keepers sleep between their rounds, as a source's keeper running "
+        t += "for long does (it still reads its LUs every second, in or out of the window). "
+        t += "The floors do the same with the protocol's minimum, one command at a time: the source "
+        t += "unregisters (REGISTER to key 0; with a login per operation REGISTER AND IGNORE, PREEMPT of its own key and "
+        t += "unregister, tgt making every login a new I_T nexus), the destination REGISTERs and RESERVEs; "
+        t += "\"sequential floor, session kept\" on sessions logged in once, \"raw, login per operation\" with a login "
+        t += "and logout around each of the two operations as every plugin call pays. Cases interleaved in rotating order "
+        t += "after \(warmUp) warm-up rounds; rounds per size: "
+        t += sizes.map { "\($0) LUN\($0 == 1 ? "" : "s"): \(bench.roundCounts[$0] ?? 0)" }.joined(separator: ", ")
+        t += " (with fewer than 100 rounds p99 is the maximum). Times in µs. **The machine was loaded** "
+        t += "(load average at the end \(Report.loadAverage())): compare within this run.\n\n"
+
+        t += "### Goals (issue 14) against this run\n\n"
+        t += main.table(["goal", "measured (medians)", "verdict"], goals(one: one, last: last))
+
+        t += "### Added downtime per size\n\n"
+        t += main.table(
+            [
+                "LUNs", "rounds", "ours median", "ours p99", "source release", "destination acquire", "sequential floor, session kept",
+                "raw, login per op", "ours / login per op", "ours / sequential floor", "commands: ours / floor",
+                "ours' commands at the floor's time per command",
+            ],
+            sizes.map { n in
+                let o = s(.ours, .total, n), f = s(.floorKept, .total, n), l = s(.floorLogin, .total, n)
+                let perCommand = f.median / Double(max(1, commandCount(.floorKept, n)))
+                return [
+                    "\(n)", "\(bench.roundCounts[n] ?? 0)", micros(o.median), micros(o.p99), micros(s(.ours, .release, n).median),
+                    micros(s(.ours, .acquire, n).median), micros(f.median), micros(l.median), ratio(o.median, l.median),
+                    ratio(o.median, f.median), "\(commandCount(.ours, n)) / \(commandCount(.floorKept, n))",
+                    micros(perCommand * Double(commandCount(.ours, n))),
+                ]
+            })
+        t += "The last column is an estimate, not a measurement: ours' command count times the sequential floor's time per "
+        t += "command, i.e. what ours' commands would cost sent one after another with no login, no plugin and no keeper.\n\n"
+
+        t += "### Commands in the window, 1 LUN\n\n"
+        t += main.table(
+            ["part", "ours", "ours' sequence", "sequential floor, session kept", "raw, login per op"],
+            [Part.release, Part.acquire].map { p in
+                [
+                    p.rawValue, main.count(sent(.ours, p, one)), main.sequence(sent(.ours, p, one)),
+                    main.sequence(sent(.floorKept, p, one)), main.sequence(sent(.floorLogin, p, one)),
+                ]
+            })
+        t += explanation(one, last)
+        return t + "\n"
+    }
+
+    func goals(one: Int, last: Int) -> [[String]] {
+        let down = s(.ours, .total, one)
+        var rows = [
+            [
+                "\(one) LUN: added downtime ≤ 1.5 ms (keeper included)",
+                "\(micros(down.median)) µs (p99 \(micros(down.p99)))", verdict(down.median, 1500),
+            ]
+        ]
+        func perOperation(_ label: String, _ ours: Double, _ login: Double) -> [String] {
+            [
+                "\(one) LUN: \(label) ≤ 1.3× raw login per operation", "\(micros(ours)) / \(micros(login)) µs = \(ratio(ours, login))",
+                verdict(ours / login, 1.3),
+            ]
+        }
+        rows.append(
+            perOperation(
+                "source release (downtime)", s(.ours, .release, one).median, s(.floorLogin, .release, one).median))
+        rows.append(
+            perOperation(
+                "destination acquire with state (downtime)", s(.ours, .acquire, one).median, s(.floorLogin, .acquire, one).median))
+        // The pr section's operations: acquire and handover that find the keeper running (as after REGISTER_ONLY).
+        for (op, v, label) in [
+            (Operation.acquire, Variant.keeperRunning, "acquire (pr section, keeper running)"),
+            (.handover, .keeperRunning, "handover (pr section, keeper running)"), (.release, .keeper, "release (pr section, keeper on)"),
+        ] {
+            rows.append(perOperation(label, main.w(v, op, one).median, main.w(.rawLogin, op, one).median))
+        }
+        let bigDown = s(.ours, .total, last), bigFloor = s(.floorKept, .total, last)
+        // At 256 LUNs most rounds wait for the keepers to leave: the running-keeper case may have no sample.
+        let running = main.w(.keeperRunning, .handover, last)
+        let (handover, which) = running.count > 0 ? (running, "keeper running") : (main.w(.keeper, .handover, last), "keeper started")
+        rows.append([
+            "\(last) LUNs: handover ≤ 30 ms", "pr section's handover (\(which)): \(micros(handover.median)) µs",
+            verdict(handover.median, 30_000),
+        ])
+        rows.append([
+            "\(last) LUNs: added downtime ≤ 30 ms, below the sequential floor",
+            "\(micros(bigDown.median)) µs; sequential floor \(micros(bigFloor.median)) µs",
+            bigDown.median <= 30_000 && bigDown.median < bigFloor.median ? "met" : "**not met**",
+        ])
+        return rows
+    }
+
+    func explanation(_ one: Int, _ last: Int) -> String {
+        let release = s(.ours, .release, one).median, acquire = s(.ours, .acquire, one).median
+        let floor = s(.floorKept, .total, one).median, login = s(.floorLogin, .total, one).median
+        let perCommand = floor / Double(max(1, commandCount(.floorKept, one)))
+        var t = "\n**Reading it.** At \(one) LUN the window costs \(micros(release + acquire)) µs in medians of the parts "
+        t += "(source release \(micros(release)), destination acquire \(micros(acquire))): the sequential floor "
+        t += "(\(commandCount(.floorKept, one)) commands, about \(micros(perCommand)) µs each on loopback) takes \(micros(floor)) µs, "
+        t += "a login per operation brings it to \(micros(login)) µs. The destination's keeper is already running "
+        t += "(started at REGISTER_ONLY, outside the window), so the acquire pays no process start, only the record "
+        t += "update under its flock and the check of the keeper's pid file; the source's release pays the same record "
+        t += "update. What remains above the login floor is ours' extra commands (the reads before and after each change, "
+        t += "see the pr section for why each stays) and our own CPU around them. "
+        t += "At \(last) LUNs every case is sequential here: one command in flight per session, so the window grows "
+        t += "with the command count times a round trip (\(micros(s(.ours, .total, last).median)) µs for ours against "
+        t += "\(micros(s(.floorKept, .total, last).median)) µs for the sequential floor); "
+        t += "getting under the sequential floor takes many commands in flight at once (different LUs are independent).\n"
+        return t
+    }
+}
