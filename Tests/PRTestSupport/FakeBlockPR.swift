@@ -83,7 +83,8 @@ public final class FakeBlockPR: BlockPRDriver, @unchecked Sendable {
         guard let r = device.reservation, let type = ReservationType(rawValue: r.type) else {
             return .success(KernelPRReservation(generation: device.generation, key: 0, type: 0))
         }
-        return .success(KernelPRReservation(generation: device.generation, key: device.key(of: r.holder) ?? 0, type: UInt32(type.prTypeCode)))
+        return .success(
+            KernelPRReservation(generation: device.generation, key: device.key(of: r.holder) ?? 0, type: UInt32(type.prTypeCode)))
     }
 
     private func prOut(
