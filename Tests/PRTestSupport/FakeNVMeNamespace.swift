@@ -189,7 +189,7 @@ public final class FakeNVMeHost: BlockPRDriver, NVMeDriver, @unchecked Sendable 
     public var requests: [String] { lock.withLock { recorded } }
     private func record(_ s: String) { lock.withLock { recorded.append(s) } }
 
-    public func namespaceID(fd: Int32) -> Int32 { 1 }
+    public func namespaceID(fd: Int32) -> Int32 { unreachable == -EWOULDBLOCK ? -EWOULDBLOCK : 1 }
 
     private func status(_ nvme: UInt16) -> Int32 {
         if linux6_1Status || nvme == 0 { return Int32(nvme) }

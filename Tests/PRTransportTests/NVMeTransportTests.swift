@@ -132,6 +132,18 @@ struct NVMeTransportTests {
         #expect(first.reservation != nil && second.reservation != nil)
     }
 
+    @Test func aNamespaceWithNoLivePathIsNamedAsSuchNotAsANonSCSIDevice() throws {
+        let host = FakeNVMeNamespace().host(0xA)
+        host.unreachable = -EWOULDBLOCK  // Linux's multipath head while the controller reconnects
+        let refused = #expect(throws: LockError.self) {
+            try DevicePathRoute(
+                path: path, setting: .auto, timeoutMilliseconds: 100, blockDriver: host, nvmeDriver: host,
+                isBlockDevice: { _ in true })
+        }
+        #expect(
+            refused?.message.hasPrefix("/dev/null: an NVMe namespace with no live path to its target") == true, "\(refused?.message ?? "")")
+    }
+
     // MARK: Statuses
 
     @Test func conflictIsReadFromEveryKernelsStatusAndPathFailuresAreErrors() throws {

@@ -56,6 +56,14 @@ public final class NVMeTransport: SCSITransport, @unchecked Sendable {
     ) throws(LockError) -> (transport: NVMeTransport, unavailableReads: String?)? {
         let device = try DeviceFile(path: path, accepts: .scsiDevices)
         let id = nvmeDriver.namespaceID(fd: device.fd)
+        // nvme's multipath head device answers every ioctl, this one too,
+        // with EWOULDBLOCK while no path is live (the lab saw it with the
+        // target gone): an NVMe namespace that cannot be reached now.
+        if id == -EWOULDBLOCK {
+            throw .backend(
+                "\(path): an NVMe namespace with no live path to its target (NVME_IOCTL_ID: \(Errno(EWOULDBLOCK))); is the target reachable?"
+            )
+        }
         guard id > 0 else { return nil }
         let why = KernelPRReads.unavailable(driver: blockDriver, fd: device.fd)
         let transport = NVMeTransport(
