@@ -18,6 +18,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case prReadReservation = "pr-read-reservation"
     /// PERSISTENT RESERVE IN data: REPORT CAPABILITIES.
     case prReportCapabilities = "pr-report-capabilities"
+    /// An NVMe Reservation Report (first byte: bit 0 set for the extended layout).
+    case nvmeReservationReport = "nvme-reservation-report"
     /// A SCSI status byte and its sense data.
     case scsiSense = "scsi-sense"
     /// qemu-pr-helper's reply header and the payload it announces.
@@ -38,6 +40,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .prReadKeys: try PRDataTargets.readKeys(bytes)
         case .prReadReservation: try PRDataTargets.readReservation(bytes)
         case .prReportCapabilities: try PRDataTargets.reportCapabilities(bytes)
+        case .nvmeReservationReport: try NVMeReportTarget.run(bytes)
         case .scsiSense: try PRDataTargets.sense(bytes)
         case .prHelperReply: try PRHelperReplyTarget.run(bytes)
         case .keeperRecord: try KeeperRecordTarget.run(bytes)

@@ -5,10 +5,12 @@
 # dead_host kills guest a: it runs last.
 
 ALL_SCENARIOS=(kernel_paths start_refusals live_migration sigkill suspend_resume libvirtd_restart
-    failed_migration hotplug shared_readonly guest_reservations multipath_sgio multipath_kernel_register multipath_block_pr dead_host)
+    failed_migration hotplug shared_readonly guest_reservations multipath_sgio multipath_kernel_register multipath_block_pr
+    nvme_reservations nvme_target_down dead_host)
 
 VM1=6c61620a-0000-4000-8000-000000000001
 VM2=6c61620a-0000-4000-8000-000000000002
+VM3=6c61620a-0000-4000-8000-000000000003
 D1=/dev/lab/lun1
 
 # message LABEL TEXT: a virsh message users see, kept for the README.
@@ -314,6 +316,105 @@ scenario_multipath_block_pr() {
     out=$(gx b 120 "write_through lab-lio 1; write_through lab-lio 2")
     check "b writes through each of its paths ($(echo $out))" test "$(grep -c 'WRITE OK' <<< "$out")" = 2
     destroy_frees b vm1 7
+}
+
+# nvme_hosts: a and b connected to the storage box with NVMe/TCP (their
+# own host IDs), each with the namespace as /dev/lab/nvme.
+NVME=/dev/lab/nvme
+nvme_hosts() {
+    local h out
+    for h in a b; do
+        out=$(gx $h 90 "nvme_connect 10.0.2.2 $NVME_PORT && nvme_state")
+        check "$h is connected to the storage box with NVMe/TCP ($out)" test "$out" = live
+    done
+}
+
+# The pr plugin protects an NVMe namespace (nvmet on the storage box, Linux
+# 7.x, over NVMe/TCP) as it protects a SCSI LU, under libvirt on hosts a
+# and b (Linux 6.1: the PR ioctls for PR OUT, NVMe Reservation Report
+# through the passthrough ioctl for PR IN; the registrant is the host, by
+# its host ID). Every step is checked by the storage box's own connection
+# with nvme-cli (resv-report). Last, the box itself acquires through the
+# lockmgr tool: on Linux 7.x the plugin reads through the kernel's read
+# ioctls, and they agree with nvme-cli.
+scenario_nvme_reservations() {
+    local ka kb out rc
+    nvme_hosts
+    check "the namespace starts free" nvme_free
+    ka=$(key_of a $VM1); kb=$(key_of b $VM1)
+    gx a 30 ": > /var/log/lockmgr/pr-commands.log" >/dev/null
+    start_vm a vm1 $VM1 $NVME
+    out=$(gx a 30 "cat /var/log/lockmgr/pr-commands.log"); log "  a's PR commands: $(echo $out)"
+    check "a's plugin took the NVMe route and logged how it reads" \
+        contains "$out" "$NVME transport: NVMe namespace 1: block PR ioctls for PR OUT.*Reservation Report through the passthrough ioctl"
+    check "a's key $ka holds the namespace (NVMe type 3), nothing else registered" nvme_holds "$ka"
+    out=$(gx a 60 disk_write $NVME); check "a's kernel writes ($out)" contains "$out" "WRITE OK"
+    out=$(gx b 60 disk_write $NVME); check "b's kernel write is refused ($out)" contains "$out" "WRITE FAILED: .*(Invalid exchange|Input/output error)"
+    out=$(gx b 300 vm_create vm2 $VM2 $NVME); rc=$?
+    check "another VM with the namespace is refused on b" test $rc != 0
+    check "b's refusal names the namespace and a's key ($out)" contains "$out" "$NVME.*$ka"
+    message "virsh create on host b of a VM whose NVMe namespace host a holds" "$out"
+    out=$(gx b 300 vm_create vm2 $VM2 /dev/lab/lun2 $NVME); rc=$?
+    check "a VM with a free SCSI LU and the held namespace is refused on b" test $rc != 0
+    check "all or nothing: the free LU was left untouched" free 2
+    check "still a's key only on the namespace" nvme_holds "$ka"
+    out=$(gx a 400 "virsh migrate --live vm1 $PEER_URI_B --migrateuri tcp://$LINK_B")
+    check "virsh migrate --live with the namespace (handover with the state string) ($out)" test $? = 0
+    out=$(gx b 120 "wait_state vm1 running 120"); check "vm1 runs on b ($out)" test $? = 0
+    check "b's key $kb holds the namespace, nothing of a registered" eventually 30 nvme_holds "$kb"
+    out=$(gx a 60 disk_write $NVME); check "a is fenced: its kernel write is refused ($out)" contains "$out" "WRITE FAILED: .*(Invalid exchange|Input/output error)"
+    out=$(gx b 60 disk_write $NVME); check "b's kernel writes ($out)" contains "$out" "WRITE OK"
+    out=$(gx b 60 'kill -KILL $(qemu_pid vm1)'); check "vm1's QEMU killed on b ($out)" test $? = 0
+    check "b's keeper releases the namespace after QEMU's SIGKILL" eventually 60 nvme_free
+    gx b 60 "wait_gone vm1 60" >/dev/null
+    start_vm a vm1 $VM1 $NVME
+    check "a holds it again" nvme_holds "$ka"
+    gx a 120 "virsh destroy vm1" >/dev/null
+    check "virsh destroy on a: no registrant left, not even key 0" eventually 30 nvme_free
+    out=$(gx c 120 "lockmgr_pr acquire --uuid $VM3 --name vm3 --disk $NVME >/dev/null && nvme_report && nvme_pr_read && cat /tmp/lockmgr-pr-commands.log"); rc=$?
+    log "  c: $(echo $out)"
+    check "the storage box acquires the namespace with the lockmgr tool (exit $rc)" test $rc = 0
+    check "on Linux 7.x the plugin reads through the kernel's read ioctls" \
+        contains "$out" "$NVME transport: NVMe namespace 1: .*the kernel's read ioctls for PR IN"
+    check "the kernel's read ioctls and nvme resv-report agree" \
+        test "$(sed -n 1p <<< "$out")" = "$(sed -n 2p <<< "$out")"
+    check "... on a type 3 reservation" contains "$(sed -n 1p <<< "$out")" "^type 3 holder [0-9a-f]{16} keys \[[0-9a-f]{16}\]$"
+    out=$(gx c 120 "lockmgr_pr release --uuid $VM3 --name vm3 --disk $NVME"); check "lockmgr release on the box ($out)" test $? = 0
+    check "released: the namespace is free" nvme_free
+}
+
+# The storage box's target gone (its port unlinked: every host's
+# controller drops and keeps reconnecting; the hosts connected with
+# fast_io_fail_tmo=2, so I/O fails instead of queueing) while host a
+# acquires a SCSI LU and the namespace with the lockmgr tool: a clear
+# error naming the namespace, and nothing half-acquired (the LU stays
+# free). A `virsh create` of such a VM is refused too. The target back:
+# the hosts reconnect and the same start under libvirt succeeds.
+scenario_nvme_target_down() {
+    local ka out rc
+    nvme_hosts
+    check "the namespace starts free" nvme_free
+    ka=$(key_of a $VM1)
+    gx c 30 nvmet_down >/dev/null
+    out=$(gx a 60 "wait_for 30 sh -c '! grep -qx live /sys/class/nvme/nvme0/state'; nvme_state")
+    check "a's controller lost the target ($out)" test "$out" != live
+    out=$(gx a 120 "lockmgr_pr acquire --uuid $VM1 --name vm1 --disk /dev/lab/lun2 --disk $NVME"); rc=$?
+    check "the acquire with the target down fails (exit $rc)" test $rc != 0 -a $rc != 124
+    check "its error names the namespace ($out)" contains "$out" "$NVME"
+    message "lockmgr acquire (pr plugin) of a SCSI LU and an NVMe namespace whose target is down" "$out"
+    check "nothing half-acquired: LUN 2 is free" free 2
+    out=$(gx a 300 vm_create vm1 $VM1 /dev/lab/lun2 $NVME); rc=$?
+    check "virsh create with the target down is refused (exit $rc)" test $rc != 0 -a $rc != 124
+    message "virsh create of a VM whose NVMe target is down" "$out"
+    check "still nothing half-acquired: LUN 2 is free" free 2
+    gx c 30 nvmet_up >/dev/null
+    out=$(gx a 90 "nvme_live 60; nvme_state"); check "a reconnects when the target is back ($out)" test "$out" = live
+    check "nothing of a is registered on the namespace" nvme_free
+    start_vm a vm1 $VM1 /dev/lab/lun2 $NVME
+    check "a's key $ka holds the namespace" nvme_holds "$ka"
+    check "and LUN 2" holds 2 "$ka"
+    destroy_frees a vm1 2
+    check "the namespace is free again" eventually 30 nvme_free
 }
 
 # Host a powered off (its guest killed from here) while vm1 runs: its

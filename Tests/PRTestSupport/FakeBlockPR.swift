@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import LockDriver
 import PRProtocol
 import PRTransport
@@ -23,6 +24,12 @@ public final class FakeBlockPR: BlockPRDriver, @unchecked Sendable {
     /// Answers the next ioctl with this value (an errno as -errno, or a
     /// status) without reaching the device.
     public var nextResult: Int32?
+    /// Answers Linux 6.19's read ioctls (sd's pr_read_keys and
+    /// pr_read_reservation: READ KEYS / READ RESERVATION on the current
+    /// path); false: a kernel before 6.19 (ENOTTY).
+    public var answersReadIoctls = false
+    /// How many read ioctls were answered.
+    public private(set) var readCalls = 0
 
     public init(device: FakePRDevice, paths: [FakePRDevice.Nexus]) {
         self.device = device
@@ -61,6 +68,23 @@ public final class FakeBlockPR: BlockPRDriver, @unchecked Sendable {
         case let .clear(key):
             return prOut(0x03, type: 0, key: key, serviceActionKey: 0, on: paths[currentPath])
         }
+    }
+
+    public func readKeys(fd: Int32, capacity: Int) -> Result<KernelPRKeys, BlockPRFailure> {
+        guard answersReadIoctls else { return .failure(BlockPRFailure(-ENOTTY)) }
+        lock.withLock { readCalls += 1 }
+        let keys = device.registeredKeys
+        return .success(KernelPRKeys(generation: device.generation, keys: Array(keys.prefix(capacity)), available: keys.count))
+    }
+
+    public func readReservation(fd: Int32) -> Result<KernelPRReservation, BlockPRFailure> {
+        guard answersReadIoctls else { return .failure(BlockPRFailure(-ENOTTY)) }
+        lock.withLock { readCalls += 1 }
+        guard let r = device.reservation, let type = ReservationType(rawValue: r.type) else {
+            return .success(KernelPRReservation(generation: device.generation, key: 0, type: 0))
+        }
+        return .success(
+            KernelPRReservation(generation: device.generation, key: device.key(of: r.holder) ?? 0, type: UInt32(type.prTypeCode)))
     }
 
     private func prOut(

@@ -109,6 +109,27 @@ struct BlockPRTransportTests {
         for p in pathsB { #expect(write(lu, from: p) == 0x00, "\(p) writes") }
     }
 
+    // MARK: Linux 6.19's read ioctls on sd
+
+    @Test func onAKernelWithTheReadIoctlsPRInGoesThroughThemAndTheRouteSaysSo() throws {
+        let lu = FakePRDevice()
+        let kernel = FakeBlockPR(device: lu, paths: ["host-1/path-1"])
+        kernel.answersReadIoctls = true
+        let route = try DevicePathRoute(
+            path: path, setting: .always, timeoutMilliseconds: 1000, sgDriver: FakeSGDevice(device: lu, nexus: "host-1/path-1"),
+            blockDriver: kernel, nvmeDriver: NoNVMeNamespace(), isBlockDevice: { _ in true })
+        #expect(route.reason == "block PR ioctls for PR OUT, the kernel's read ioctls for PR IN (block_pr = always)")
+        let a = try locker(host: 1, vm: vm) { () throws(LockError) in route.transport }
+        try a.acquire([try PRResource(path)], state: nil)
+        #expect(lu.reservation?.type == ReservationType.writeExclusiveRegistrantsOnly.rawValue)
+        let before = kernel.readCalls
+        let state = try a.inquire([try PRResource(path)])
+        #expect(kernel.readCalls > before, "READ KEYS / READ RESERVATION went through the ioctls")
+        #expect(state.entries.map(\.key) == [PRKey.exclusive(vm: vm, host: 1)])
+        _ = try a.release([try PRResource(path)])
+        #expect(lu.registeredKeys.isEmpty && lu.reservation == nil)
+    }
+
     // MARK: What the kernel answers
 
     @Test func aConflictIsAConflictNamingTheHolder() throws {

@@ -11,6 +11,7 @@ for a in $(cat /proc/cmdline); do
     case "$a" in lab.*=*) k=${a%%=*}; k=${k#lab.}; declare "lab_$k=${a#*=}" ;; esac
 done
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+[ "${lab_role:-}" = storage ] && exec "$lab_repo/Tests/Lab/guest/storage.sh"
 mount -t devpts devpts /dev/pts 2>/dev/null || { mkdir -p /dev/pts; mount -t devpts devpts /dev/pts; }
 mkdir -p /dev/shm && mount -t tmpfs tmpfs /dev/shm
 # What libvirtd loads must run without Swift: the toolchain is gone from here on.

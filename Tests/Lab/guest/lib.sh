@@ -99,14 +99,17 @@ wait_gone() {
 
 qemu_pid() { cat "/run/libvirt/qemu/$1.pid" 2>/dev/null; }
 
-# disk_write PATH: one direct 512-byte write by this host's kernel (its own
-# I_T nexus); prints WRITE OK or WRITE FAILED with the kernel's reason.
+# disk_write PATH: one direct write of one logical block (512 bytes on the
+# lab's LUs, 4 KiB on its NVMe namespace: O_DIRECT needs a whole block) by
+# this host's kernel (its own I_T nexus, or NVMe host); prints WRITE OK or
+# WRITE FAILED with the kernel's reason.
 disk_write() {
-    if out=$(dd if=/dev/zero of="$1" bs=512 count=1 seek=2000 oflag=direct conv=notrunc 2>&1); then
+    local bs; bs=$(blockdev --getss "$1" 2>/dev/null) || bs=512
+    if out=$(dd if=/dev/zero of="$1" bs="$bs" count=1 seek=2000 oflag=direct conv=notrunc 2>&1); then
         echo "WRITE OK"
     else
         echo "WRITE FAILED: $(echo "$out" | head -1)"
-        dmesg | grep -i -E 'reservation|nexus' | tail -2
+        dmesg | grep -i -E 'reservation|nexus' | grep -v E820 | tail -2
     fi
 }
 
@@ -242,4 +245,116 @@ lio_map() {
     dmsetup create lab-lio --table "0 $(cat /sys/dev/block/$1/size) multipath 0 0 1 1 round-robin 0 2 1 $1 1 $2 1" || return 1
     dmsetup mknodes lab-lio
     echo "$*"
+}
+
+# --- NVMe over TCP: the storage box (guest c, nvmet) and its hosts ---
+NVME_NQN=nqn.2026-01.lockmgr.lab:nvme
+NVMET=/sys/kernel/config/nvmet
+NVME=/dev/lab/nvme
+
+# nvmet_up (storage box): subsystem NVME_NQN, namespace 1 with reservations
+# on (resv_enable), backed by a file on a tmpfs (on the 9p-backed overlay
+# nvmet sees "invalid LBA data size 0"), exported on tcp port 4420 of
+# every address. After nvmet_down it only links the port again: the
+# namespace, and the reservations nvmet keeps in memory, stayed.
+nvmet_up() {
+    local s=$NVMET/subsystems/$NVME_NQN p=$NVMET/ports/1
+    if [ ! -d "$s" ]; then
+        mkdir -p /run/nvmet && truncate -s 64M /run/nvmet/ns1.img || return 1
+        mkdir "$s" && echo 1 > "$s/attr_allow_any_host" && mkdir "$s/namespaces/1" || return 1
+        echo /run/nvmet/ns1.img > "$s/namespaces/1/device_path"
+        echo 1 > "$s/namespaces/1/resv_enable"
+        echo 1 > "$s/namespaces/1/enable" || return 1
+        mkdir "$p" && echo tcp > "$p/addr_trtype" && echo ipv4 > "$p/addr_adrfam" || return 1
+        echo 0.0.0.0 > "$p/addr_traddr" && echo 4420 > "$p/addr_trsvcid" || return 1
+    fi
+    [ -e "$p/subsystems/$NVME_NQN" ] || ln -s "$s" "$p/subsystems/$NVME_NQN"
+}
+
+# nvmet_down (storage box): the target gone from the network: the port
+# unlinked, which drops every host's controller; hosts keep trying to
+# reconnect (reconnect_delay).
+nvmet_down() { rm -f "$NVMET/ports/1/subsystems/$NVME_NQN"; }
+
+# This host's NVMe host ID and NQN: set per guest (every guest shares this
+# machine's /etc/nvme). The registrant of an NVMe reservation is the host ID.
+nvme_hostid() { printf '7ab0c0de-0000-4000-8000-0000000000%s' "$(printf %02x "'$lab_host")"; }
+nvme_hostnqn() { echo "nqn.2014-08.org.nvmexpress:uuid:$(nvme_hostid)"; }
+
+# nvme_connect ADDR PORT: this host's kernel connects to the storage box
+# with NVMe/TCP (through /dev/nvme-fabrics: no nvme-cli needed) and
+# /dev/lab/nvme becomes its namespace (a node, as /dev/lab/lunN). While the
+# target is gone the kernel reconnects every second; fast_io_fail_tmo=2:
+# after 2 s I/O fails instead of waiting for it (by default it queues up
+# to ctrl_loss_tmo, 600 s).
+nvme_connect() {
+    if [ ! -b $NVME ]; then
+        echo "transport=tcp,traddr=$1,trsvcid=$2,nqn=$NVME_NQN,hostnqn=$(nvme_hostnqn),hostid=$(nvme_hostid),reconnect_delay=1,fast_io_fail_tmo=2" > /dev/nvme-fabrics || return 1
+        wait_for 30 sh -c 'ls -d /sys/block/nvme*n1' || return 1
+        local dev; dev=$(cat /sys/block/nvme*n1/dev | head -1)
+        mkdir -p /dev/lab && mknod $NVME b $(tr ':' ' ' <<< "$dev")
+    fi
+    nvme_live
+}
+
+# nvme_live [SECONDS]: this host's controller is connected ("live").
+nvme_live() { wait_for "${1:-30}" grep -qx live /sys/class/nvme/nvme0/state; }
+nvme_state() { cat /sys/class/nvme/nvme0/state; }
+
+# nvme_observe (storage box): the box connects to its own target, as a
+# third host (its own host ID): the independent reader's connection.
+nvme_observe() { nvme_connect 127.0.0.1 4420; }
+
+# nvme_report (storage box): the reservation as nvme-cli reads it on the
+# box's own connection (Reservation Report, extended data structure):
+# "type T holder K keys [K1 K2]": T the NVMe type (0: none; 3: write
+# exclusive, registrants only), K the holder's key (-: none), keys in the
+# pr plugin's hex.
+nvme_report() {
+    nvme_live 60 || { echo "the box's own connection is $(nvme_state)"; return 1; }
+    nvme resv-report $NVME --eds -o json | python3 -c 'import json, sys
+r = json.load(sys.stdin)
+regs = r.get("regctlext", r.get("regctl_eds", []))
+keys = ["%016x" % int(g["rkey"]) for g in regs]
+holder = [k for g, k in zip(regs, keys) if int(g["rcsts"]) & 1]
+print("type %d holder %s keys [%s]" % (int(r["rtype"]), holder[0] if holder and int(r["rtype"]) else "-", " ".join(keys)))'
+}
+
+# nvme_pr_read (storage box): the same through the kernel's read ioctls
+# (Linux 6.19+: IOC_PR_READ_RESERVATION, IOC_PR_READ_KEYS), same format.
+nvme_pr_read() {
+    python3 -c 'import ctypes, fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+res = bytearray(16)
+fcntl.ioctl(fd, (2 << 30) | (16 << 16) | (ord("p") << 8) | 207, res, True)
+key, gen, rtype = struct.unpack("=QII", res)
+keys = ctypes.create_string_buffer(8 * 64)
+arg = bytearray(struct.pack("=IIQ", 0, 64, ctypes.addressof(keys)))
+fcntl.ioctl(fd, (3 << 30) | (16 << 16) | (ord("p") << 8) | 206, arg, True)
+n = struct.unpack("=IIQ", arg)[1]
+ks = ["%016x" % k for k in struct.unpack("=%dQ" % n, keys.raw[:8 * n])]
+print("type %d holder %s keys [%s]" % (rtype, "%016x" % key if rtype else "-", " ".join(ks)))' $NVME
+}
+
+# lockmgr_pr COMMAND ARGS...: the lockmgr tool with the pr plugin, as
+# this host (hosts a and b: the iscsi_initiator of their qemu-pr.conf; the
+# storage box: host_id 3), without a keeper (the tool's calls come and
+# go), its PR commands logged to /tmp/lockmgr-pr-commands.log.
+lockmgr_pr() {
+    mkdir -p /tmp/lockmgr-conf
+    {
+        if [ "$lab_host" = c ]; then echo 'host_id = 3'; else grep '^iscsi_initiator' /etc/libvirt/qemu-pr.conf; fi
+        printf 'keeper = 0\ncommand_log = "/tmp/lockmgr-pr-commands.log"\n'
+    } > /tmp/lockmgr-conf/qemu-pr.conf
+    local command=$1; shift
+    "$lab_prefix/bin/lockmgr" "$command" --plugin pr --plugin-dir "$lab_prefix/lib/lock_manager" --config-dir /tmp/lockmgr-conf "$@"
+}
+
+# nvme_clear (storage box): a clean slate: register (or replace) the box's
+# own key, then Reservation Release with action Clear.
+nvme_clear() {
+    nvme_live 60 || return 1
+    nvme resv-register $NVME --nrkey=195890861 --rrega=0 --iekey >/dev/null 2>&1 \
+        || nvme resv-register $NVME --nrkey=195890861 --rrega=2 --iekey >/dev/null
+    nvme resv-release $NVME --crkey=195890861 --rrela=1 >/dev/null
 }

@@ -71,6 +71,15 @@ reset_luns() {
     done
 }
 
+# The NVMe namespace as the storage box's own connection reads it
+# (nvme-cli's resv-report: the independent reader for NVMe).
+nvme_seen() { local s; s=$(gx c 90 nvme_report); log "  NVMe namespace: $s"; echo "$s"; }
+# nvme_holds KEY: KEY holds the namespace (write exclusive, registrants
+# only: NVMe type 3, the plugin's default) and no other key is registered.
+nvme_holds() { [ "$(nvme_seen)" = "type 3 holder $1 keys [$1]" ]; }
+# nvme_free: no reservation and no registrant at all (not even key 0).
+nvme_free() { [ "$(nvme_seen)" = "type 0 holder - keys []" ]; }
+
 # run_scenario NAME: scenario_NAME with the bookkeeping, then a clean slate.
 run_scenario() {
     local name=$1 t; t=$(date +%s)
@@ -90,4 +99,5 @@ clean_hosts() {
     local h
     for h in a b; do [ -n "${QEMU_PID[$h]:-}" ] && gx $h 120 destroy_all >/dev/null; done
     reset_luns
+    [ -z "${QEMU_PID[c]:-}" ] || gx c 120 "nvmet_up && nvme_clear" >/dev/null
 }

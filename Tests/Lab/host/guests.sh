@@ -1,6 +1,8 @@
-# The lab's two guests (hosts a and b), seen from this machine: boot,
-# commands through each guest's mailbox (a 9p directory), power off.
-# Needs: repo, prefix, cache, run, TARGET, TGT_PORT, TGT_PORT2, NLUNS, MPLUN, LIO_PORT, log, say.
+# The lab's guests, seen from this machine: hosts a and b, and for the
+# NVMe scenarios the storage box c; boot, commands through each guest's
+# mailbox (a 9p directory), power off.
+# Needs: repo, prefix, cache, run, TARGET, TGT_PORT, TGT_PORT2, NLUNS, MPLUN, LIO_PORT, log, say;
+# STORAGE=1 and NVME_PORT to boot c.
 
 declare -A QEMU_PID=()
 LINK_A=169.254.77.1
@@ -42,6 +44,27 @@ guest_start() {
     log "guest $h: QEMU pid ${QEMU_PID[$h]}"
 }
 
+# storage_start: the storage box (guest c: Linux 7.x from $cache/storage,
+# built by build-guest.sh storage) in the background, its console in
+# $run/c.console. Its nvmet listens on its port 4420, which QEMU forwards
+# from 127.0.0.1:NVME_PORT here: the hosts reach it at 10.0.2.2:NVME_PORT.
+storage_start() {
+    mkdir -p "$run/c/cmd"
+    echo 1 > "$run/c/next"
+    local append="console=ttyS0 panic=-1 quiet lab.host=c lab.role=storage lab.prefix=$prefix lab.repo=$repo lab.cache=$cache"
+    nice -n 10 qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 1 -nodefaults -display none \
+        -no-reboot -serial "file:$run/c.console" -monitor none \
+        -kernel "$cache/storage/vmlinuz" -initrd "$cache/storage/initrd.gz" -append "$append" \
+        -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$NVME_PORT-10.0.2.15:4420" -device virtio-net-pci,netdev=n0,mac=52:54:00:77:00:0c \
+        -fsdev local,id=fs0,path=/,security_model=none,readonly=on \
+        -device virtio-9p-pci,fsdev=fs0,mount_tag=hostroot \
+        -fsdev local,id=fs1,path="$run/c",security_model=none \
+        -device virtio-9p-pci,fsdev=fs1,mount_tag=mailbox \
+        > "$run/c.qemu.log" 2>&1 &
+    QEMU_PID[c]=$!
+    log "guest c (storage box): QEMU pid ${QEMU_PID[c]}"
+}
+
 # wait_file SECONDS FILE [PID]: polls until FILE exists (fails early if PID died).
 wait_file() {
     local end=$(( $(date +%s) + $1 ))
@@ -57,6 +80,7 @@ guests_boot() {
     local port t h
     port=$(tgt_free_port)
     t=$(date +%s)
+    [ "${STORAGE:-0}" = 1 ] && storage_start
     guest_start a "$port"
     # b connects to a's end of the private link: a must be listening first.
     local i
@@ -70,6 +94,10 @@ guests_boot() {
         wait_file 300 "$run/$h/ready" "${QEMU_PID[$h]}" || { say "guest $h did not boot"; return 1; }
         say "guest $h booted in $(( $(date +%s) - t )) s"
     done
+    if [ "${STORAGE:-0}" = 1 ]; then
+        wait_file 300 "$run/c/ready" "${QEMU_PID[c]}" || { say "the storage box did not boot (see $run/c.console, $run/c/boot.log)"; return 1; }
+        say "storage box c booted in $(( $(date +%s) - t )) s"
+    fi
     gx a 180 libvirtd_start > /dev/null & local pa=$!
     gx b 180 libvirtd_start > /dev/null || { say "libvirtd did not start on b"; return 1; }
     wait $pa || { say "libvirtd did not start on a"; return 1; }

@@ -29,6 +29,26 @@ int lockmgr_pr_release(int fd, unsigned long long key, unsigned type, unsigned f
 int lockmgr_pr_preempt(int fd, unsigned long long old_key, unsigned long long new_key, unsigned type, int abort);
 int lockmgr_pr_clear(int fd, unsigned long long key);
 
+/* Linux 6.19's read ioctls (IOC_PR_READ_KEYS, IOC_PR_READ_RESERVATION),
+ * defined here when the build machine's headers predate them: the numbers
+ * are the kernel's ABI, and an older running kernel answers -ENOTTY.
+ * read_keys fills up to capacity keys and sets *num_keys to how many the
+ * device has (more than capacity: ask again with more room). type is a
+ * <linux/pr.h> enum pr_type, 0 for no reservation. Same returns as above. */
+int lockmgr_pr_read_keys(int fd, unsigned *generation, unsigned long long *keys, unsigned capacity, unsigned *num_keys);
+int lockmgr_pr_read_reservation(int fd, unsigned long long *key, unsigned *generation, unsigned *type);
+
+/* NVME_IOCTL_ID: the namespace id of an NVMe namespace block device
+ * (> 0), or -errno (anything else: -ENOTTY). */
+int lockmgr_nvme_namespace_id(int fd);
+
+/* NVME_IOCTL_IO_CMD: one NVMe I/O command through the passthrough ioctl,
+ * data_len bytes at data in the direction the opcode implies. Returns the
+ * NVMe status (0: success; status code type << 8 | status code, with
+ * the DNR/MORE bits), or -errno. */
+int lockmgr_nvme_io_command(int fd, unsigned char opcode, unsigned nsid, unsigned cdw10, unsigned cdw11,
+                            void *data, unsigned data_len, unsigned timeout_ms);
+
 /* Sends len bytes with passed_fd attached as SCM_RIGHTS, without blocking
  * and without SIGPIPE. Returns the bytes sent (the fd travels with the
  * first byte), or -errno. */

@@ -21,6 +21,13 @@ public struct RegisteredKeys: Sendable, Equatable {
         }
         keys = stride(from: 8, to: 8 + length, by: 8).map { BigEndian.uint64(d, at: $0) }
     }
+
+    /// The READ KEYS parameter data (SPC-4 6.16.2): what a transport that
+    /// reads keys another way (the kernel's read ioctls, NVMe) answers, so
+    /// one decoder serves every transport.
+    public var encoded: [UInt8] {
+        BigEndian.bytes(generation) + BigEndian.bytes(UInt32(clamping: 8 * keys.count)) + keys.flatMap { BigEndian.bytes($0) }
+    }
 }
 
 /// READ RESERVATION data: nil reservation when none exists.
@@ -60,6 +67,13 @@ public struct ReservationStatus: Sendable, Equatable {
             throw .backend("unknown reservation type \(scopeType & 0x0F)")
         }
         reservation = Holder(key: BigEndian.uint64(d, at: 8), type: type)
+    }
+
+    /// The READ RESERVATION parameter data (SPC-4 6.16.3), LU scope.
+    public var encoded: [UInt8] {
+        guard let reservation else { return BigEndian.bytes(generation) + BigEndian.bytes(UInt32(0)) }
+        return BigEndian.bytes(generation) + BigEndian.bytes(UInt32(16)) + BigEndian.bytes(reservation.key)
+            + [0, 0, 0, 0, 0, reservation.type.rawValue, 0, 0]
     }
 }
 

@@ -40,18 +40,12 @@ public enum BlockPRRequest: Sendable, Equatable {
     }
 }
 
-/// <linux/pr.h>'s enum pr_type: its own numbering, not SPC's type codes.
+/// <linux/pr.h>'s enum pr_type: its own numbering, not SPC's type codes
+/// (NVMe's, see ReservationType.prTypeCode).
 public struct BlockPRType: Sendable, Equatable {
     public var rawValue: UInt32
 
     public init(_ scsi: ReservationType) {
-        switch scsi {
-        case .writeExclusive: rawValue = 1  // PR_WRITE_EXCLUSIVE
-        case .exclusiveAccess: rawValue = 2  // PR_EXCLUSIVE_ACCESS
-        case .writeExclusiveRegistrantsOnly: rawValue = 3  // PR_WRITE_EXCLUSIVE_REG_ONLY
-        case .exclusiveAccessRegistrantsOnly: rawValue = 4  // PR_EXCLUSIVE_ACCESS_REG_ONLY
-        case .writeExclusiveAllRegistrants: rawValue = 5  // PR_WRITE_EXCLUSIVE_ALL_REGS
-        case .exclusiveAccessAllRegistrants: rawValue = 6  // PR_EXCLUSIVE_ACCESS_ALL_REGS
-        }
+        rawValue = UInt32(scsi.prTypeCode)
     }
 }

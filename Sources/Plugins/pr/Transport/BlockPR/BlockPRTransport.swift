@@ -7,9 +7,10 @@ import PRProtocol
 /// device, so the driver underneath carries it. On dm-multipath that is
 /// the point: the kernel registers the key on every path (and rolls back
 /// if one fails), where SG_IO reaches one path only. Everything else
-/// (PR IN: the read ioctls arrived in Linux 6.19; WRITE/READ in tests)
 /// goes through SG_IO on the same device, which dm-multipath passes to
-/// one path: enough, because the LU answers PR IN the same on every path.
+/// one path (enough: the LU answers PR IN the same on every path), but
+/// READ KEYS and READ RESERVATION, which go through Linux 6.19's read
+/// ioctls when the kernel has them (`kernelReads`).
 ///
 /// The answers come back as SCSIResponses, so the one decoder and the one
 /// decision layer above see the same thing from every transport.
@@ -18,15 +19,23 @@ public final class BlockPRTransport: SCSITransport, @unchecked Sendable {
 
     private let sgio: SGIOTransport
     private let driver: BlockPRDriver
+    private let kernelReads: Bool
 
     /// - Parameter sgio: the same device through SG_IO (opened, checked).
     /// - Parameter driver: the ioctls; tests pass a fake.
-    public init(sgio: SGIOTransport, driver: BlockPRDriver = KernelBlockPR()) {
+    /// - Parameter kernelReads: READ KEYS / READ RESERVATION through the
+    ///   read ioctls (KernelPRReads.unavailable said they answer).
+    public init(sgio: SGIOTransport, driver: BlockPRDriver = KernelBlockPR(), kernelReads: Bool = false) {
         self.sgio = sgio
         self.driver = driver
+        self.kernelReads = kernelReads
     }
 
     public func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
+        if kernelReads, case .prIn(let action, _) = command, action != .reportCapabilities {
+            let reads = KernelPRReads(driver: driver, fd: sgio.fd, device: deviceDescription)
+            return try sgio.serialized { () throws(LockError) -> SCSIResponse in try reads.send(action) }
+        }
         guard case let .prOut(action, type, key, serviceActionKey) = command else {
             return try sgio.send(command, timeoutMilliseconds: timeoutMilliseconds)
         }

@@ -34,7 +34,7 @@ public final class SGIOTransport: SCSITransport, @unchecked Sendable {
     /// The open descriptor and the command lock, for BlockPRTransport's
     /// ioctls on the same device.
     var fd: Int32 { device.fd }
-    func serialized<R>(_ body: () -> R) -> R { serial.withLock(body) }
+    func serialized<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R { try serial.withLock(body) }
 
     /// The marshalling into sg_io_hdr_t, for any CDB: what the typed `send`
     /// uses, and what the tests drive with CDBs spelled out byte by byte.
