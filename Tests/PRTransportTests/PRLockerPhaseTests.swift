@@ -1,3 +1,4 @@
+import Foundation
 import LockDriver
 import PRProtocol
 import PRTestSupport
@@ -167,6 +168,27 @@ final class BatchedFakeLU: SCSITransport {
             #expect(lu.reservation == nil)
             #expect(lu.registeredKeys.isEmpty)
         }
+    }
+
+    /// A new login of the same host (tgt: a new I_T nexus) acquiring again:
+    /// every RESERVE conflicts (the old nexus holds), and PREEMPT of our own
+    /// key moves each reservation here in one more phase.
+    @Test func aReclaimFromANewNexusMovesEveryReservationTogether() throws {
+        let lus = names.map { _ in FakePRDevice(reportsPowerOn: true) }
+        let family = Self.family("reclaim")
+        let old = try host("host-a", 0xA, vm: vm, lus: lus, family: family)
+        try old.locker.acquire(resources(8), state: nil)
+        let new = try host("host-a-again", 0xA, vm: vm, lus: lus, family: family)
+        try new.locker.acquire(resources(8), state: nil)
+        for lu in lus {
+            #expect(lu.reservation?.holder == "host-a-again")
+            #expect(lu.registeredKeys == [new.key.rawValue], "the old nexus's registration is an orphan to drop")
+        }
+        let last = new.sender.prOutBatches.suffix(3).map { $0.map { $0.replacingOccurrences(of: #"^\S+ "#, with: "", options: .regularExpression) } }
+        #expect(
+            last.map { Set($0) } == [["PR OUT REGISTER AND IGNORE EXISTING KEY"], ["PR OUT RESERVE"], ["PR OUT PREEMPT"]],
+            "\(last)")
+        #expect(last.allSatisfy { $0.count == 7 })
     }
 
     @Test func readFullStatusWhereTheDeviceHasIt() throws {

@@ -16,7 +16,7 @@ extension PRLocker {
         let me = plans.map { key(for: $0.resource.mode) }
         // What each LU's keys were before this attempt: a takeover or a
         // reclaim is proven by READ RESERVATION alone, and the same VM's
-        // other registrations to fence are those seen before (see settle).
+        // other registrations to fence are those seen before (see checkHolding).
         var views = plans.map(\.view)
         var active: [Int] = []
         var devs: [PRDevice?] = []
@@ -142,6 +142,8 @@ struct Phase {
     let devices: [PRDevice?]
     var running: [Int] = []
     var ok: [Bool]
+    /// The LUs the last `send` sent a command to.
+    var lastSent: Set<Int> = []
     var failures: [Int: LockError] = [:]
 
     init(devices: [PRDevice?]) {
@@ -163,10 +165,10 @@ struct Phase {
         sendWhere({ [ok, devices] i in ok[i] && devices[i]?.sawReservationChange == false }, command)
     }
 
-    /// Sends `command(i)` to the running LUs whose last PR OUT met a
-    /// conflict (and saw no reservation change).
+    /// Sends `command(i)` to the running LUs whose PR OUT in the last
+    /// `send` met a conflict (and that saw no reservation change).
     mutating func retryConflicts(_ command: (Int) -> SCSICommand?) {
-        sendWhere({ [ok, devices] i in !ok[i] && devices[i]?.sawReservationChange == false }, command)
+        sendWhere({ [ok, devices, lastSent] i in lastSent.contains(i) && !ok[i] && devices[i]?.sawReservationChange == false }, command)
     }
 
     private mutating func sendWhere(_ selected: (Int) -> Bool, _ command: (Int) -> SCSICommand?) {
@@ -177,6 +179,7 @@ struct Phase {
             items.append((d, c))
             owners.append(i)
         }
+        lastSent = Set(owners)
         guard !items.isEmpty else { return }
         var failed: Set<Int> = []
         for (k, answer) in PRDevice.execute(items).enumerated() {
