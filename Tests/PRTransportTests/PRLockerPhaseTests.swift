@@ -184,7 +184,9 @@ final class BatchedFakeLU: SCSITransport {
             #expect(lu.reservation?.holder == "host-a-again")
             #expect(lu.registeredKeys == [new.key.rawValue], "the old nexus's registration is an orphan to drop")
         }
-        let last = new.sender.prOutBatches.suffix(3).map { $0.map { $0.replacingOccurrences(of: #"^\S+ "#, with: "", options: .regularExpression) } }
+        let last = new.sender.prOutBatches.suffix(3).map {
+            $0.map { $0.replacingOccurrences(of: #"^\S+ "#, with: "", options: .regularExpression) }
+        }
         #expect(
             last.map { Set($0) } == [["PR OUT REGISTER AND IGNORE EXISTING KEY"], ["PR OUT RESERVE"], ["PR OUT PREEMPT"]],
             "\(last)")
