@@ -161,15 +161,20 @@ struct Report {
         reservation releases it (SPC-4), so a nexus that still holds needs one command to release. tgt makes every login \
         a new I_T nexus and keeps the old one's registration, so a release from a new session must first bring the key \
         to this nexus (REGISTER AND IGNORE) and move the reservation here (PREEMPT of its own key). \
-        What ours adds, per LU, and why it stays: **acquire** reads READ RESERVATION and READ KEYS before any PR OUT: \
-        under the registrants-only type a REGISTER alone lets this host write, so registering before looking would open \
-        another VM's disk to writes until the RESERVE failed; the read also names the holder in a refusal, finds this \
-        VM's registrations left on other hosts (fenced right after), and lets a multi-disk acquire find every conflict \
-        before it changes anything (all or nothing). **handover** adds the same two reads before, and two after the \
-        PREEMPT: a GOOD PREEMPT does not prove we hold (if the holder changed since the read, PREEMPT of the old key only \
-        removes registrations), and READ KEYS finds other registrations of this VM to fence. **release** reads both \
-        first (the reservation type that PREEMPT must keep, whether we hold it for the returned state, and to send nothing \
-        when our key is not there) and READ KEYS after, to prove the key is gone before reporting success.
+        What ours adds, per LU, and why it stays: **acquire** reads the LU before any PR OUT (READ RESERVATION and \
+        READ KEYS, both in flight at once; READ FULL STATUS, one command, on targets that have it, which tgt does \
+        not): under the registrants-only type a REGISTER alone lets this host write, so registering before looking \
+        would open another VM's disk to writes until the RESERVE failed; the read also names the holder in a refusal, \
+        finds this VM's registrations left on other hosts (fenced right after), and lets a multi-disk acquire find every \
+        conflict before it changes anything (all or nothing). **handover** adds the same read before, and READ \
+        RESERVATION after the PREEMPT: a GOOD PREEMPT does not prove we hold (if the holder changed since the read, \
+        PREEMPT of the old key only removes registrations). The other registrations of this VM to fence come from the \
+        read before (the READ KEYS after it was dropped: a registration of this VM made since is another host's \
+        acquire, which finds our reservation and withdraws). **release** reads both first (the reservation type that \
+        PREEMPT must keep, whether we hold it for the returned state, and to send nothing when our key is not there) \
+        and READ KEYS after, to prove the key is gone before reporting success (through the kernel's PR ioctls a \
+        multipath map answers one GOOD for all its paths). Each of these steps goes out for all LUs of the call at \
+        once (libiscsi command queueing on the target's one session): they cost round trips per call, not per LU.
         """
 
     func explanation(_ n: Int) -> String {
@@ -205,9 +210,10 @@ struct Report {
         s += "`keeper_interval_ms` (1 s) on its own session, and once more right after it starts: load tgtd carries during "
         s += "the whole run, which is why at 256 LUNs the keeper-on calls lose more than the keeper start (512 PR IN per "
         s += "keeper round compete with the call's own commands). "
-        s += "As LUNs grow, every variant grows linearly: commands go one LU after the other on one session per target, "
-        s += "so the cost per extra LUN is its command count (5 to 7 for ours, 1 to 4 raw) times one round trip, and the "
-        s += "fixed login and keeper costs fade; at 256 LUNs a call is dominated by the round trips."
+        s += "As LUNs grow, the raw variants grow by their command count (1 to 4) times one round trip per extra LUN: "
+        s += "they send one command after the other. Ours sends each step for all LUs together on the target's one "
+        s += "session (tgt keeps up to 128 in flight), so its cost per extra LUN is tgt's own work and our CPU per "
+        s += "command (4 to 6 commands per LU), not round trips; the fixed login and keeper costs fade."
         return s
     }
 

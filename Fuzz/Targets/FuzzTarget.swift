@@ -20,6 +20,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case prReportCapabilities = "pr-report-capabilities"
     /// An NVMe Reservation Report (first byte: bit 0 set for the extended layout).
     case nvmeReservationReport = "nvme-reservation-report"
+    /// PERSISTENT RESERVE IN data: READ FULL STATUS.
+    case prReadFullStatus = "pr-read-full-status"
     /// A SCSI status byte and its sense data.
     case scsiSense = "scsi-sense"
     /// qemu-pr-helper's reply header and the payload it announces.
@@ -41,6 +43,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .prReadReservation: try PRDataTargets.readReservation(bytes)
         case .prReportCapabilities: try PRDataTargets.reportCapabilities(bytes)
         case .nvmeReservationReport: try NVMeReportTarget.run(bytes)
+        case .prReadFullStatus: try PRDataTargets.readFullStatus(bytes)
         case .scsiSense: try PRDataTargets.sense(bytes)
         case .prHelperReply: try PRHelperReplyTarget.run(bytes)
         case .keeperRecord: try KeeperRecordTarget.run(bytes)

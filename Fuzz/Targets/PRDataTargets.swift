@@ -59,6 +59,43 @@ enum PRDataTargets {
         try expect(parsed.typeMaskValid == (d[3] & 0x80 != 0), "the type mask valid bit was read wrongly")
     }
 
+    /// READ FULL STATUS: every descriptor parsed lies inside the data and
+    /// inside the announced length; written out again (TransportIDs as
+    /// zero bytes of the same lengths) it parses to the same registrations;
+    /// the view derived from it names only keys it lists, and a holder only
+    /// when a descriptor holds.
+    static func readFullStatus(_ d: [UInt8]) throws(FuzzFailure) {
+        let parsed: FullStatus
+        do {
+            parsed = try FullStatus(parsing: d)
+        } catch {
+            try expectBackendError(error, "READ FULL STATUS")
+            return
+        }
+        try expect(
+            8 + 24 * parsed.registrations.count <= min(d.count, parsed.announcedLength),
+            "\(parsed.registrations.count) descriptors from \(d.count) bytes")
+        var body: [UInt8] = []
+        var at = 8
+        for r in parsed.registrations {
+            let idLength = Int(BigEndian.uint32(d, at: at + 20))
+            body += be64(r.key) + [0, 0, 0, 0, r.holdsReservation ? 1 : 0, r.scopeType, 0, 0, 0, 0, 0, 0] + be32(UInt32(idLength))
+            body += [UInt8](repeating: 0, count: idLength)
+            at += 24 + idLength
+        }
+        guard parsed.isComplete(received: d.count) else { return }
+        let written = be32(parsed.generation) + be32(UInt32(body.count)) + body
+        let again = try? FullStatus(parsing: written)
+        try expect(again?.registrations == parsed.registrations, "READ FULL STATUS \(parsed) does not round-trip")
+        guard let view = try? parsed.view() else { return }
+        try expect(view.keys == parsed.registrations.map(\.key), "the view's keys are not the descriptors' keys")
+        try expect(
+            (view.reservation != nil) == parsed.registrations.contains(where: \.holdsReservation), "a holder without a holding descriptor")
+        if let h = view.reservation, !h.type.isAllRegistrants {
+            try expect(parsed.registrations.contains { $0.holdsReservation && $0.key == h.key }, "holder key \(h.key) holds nothing")
+        }
+    }
+
     /// First byte: the SAM status; the rest: sense data.
     static func sense(_ bytes: [UInt8]) throws(FuzzFailure) {
         guard let status = bytes.first else { return }

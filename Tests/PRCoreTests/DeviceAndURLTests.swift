@@ -9,6 +9,9 @@ final class ScriptedTransport: SCSITransport {
     var sent: [[UInt8]] = []
     init(_ answers: [SCSIResponse]) { self.answers = answers }
     var deviceDescription: String { "scripted" }
+    /// Its own family: whether it answers READ FULL STATUS is remembered
+    /// per family for the process, and each script decides that anew.
+    let family = "scripted \(UInt64.random(in: 0...UInt64.max))"
     func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
         sent.append(command.cdb)
         guard !answers.isEmpty else { throw .backend("scripted: no more answers") }
@@ -111,6 +114,7 @@ func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
         guard let key else { return SCSIResponse(status: 0, data: [0, 0, 0, 1, 0, 0, 0, 0]) }
         return SCSIResponse(status: 0, data: [0, 0, 0, 1, 0, 0, 0, 16] + be64(key.rawValue) + [0, 0, 0, 0, 0, type, 0, 0])
     }
+    let illegalRequest = SCSIResponse(status: 2, sense: SenseData(key: 5, asc: 0x24, ascq: 0))
     func keys(_ ks: [PRKey]) -> SCSIResponse {
         SCSIResponse(status: 0, data: [0, 0, 0, 1, 0, 0, 0, UInt8(ks.count * 8)] + ks.flatMap { be64($0.rawValue) })
     }
@@ -120,9 +124,11 @@ func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
         let other = PRKey.exclusive(vm: UUIDBytes("00000000-0000-0000-0000-000000000009")!, host: 0xC)
         let good = SCSIResponse(status: 0)
         let t = ScriptedTransport([
+            illegalRequest,  // READ FULL STATUS: not supported
             reservation(a), keys([a]),  // plan: A holds, B brings A's state
             good, good,  // REGISTER AND IGNORE, PREEMPT(A): GOOD
-            reservation(other), keys([other, b]),  // verification: another VM holds now
+            reservation(other),  // verification: another VM holds now
+            reservation(other), keys([other, b]),  // the full view to decide again on
             good,  // our registration is dropped
             reservation(other), keys([other]),  // clean-up finds nothing of ours
         ])

@@ -80,6 +80,44 @@ import Testing
         #expect(throws: LockError.self) { try ReservationStatus(parsing: Array(d.prefix(20))) }
     }
 
+    @Test func readFullStatusParsing() throws {
+        func descriptor(_ key: UInt8, holds: Bool, _ scopeType: UInt8, transportID: [UInt8] = []) -> [UInt8] {
+            [0, 0, 0, 0, 0, 0, 0, key, 0, 0, 0, 0, holds ? 1 : 0, scopeType, 0, 0, 0, 0, 0, 1]
+                + [0, 0, 0, UInt8(transportID.count)] + transportID
+        }
+        func data(_ ds: [[UInt8]], extra: Int = 0) -> [UInt8] {
+            let body = ds.flatMap { $0 }
+            return [0, 0, 0, 7, 0, 0, 0, UInt8(body.count + extra)] + body
+        }
+        #expect(try FullStatus(parsing: data([])).view() == PRView(reservation: nil, keys: []))
+        let tid: [UInt8] = [0x05, 0, 0, 8] + Array("iqn.a,i\0".utf8)
+        // A holder under WE-RO with a TransportID, and a second registrant.
+        let two = data([descriptor(0x42, holds: true, 0x05, transportID: tid), descriptor(0x43, holds: false, 0)])
+        #expect(
+            try FullStatus(parsing: two).view()
+                == PRView(reservation: .init(key: 0x42, type: .writeExclusiveRegistrantsOnly), keys: [0x42, 0x43]))
+        // All registrants: every registrant holds; the holder key reads 0 as READ RESERVATION gives it.
+        let all = data([descriptor(0x1, holds: true, 0x07), descriptor(0x2, holds: true, 0x07)])
+        #expect(try FullStatus(parsing: all).view().reservation == .init(key: 0, type: .writeExclusiveAllRegistrants))
+        // Two different holders of an exclusive type, an element scope, an obsolete type: refused.
+        #expect(throws: LockError.self) {
+            try FullStatus(parsing: data([descriptor(0x1, holds: true, 0x05), descriptor(0x2, holds: true, 0x05)])).view()
+        }
+        #expect(throws: LockError.self) { try FullStatus(parsing: data([descriptor(0x1, holds: true, 0x15)])).view() }
+        #expect(throws: LockError.self) { try FullStatus(parsing: data([descriptor(0x1, holds: true, 0x02)])).view() }
+        // A TransportID running past a complete answer: an error, never a trap.
+        var lying = data([descriptor(0x1, holds: false, 0, transportID: tid)])
+        lying[8 + 23] = 200
+        #expect(throws: LockError.self) { try FullStatus(parsing: lying) }
+        // An answer cut by the allocation length: what fits, and incomplete.
+        let cut = try FullStatus(parsing: Array(two.prefix(30)))
+        #expect(cut.registrations.isEmpty && !cut.isComplete(received: 30))
+        // More announced than arrived: incomplete, ask again.
+        let short = data([descriptor(0x1, holds: false, 0)], extra: 24)
+        #expect(try !FullStatus(parsing: short).isComplete(received: short.count))
+        #expect(try FullStatus(parsing: short).announcedLength == short.count + 24)
+    }
+
     @Test func reportCapabilitiesTypeMask() throws {
         let caps = try PRCapabilities(parsing: [0, 8, 0x10, 0x80, 0xA2, 0x01, 0, 0])  // WR_EX_AR, WR_EX_RO, EX_AC_AR, WR_EX
         #expect(caps.typeMaskValid)

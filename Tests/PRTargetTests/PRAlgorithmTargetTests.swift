@@ -54,7 +54,7 @@ import Testing
         let sent = locker.commandsSent[lun] ?? []
         // The PREEMPT was sent again after the attention, then the device re-read.
         #expect(sent.filter { $0 == "PR OUT PREEMPT" }.count == 2, "\(sent)")
-        #expect(sent.last == "PR IN READ KEYS", "\(sent)")
+        #expect(sent.last == "PR IN READ RESERVATION", "\(sent)")
         #expect(plan.injected == 1)
     }
 

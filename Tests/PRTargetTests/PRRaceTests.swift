@@ -51,6 +51,22 @@ import Testing
         #expect(tally.contended > 0, "no round had two hosts acting at once: the race did not happen")
     }
 
+    /// Each host wants the same 16 LUs, each listing them in its own order:
+    /// the LUs are acted on together after the first in name order, which
+    /// every host takes alone first, so the losers fail there and one host
+    /// wins every round.
+    @Test func exactlyOneWinnerEveryRoundOnSixteenLUsActedOnTogether() throws {
+        let tgt = try TgtTarget(); defer { tgt.stop() }
+        let luns = try tgt.addTarget(luns: 16).urls
+        var tally = RaceTally()
+        for round in 1...max(5, Self.rounds / 3) {
+            let results = try race(hosts.indices.map { i in (0..<luns.count).map { luns[($0 * 5 + i * 3) % luns.count] } })
+            try judge(round, results, luns: luns, tally: &tally)
+        }
+        tally.report("16 LUs in different orders, \(hosts.count) hosts")
+        #expect(tally.contended > 0, "no round had two hosts acting at once: the race did not happen")
+    }
+
     /// Two lockers in one process (threads), where the two command
     /// sequences overlap most closely, over 12 LUs.
     @Test func concurrentLockersInProcessHaveOneWinner() throws {

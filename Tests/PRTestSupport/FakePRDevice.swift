@@ -12,7 +12,9 @@ import PRTransport
 /// ABORT), TEST UNIT READY, READ(10) and WRITE(10) with the access rules of
 /// each reservation type, and reports unit attentions per nexus.
 ///
-/// Not modelled: READ FULL STATUS, REGISTER AND MOVE, SPEC_I_PT and
+/// READ FULL STATUS only when made with `readsFullStatus` (tgt has none,
+/// LIO has it); each descriptor carries the nexus label as an iSCSI
+/// TransportID. Not modelled: REGISTER AND MOVE, SPEC_I_PT and
 /// ALL_TG_PT (refused with ILLEGAL REQUEST, and REPORT CAPABILITIES says
 /// so), scopes other than LU, task abortion, stored data.
 public final class FakePRDevice: @unchecked Sendable {
@@ -33,13 +35,17 @@ public final class FakePRDevice: @unchecked Sendable {
     private var announcesPowerOn: Bool
     private var seenSincePowerOn: Set<Nexus> = []
     private let refusesAPTPL: Bool
+    private let readsFullStatus: Bool
 
     /// - Parameter reportsPowerOn: whether each nexus's first command gets
     ///   the UNIT ATTENTION 29/00 a freshly powered-on LU reports.
     /// - Parameter refusesAPTPL: like tgt: REPORT CAPABILITIES says PTPL_C=0
     ///   and a REGISTER with APTPL gets ILLEGAL REQUEST, invalid field in CDB.
-    public init(reportsPowerOn: Bool = false, refusesAPTPL: Bool = false) {
+    /// - Parameter readsFullStatus: like LIO: answers READ FULL STATUS
+    ///   (else ILLEGAL REQUEST, invalid field in CDB, like tgt).
+    public init(reportsPowerOn: Bool = false, refusesAPTPL: Bool = false, readsFullStatus: Bool = false) {
         announcesPowerOn = reportsPowerOn
+        self.readsFullStatus = readsFullStatus
         self.refusesAPTPL = refusesAPTPL
     }
 
@@ -125,6 +131,21 @@ public final class FakePRDevice: @unchecked Sendable {
         case 2:  // REPORT CAPABILITIES
             // PTPL_C; TMV with PTPL_A; all six types (WR_EX_AR EX_AC_RO WR_EX_RO EX_AC WR_EX | EX_AC_AR).
             data = [0x00, 0x08, refusesAPTPL ? 0x00 : 0x01, 0x80 | (aptpl ? 0x01 : 0), 0xEA, 0x01, 0x00, 0x00]
+        case 3 where readsFullStatus:  // READ FULL STATUS
+            var descriptors: [UInt8] = []
+            for registration in registrations {
+                var holds = false
+                if let r = reservationState {
+                    holds = Self.isAllRegistrants(r.type) || r.holder == registration.nexus
+                }
+                let name = Array("\(registration.nexus),i,0x4c4d47000000".utf8) + [0]
+                let padded = name + [UInt8](repeating: 0, count: (4 - name.count % 4) % 4)
+                let transportID: [UInt8] = [0x05, 0] + [UInt8(padded.count >> 8), UInt8(padded.count & 0xFF)] + padded
+                descriptors += be64(registration.key) + [0, 0, 0, 0]
+                descriptors += [holds ? 0x01 : 0x00, holds ? (reservationState?.type ?? 0) & 0x0F : 0]
+                descriptors += [0, 0, 0, 0, 0, 1] + be32(UInt32(transportID.count)) + transportID
+            }
+            data = be32(generationValue) + be32(UInt32(descriptors.count)) + descriptors
         default:
             return check(.invalidFieldInCDB)
         }

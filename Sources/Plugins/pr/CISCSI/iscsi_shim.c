@@ -15,11 +15,12 @@ struct lockmgr_iscsi_session {
     struct iscsi_context *ctx;
     int broken;
     int connecting; /* connect_cb acts only while opening */
-    /* The one operation in flight: callbacks write here, never to a stack
-     * frame, because iscsi_destroy_context() may still invoke them. */
+    /* Login and logout: callbacks write here, never to a stack frame,
+     * because iscsi_destroy_context() may still invoke them. */
     int done;
     int status;
-    struct scsi_task *task;
+    /* Commands queued and not yet collected (see struct pending). */
+    struct pending *pending;
     /* Why the connection went away, seen on the socket before libiscsi
      * tears it down: libiscsi's own text then is stale or says only that
      * it will not reconnect. Empty while the connection is fine. */
@@ -164,85 +165,237 @@ lockmgr_iscsi_session *lockmgr_iscsi_open(const char *initiator, const char *por
     return s;
 }
 
+/* One queued command. Heap-allocated and owned by its session until the
+ * command completes or the session is destroyed: libiscsi's callback may
+ * run from iscsi_destroy_context(), long after the batch call returned. */
+struct pending {
+    struct pending *next;
+    lockmgr_iscsi_session *session;
+    struct scsi_task *task;
+    struct iscsi_data out; /* a private copy of the data-out buffer */
+    int done;
+    int status;
+};
+
 static void command_cb(struct iscsi_context *ctx, int status, void *data, void *priv)
 {
     (void)ctx; (void)data;
-    lockmgr_iscsi_session *s = priv;
-    s->status = status;
-    s->done = 1;
+    struct pending *p = priv;
+    p->status = status;
+    p->done = 1;
 }
 
-static void release_task(lockmgr_iscsi_session *s)
+static void free_pending(struct pending *p)
 {
-    if (s->task && s->done) {
-        scsi_free_scsi_task(s->task);
-        s->task = NULL;
+    if (p->task)
+        scsi_free_scsi_task(p->task);
+    free(p->out.data);
+    free(p);
+}
+
+/* Takes `p` off its session's list and frees it (its command completed). */
+static void retire_pending(struct pending *p)
+{
+    for (struct pending **at = &p->session->pending; *at; at = &(*at)->next) {
+        if (*at == p) {
+            *at = p->next;
+            break;
+        }
     }
+    free_pending(p);
+}
+
+/* Marks the session broken and every still-running item on it failed with
+ * `why`: nothing more is read from it. */
+static void break_session(lockmgr_iscsi_session *s, lockmgr_iscsi_batch_item *items, size_t n,
+                          struct pending **slots, const char *what, const char *detail)
+{
+    s->broken = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].session != s || !slots[i])
+            continue;
+        items[i].rc = -1;
+        set_err(items[i].err, sizeof items[i].err, what, detail);
+        slots[i] = NULL; /* stays on the session's list: close() frees it */
+    }
+}
+
+/* The answer of a completed command, as the caller sees it. */
+static void collect(lockmgr_iscsi_batch_item *it, struct pending *p)
+{
+    lockmgr_iscsi_session *s = p->session;
+    int st = p->status;
+    if (st == SCSI_STATUS_GOOD || st == SCSI_STATUS_CHECK_CONDITION || st == SCSI_STATUS_RESERVATION_CONFLICT
+        || st == SCSI_STATUS_BUSY || st == SCSI_STATUS_TASK_SET_FULL || st == SCSI_STATUS_TASK_ABORTED
+        || st == SCSI_STATUS_ACA_ACTIVE || st == SCSI_STATUS_CONDITION_MET) {
+        it->rc = 0;
+        it->result.status = st;
+        if (st == SCSI_STATUS_CHECK_CONDITION) {
+            /* libiscsi keeps the sense parsed; its ascq field holds ASC << 8 | ASCQ. */
+            it->result.has_sense = 1;
+            it->result.sense_key = (uint8_t)(p->task->sense.key & 0x0f);
+            it->result.asc = (uint8_t)((p->task->sense.ascq >> 8) & 0xff);
+            it->result.ascq = (uint8_t)(p->task->sense.ascq & 0xff);
+        }
+        if (it->direction == LOCKMGR_ISCSI_READ && p->task->datain.size > 0 && p->task->datain.data) {
+            size_t len = (size_t)p->task->datain.size;
+            if (len > it->data_len)
+                len = it->data_len;
+            memcpy(it->data, p->task->datain.data, len);
+            it->result.data_len = len;
+        }
+    } else {
+        s->broken = 1;
+        it->rc = -1;
+        set_err(it->err, sizeof it->err,
+                st == SCSI_STATUS_CANCELLED ? "command cancelled"
+                : st == SCSI_STATUS_TIMEOUT ? "command timed out" : "transport error",
+                failure_text(s));
+    }
+    retire_pending(p);
+}
+
+/* Queues one item on its session; 0 when queued, else the item failed. */
+static int queue_item(lockmgr_iscsi_batch_item *it, struct pending **slot)
+{
+    lockmgr_iscsi_session *s = it->session;
+    if (s->broken) {
+        set_err(it->err, sizeof it->err, "iSCSI session is broken after an earlier failure", NULL);
+        return -1;
+    }
+    if (it->cdb_len == 0 || it->cdb_len > 16 || it->data_len > 0x10000) {
+        set_err(it->err, sizeof it->err, "invalid command size", NULL);
+        return -1;
+    }
+    struct pending *p = calloc(1, sizeof *p);
+    int xfer = it->direction == LOCKMGR_ISCSI_READ ? SCSI_XFER_READ
+             : it->direction == LOCKMGR_ISCSI_WRITE ? SCSI_XFER_WRITE : SCSI_XFER_NONE;
+    uint8_t cdb_copy[16];
+    memcpy(cdb_copy, it->cdb, it->cdb_len);
+    if (p)
+        p->task = scsi_create_task((int)it->cdb_len, cdb_copy, xfer, (int)it->data_len);
+    if (p && it->direction == LOCKMGR_ISCSI_WRITE && it->data_len > 0) {
+        p->out.data = malloc(it->data_len);
+        if (p->out.data) {
+            memcpy(p->out.data, it->data, it->data_len);
+            p->out.size = it->data_len;
+        }
+    }
+    if (!p || !p->task || (it->direction == LOCKMGR_ISCSI_WRITE && it->data_len > 0 && !p->out.data)) {
+        if (p)
+            free_pending(p);
+        set_err(it->err, sizeof it->err, "out of memory", NULL);
+        return -1;
+    }
+    p->session = s;
+    if (iscsi_scsi_command_async(s->ctx, it->lun, p->task, command_cb,
+                                 it->direction == LOCKMGR_ISCSI_WRITE ? &p->out : NULL, p) != 0) {
+        set_err(it->err, sizeof it->err, "cannot queue the command", iscsi_get_error(s->ctx));
+        free_pending(p);
+        s->broken = 1;
+        return -1;
+    }
+    p->next = s->pending;
+    s->pending = p;
+    *slot = p;
+    return 0;
+}
+
+int lockmgr_iscsi_batch(lockmgr_iscsi_batch_item *items, size_t n, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    struct pending **slots = calloc(n ? n : 1, sizeof *slots);
+    /* One pollfd per distinct session; at most one per item. */
+    struct pollfd *fds = calloc(n ? n : 1, sizeof *fds);
+    lockmgr_iscsi_session **owners = calloc(n ? n : 1, sizeof *owners);
+    if (!slots || !fds || !owners) {
+        free(slots); free(fds); free(owners);
+        for (size_t i = 0; i < n; i++) {
+            items[i].rc = -1;
+            set_err(items[i].err, sizeof items[i].err, "out of memory", NULL);
+        }
+        return -1;
+    }
+    size_t running = 0;
+    for (size_t i = 0; i < n; i++) {
+        memset(&items[i].result, 0, sizeof items[i].result);
+        items[i].err[0] = 0;
+        items[i].rc = queue_item(&items[i], &slots[i]);
+        if (items[i].rc == 0)
+            running++;
+    }
+    while (running > 0) {
+        size_t nfds = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!slots[i])
+                continue;
+            size_t k = 0;
+            while (k < nfds && owners[k] != items[i].session)
+                k++;
+            if (k == nfds) {
+                owners[nfds] = items[i].session;
+                fds[nfds].fd = iscsi_get_fd(items[i].session->ctx);
+                fds[nfds].events = (short)iscsi_which_events(items[i].session->ctx);
+                fds[nfds].revents = 0;
+                nfds++;
+            }
+        }
+        int64_t left = deadline - now_ms();
+        if (left <= 0) {
+            char detail[96];
+            snprintf(detail, sizeof detail, "no answer from the target within %d ms (timeout_ms)", timeout_ms);
+            for (size_t k = 0; k < nfds; k++)
+                break_session(owners[k], items, n, slots, "SCSI command timed out", detail);
+            break;
+        }
+        int ready = poll(fds, (nfds_t)nfds, (int)(left > 1000 ? 1000 : left));
+        if (ready < 0 && errno != EINTR) {
+            for (size_t k = 0; k < nfds; k++)
+                break_session(owners[k], items, n, slots, "SCSI command", strerror(errno));
+            break;
+        }
+        for (size_t k = 0; ready >= 0 && k < nfds; k++) {
+            lockmgr_iscsi_session *s = owners[k];
+            if (fds[k].revents)
+                note_connection_loss(s, fds[k].fd, fds[k].revents);
+            /* revents 0 lets libiscsi run its own timeouts. */
+            if (iscsi_service(s->ctx, fds[k].revents) < 0)
+                s->broken = 1;
+            for (size_t i = 0; i < n; i++) {
+                if (slots[i] && items[i].session == s && slots[i]->done) {
+                    collect(&items[i], slots[i]);
+                    slots[i] = NULL;
+                }
+            }
+            if (s->broken)
+                break_session(s, items, n, slots, "SCSI command", failure_text(s));
+        }
+        running = 0;
+        for (size_t i = 0; i < n; i++)
+            running += slots[i] != NULL;
+    }
+    free(slots); free(fds); free(owners);
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].rc != 0)
+            return -1;
+    }
+    return 0;
 }
 
 int lockmgr_iscsi_command(lockmgr_iscsi_session *s, int lun, const uint8_t *cdb, size_t cdb_len,
                           int direction, uint8_t *data, size_t data_len, int timeout_ms,
                           lockmgr_iscsi_result *result, char *err, size_t err_len)
 {
-    memset(result, 0, sizeof *result);
-    if (s->broken) {
-        set_err(err, err_len, "iSCSI session is broken after an earlier failure", NULL);
-        return -1;
-    }
-    if (cdb_len == 0 || cdb_len > 16 || data_len > 0x10000) {
-        set_err(err, err_len, "invalid command size", NULL);
-        return -1;
-    }
-    int64_t deadline = now_ms() + timeout_ms;
-    int xfer = direction == LOCKMGR_ISCSI_READ ? SCSI_XFER_READ
-             : direction == LOCKMGR_ISCSI_WRITE ? SCSI_XFER_WRITE : SCSI_XFER_NONE;
-    uint8_t cdb_copy[16];
-    memcpy(cdb_copy, cdb, cdb_len);
-    s->task = scsi_create_task((int)cdb_len, cdb_copy, xfer, (int)data_len);
-    if (!s->task) {
-        set_err(err, err_len, "out of memory", NULL);
-        return -1;
-    }
-    struct iscsi_data out = { .size = data_len, .data = data };
-    s->done = 0;
-    if (iscsi_scsi_command_async(s->ctx, lun, s->task, command_cb,
-                                 direction == LOCKMGR_ISCSI_WRITE ? &out : NULL, s) != 0) {
-        set_err(err, err_len, "cannot queue the command", iscsi_get_error(s->ctx));
-        s->done = 1;
-        release_task(s);
-        s->broken = 1;
-        return -1;
-    }
-    if (wait_done(s, deadline, timeout_ms, "SCSI command", err, err_len) != 0)
-        return -1; /* the task is freed by close, after libiscsi cancels it */
-    int rc = 0;
-    if (s->status == SCSI_STATUS_GOOD || s->status == SCSI_STATUS_CHECK_CONDITION
-        || s->status == SCSI_STATUS_RESERVATION_CONFLICT || s->status == SCSI_STATUS_BUSY
-        || s->status == SCSI_STATUS_TASK_SET_FULL || s->status == SCSI_STATUS_TASK_ABORTED
-        || s->status == SCSI_STATUS_ACA_ACTIVE || s->status == SCSI_STATUS_CONDITION_MET) {
-        result->status = s->status;
-        if (s->status == SCSI_STATUS_CHECK_CONDITION) {
-            /* libiscsi keeps the sense parsed; its ascq field holds ASC << 8 | ASCQ. */
-            result->has_sense = 1;
-            result->sense_key = (uint8_t)(s->task->sense.key & 0x0f);
-            result->asc = (uint8_t)((s->task->sense.ascq >> 8) & 0xff);
-            result->ascq = (uint8_t)(s->task->sense.ascq & 0xff);
-        }
-        if (direction == LOCKMGR_ISCSI_READ && s->task->datain.size > 0 && s->task->datain.data) {
-            size_t n = (size_t)s->task->datain.size;
-            if (n > data_len)
-                n = data_len;
-            memcpy(data, s->task->datain.data, n);
-            result->data_len = n;
-        }
-    } else {
-        s->broken = 1;
-        set_err(err, err_len, s->status == SCSI_STATUS_CANCELLED ? "command cancelled"
-                              : s->status == SCSI_STATUS_TIMEOUT ? "command timed out" : "transport error",
-                failure_text(s));
-        rc = -1;
-    }
-    release_task(s);
+    lockmgr_iscsi_batch_item item = {
+        .session = s, .lun = lun, .cdb_len = cdb_len > 16 ? 0 : cdb_len,
+        .direction = direction, .data = data, .data_len = data_len,
+    };
+    if (cdb_len <= 16)
+        memcpy(item.cdb, cdb, cdb_len);
+    int rc = lockmgr_iscsi_batch(&item, 1, timeout_ms);
+    *result = item.result;
+    if (rc != 0)
+        set_err(err, err_len, item.err, NULL);
     return rc;
 }
 
@@ -256,7 +409,10 @@ void lockmgr_iscsi_close(lockmgr_iscsi_session *s, int timeout_ms)
             (void)wait_done(s, now_ms() + timeout_ms, timeout_ms, "logout", NULL, 0);
     }
     iscsi_destroy_context(s->ctx); /* may run pending callbacks (cancelled) */
-    s->done = 1;
-    release_task(s);
+    while (s->pending) {
+        struct pending *p = s->pending;
+        s->pending = p->next;
+        free_pending(p);
+    }
     free(s);
 }

@@ -49,6 +49,37 @@ int lockmgr_iscsi_command(lockmgr_iscsi_session *s, int lun, const uint8_t *cdb,
                           int direction, uint8_t *data, size_t data_len, int timeout_ms,
                           lockmgr_iscsi_result *result, char *err, size_t err_len);
 
+/*
+ * One command of a batch: filled by the caller (session, lun, cdb, direction,
+ * data), answered by lockmgr_iscsi_batch (rc 0 with `result`, or -1 with a
+ * message in `err`).
+ */
+typedef struct {
+    lockmgr_iscsi_session *session;
+    int lun;
+    uint8_t cdb[16];
+    size_t cdb_len;
+    int direction;
+    uint8_t *data;              /* READ: lands here; WRITE: copied out at once */
+    size_t data_len;
+    lockmgr_iscsi_result result;
+    int rc;
+    char err[192];
+} lockmgr_iscsi_batch_item;
+
+/*
+ * Sends every item at once (each session queues its commands and libiscsi
+ * keeps as many in flight as the target's command window allows; items may
+ * name different sessions, which are polled together) and waits until all
+ * are answered or `timeout_ms` after the call began. A session whose
+ * commands time out or fail in transport is marked broken and its remaining
+ * items fail with the reason. Items of one session are sent in array order;
+ * the target may execute them in any order, so the caller puts at most one
+ * command per LU in a batch when order matters. Returns 0 when every item
+ * got an answer.
+ */
+int lockmgr_iscsi_batch(lockmgr_iscsi_batch_item *items, size_t n, int timeout_ms);
+
 /* Logs out (bounded by `timeout_ms`) when the session is healthy, then frees it. */
 void lockmgr_iscsi_close(lockmgr_iscsi_session *s, int timeout_ms);
 

@@ -27,34 +27,68 @@ public final class PRDevice {
 
     /// Sends `command`, retrying across unit attentions.
     public func execute(_ command: SCSICommand) throws(LockError) -> SCSIOutcome {
-        var attentions: [UnitAttention] = []
-        while true {
-            sent.append(command.name)
-            let response = try transport.send(command, timeoutMilliseconds: timeoutMilliseconds)
-            let outcome = SCSIOutcome(response)
-            guard case .unitAttention(let ua) = outcome else { return outcome }
-            attentions.append(ua)
-            if ua.invalidatesReservationView { sawReservationChange = true }
-            guard attentions.count < Self.maxAttentions else {
-                throw .backend(
-                    "\(name): \(command.name) kept failing with unit attentions: "
-                        + attentions.map(\.description).joined(separator: ", "))
+        try Self.execute([(self, command)])[0].get()
+    }
+
+    /// Sends one command per item, all at once where the transports allow
+    /// (see SCSIBatch), and answers each: a command answered with a unit
+    /// attention goes again in the next round with the others that did
+    /// (at most `maxAttentions` times), so a batch of LUs that each report
+    /// one costs two round trips, not one per LU. Put at most one command
+    /// per device in a batch when their order matters: a target may run
+    /// the commands in flight in any order.
+    public static func execute(_ items: [(device: PRDevice, command: SCSICommand)]) -> [Result<SCSIOutcome, LockError>] {
+        var results = [Result<SCSIOutcome, LockError>](
+            repeating: .failure(.internalError("no answer recorded")), count: items.count)
+        var attentions = [[UnitAttention]](repeating: [], count: items.count)
+        var waiting = Array(items.indices)
+        while !waiting.isEmpty {
+            for i in waiting { items[i].device.sent.append(items[i].command.name) }
+            let timeout = waiting.map { items[$0].device.timeoutMilliseconds }.max() ?? 0
+            let answers = SCSIBatch.send(
+                waiting.map { (items[$0].device.transport, items[$0].command) }, timeoutMilliseconds: timeout)
+            var again: [Int] = []
+            for (i, answer) in zip(waiting, answers) {
+                let (d, command) = items[i]
+                switch answer {
+                case .failure(let error):
+                    results[i] = .failure(error)
+                case .success(let response):
+                    let outcome = SCSIOutcome(response)
+                    guard case .unitAttention(let ua) = outcome else {
+                        results[i] = .success(outcome)
+                        continue
+                    }
+                    attentions[i].append(ua)
+                    if ua.invalidatesReservationView { d.sawReservationChange = true }
+                    if attentions[i].count < maxAttentions {
+                        again.append(i)
+                    } else {
+                        results[i] = .failure(
+                            .backend(
+                                "\(d.name): \(command.name) kept failing with unit attentions: "
+                                    + attentions[i].map(\.description).joined(separator: ", ")))
+                    }
+                }
             }
+            waiting = again
         }
+        return results
     }
 
     /// READ KEYS, asking again with the length the device announced when
     /// the first answer did not fit (more than 1023 registrations).
     public func readKeys() throws(LockError) -> RegisteredKeys {
+        try RegisteredKeys(parsing: readKeysData())
+    }
+
+    func readKeysData() throws(LockError) -> [UInt8] {
         let data = try expectGood(.prIn(.readKeys, allocationLength: 8192))
-        if data.count >= 8 {
-            let needed = 8 + Int(BigEndian.uint32(data, at: 4))
-            if needed > data.count && data.count >= 8192 {
-                let length = UInt16(clamping: needed)
-                return try RegisteredKeys(parsing: expectGood(.prIn(.readKeys, allocationLength: length)))
-            }
+        let needed = RegisteredKeys.announcedLength(data)
+        if needed > data.count && data.count >= 8192 {
+            return try expectGood(.prIn(.readKeys, allocationLength: UInt16(clamping: needed)))
         }
-        return try RegisteredKeys(parsing: data)
+        return data
     }
 
     public func readReservation() throws(LockError) -> ReservationStatus {
@@ -73,7 +107,13 @@ public final class PRDevice {
         serviceActionKey: UInt64 = 0
     ) throws(LockError) -> Bool {
         let command = SCSICommand.prOut(action, type: type, key: key, serviceActionKey: serviceActionKey)
-        switch try execute(command) {
+        return try prOutResult(command, Self.execute([(self, command)])[0])
+    }
+
+    /// A PR OUT's answer: true when it succeeded, false on a conflict;
+    /// every other answer is an error naming the device and the command.
+    func prOutResult(_ command: SCSICommand, _ answer: Result<SCSIOutcome, LockError>) throws(LockError) -> Bool {
+        switch try answer.get() {
         case .good: return true
         case .reservationConflict: return false
         case let other: throw failure(command, other)

@@ -5,6 +5,7 @@ public enum PRInAction: UInt8, Sendable {
     case readKeys = 0
     case readReservation = 1
     case reportCapabilities = 2
+    case readFullStatus = 3
 }
 
 /// PERSISTENT RESERVE OUT service actions (SPC-4 6.17).
@@ -109,6 +110,7 @@ public enum SCSICommand: Sendable, Equatable {
         case .prIn(.readKeys, _): return "PR IN READ KEYS"
         case .prIn(.readReservation, _): return "PR IN READ RESERVATION"
         case .prIn(.reportCapabilities, _): return "PR IN REPORT CAPABILITIES"
+        case .prIn(.readFullStatus, _): return "PR IN READ FULL STATUS"
         case .prOut(let action, _, _, _): return "PR OUT \(action)"
         case .write10: return "WRITE(10)"
         }

@@ -106,3 +106,10 @@ public struct SCSIResponse: Sendable, Equatable {
         self.data = data
     }
 }
+
+extension SCSIResponse {
+    /// ILLEGAL REQUEST, INVALID FIELD IN CDB: what a device answers a
+    /// service action it lacks. Transports that translate PR IN answer
+    /// READ FULL STATUS so, and the reads fall back to the two older ones.
+    public static let invalidFieldInCDB = SCSIResponse(status: 0x02, sense: SenseData(key: 0x05, asc: 0x24, ascq: 0x00))
+}

@@ -10,4 +10,66 @@ public protocol SCSITransport: AnyObject {
     /// Sends one command. Throws `LockError.backend` naming the device when
     /// the command could not be delivered or timed out.
     func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse
+
+    /// Where this transport's commands can go out together with others'
+    /// (nil: one at a time, through `send`).
+    var batchSender: SCSIBatchSender? { get }
+
+    /// Devices of one family run one SCSI implementation (the LUNs of one
+    /// iSCSI target): what one of them supports, the others do.
+    var family: String { get }
+}
+
+/// Sends many commands at once, each to its own transport (normally one
+/// command per LU): what lets a multi-LU call keep many commands in flight
+/// instead of paying one round trip after the other. Transports that share
+/// a sender (the LUNs of one iSCSI session pool) go out together.
+public protocol SCSIBatchSender: AnyObject {
+    /// One result per command, in order; a command that could not be
+    /// delivered or was not answered in time fails alone with the reason
+    /// (and, on a broken session, every other command of that session).
+    func send(
+        _ batch: [(transport: SCSITransport, command: SCSICommand)], timeoutMilliseconds: UInt32
+    )
+        -> [Result<SCSIResponse, LockError>]
+}
+
+extension SCSITransport {
+    /// No batch sender: commands go one after the other.
+    public var batchSender: SCSIBatchSender? { nil }
+
+    /// Each device its own family.
+    public var family: String { deviceDescription }
+}
+
+/// Sends a batch over whatever transports it names: the commands of
+/// transports sharing a batch sender together, the others one at a time.
+public enum SCSIBatch {
+    public static func send(
+        _ batch: [(transport: SCSITransport, command: SCSICommand)], timeoutMilliseconds: UInt32
+    )
+        -> [Result<SCSIResponse, LockError>]
+    {
+        var results = [Result<SCSIResponse, LockError>](
+            repeating: .failure(.internalError("no answer recorded")), count: batch.count)
+        var groups: [ObjectIdentifier: (sender: SCSIBatchSender, indices: [Int])] = [:]
+        var order: [ObjectIdentifier] = []
+        for (i, item) in batch.enumerated() {
+            guard let sender = item.transport.batchSender else {
+                results[i] = Result { () throws(LockError) in
+                    try item.transport.send(item.command, timeoutMilliseconds: timeoutMilliseconds)
+                }
+                continue
+            }
+            let id = ObjectIdentifier(sender)
+            if groups[id] == nil { order.append(id) }
+            groups[id, default: (sender, [])].indices.append(i)
+        }
+        for id in order {
+            guard let group = groups[id] else { continue }
+            let answers = group.sender.send(group.indices.map { batch[$0] }, timeoutMilliseconds: timeoutMilliseconds)
+            for (i, answer) in zip(group.indices, answers) { results[i] = answer }
+        }
+        return results
+    }
 }

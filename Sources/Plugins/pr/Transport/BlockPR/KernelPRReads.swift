@@ -65,6 +65,9 @@ struct KernelPRReads {
             return SCSIResponse(status: 0, data: ReservationStatus(generation: answer.generation, reservation: holder).encoded)
         case .reportCapabilities:
             throw .internalError("\(device): REPORT CAPABILITIES has no block-layer ioctl")
+        case .readFullStatus:
+            // No read ioctl gives it: answered as by a device without it.
+            return .invalidFieldInCDB
         }
     }
 

@@ -13,6 +13,8 @@ public final class ISCSISessionPool {
     private var sessions: [String: OpaquePointer] = [:]
     /// How many logins were made: on tgt each is a new I_T nexus.
     public private(set) var logins = 0
+    /// The most commands sent together in one batch so far.
+    public internal(set) var largestBatch = 0
 
     public init(initiator: String, isidQualifier: UInt16 = 0) {
         self.initiator = initiator
@@ -22,7 +24,7 @@ public final class ISCSISessionPool {
     deinit { closeAll() }
 
     func session(for url: ISCSIURL, timeoutMilliseconds: UInt32) throws(LockError) -> OpaquePointer {
-        let id = "\(url.portal)/\(url.target)"
+        let id = url.sessionID
         if let s = sessions[id] { return s }
         var err = [CChar](repeating: 0, count: 256)
         let opened = err.withUnsafeMutableBufferPointer { buf in
@@ -40,7 +42,7 @@ public final class ISCSISessionPool {
 
     /// Drops a session after a transport failure: the next command logs in anew.
     func discard(_ url: ISCSIURL) {
-        if let s = sessions.removeValue(forKey: "\(url.portal)/\(url.target)") { lockmgr_iscsi_close(s, 0) }
+        if let s = sessions.removeValue(forKey: url.sessionID) { lockmgr_iscsi_close(s, 0) }
     }
 
     public func closeAll(timeoutMilliseconds: UInt32 = 1000) {
@@ -65,34 +67,11 @@ public final class ISCSITransport: SCSITransport {
 
     public var deviceDescription: String { url.description }
 
+    public var batchSender: SCSIBatchSender? { pool }
+
+    public var family: String { "iscsi://\(url.sessionID)" }
+
     public func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
-        let session = try pool.session(for: url, timeoutMilliseconds: timeoutMilliseconds)
-        var buffer: [UInt8]
-        var dir: Int32
-        switch command.direction {
-        case .none: buffer = []; dir = Int32(LOCKMGR_ISCSI_NONE.rawValue)
-        case .fromDevice(let n): buffer = [UInt8](repeating: 0, count: max(0, n)); dir = Int32(LOCKMGR_ISCSI_READ.rawValue)
-        case .toDevice(let d): buffer = d; dir = Int32(LOCKMGR_ISCSI_WRITE.rawValue)
-        }
-        var result = lockmgr_iscsi_result()
-        var err = [CChar](repeating: 0, count: 256)
-        let bufferCount = buffer.count
-        let rc = command.cdb.withUnsafeBufferPointer { c in
-            buffer.withUnsafeMutableBufferPointer { b in
-                err.withUnsafeMutableBufferPointer { e in
-                    lockmgr_iscsi_command(
-                        session, url.addressedLUN, c.baseAddress, c.count, dir,
-                        b.baseAddress, bufferCount, Int32(clamping: timeoutMilliseconds),
-                        &result, e.baseAddress, e.count)
-                }
-            }
-        }
-        guard rc == 0 else {
-            pool.discard(url)
-            throw .backend("\(url): \(ISCSISessionPool.text(err))")
-        }
-        let sense = result.has_sense != 0 ? SenseData(key: result.sense_key, asc: result.asc, ascq: result.ascq) : nil
-        let data = dir == Int32(LOCKMGR_ISCSI_READ.rawValue) ? Array(buffer.prefix(min(result.data_len, bufferCount))) : []
-        return SCSIResponse(status: UInt8(truncatingIfNeeded: result.status), sense: sense, data: data)
+        try pool.send([(self, command)], timeoutMilliseconds: timeoutMilliseconds)[0].get()
     }
 }

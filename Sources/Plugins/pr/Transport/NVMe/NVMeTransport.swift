@@ -184,6 +184,8 @@ public final class NVMeTransport: SCSITransport, @unchecked Sendable {
     static let maxReportSize = 64 * 1024
 
     private func reportAsPRIn(_ action: PRInAction, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
+        // READ FULL STATUS is not translated: answered as by a device without it.
+        guard action != .readFullStatus else { return .invalidFieldInCDB }
         let report = try reservationReport(timeoutMilliseconds: timeoutMilliseconds)
         switch action {
         case .readKeys: return SCSIResponse(status: 0, data: report.registeredKeys.encoded)

@@ -1,0 +1,122 @@
+import LockDriver
+
+// MARK: release and inquire
+
+extension PRLocker {
+    /// Gives up the reservations and registrations of ours; returns the
+    /// state describing what was held. Never touches another key's
+    /// reservation: a host only preempts its own key here.
+    public func release(_ resources: [PRResource]) throws(LockError) -> PRState {
+        let (entries, errors) = releaseAll(resources.filter { $0.mode != .readOnly })
+        guard errors.isEmpty else { throw .backend(errors.joined(separator: "; ")) }
+        return PRState(vm: vm, entries: entries)
+    }
+
+    /// Releases every resource, all LUs in flight together; returns the
+    /// state entries of those we held and the errors of those that failed
+    /// (the others are released all the same).
+    func releaseAll(_ resources: [PRResource]) -> (entries: [PRState.Entry], errors: [String]) {
+        var errors: [Int: String] = [:]
+        var opened: [(index: Int, resource: PRResource, device: PRDevice)] = []
+        for (i, r) in resources.enumerated() {
+            do { opened.append((i, r, try device(r))) } catch { errors[i] = error.message }
+        }
+        var entries: [PRState.Entry] = []
+        var drops: [(index: Int, key: PRKey, type: ReservationType, device: PRDevice)] = []
+        for (o, read) in zip(opened, PRDevice.readViews(opened.map(\.device))) {
+            let me = key(for: o.resource.mode)
+            let v: PRView
+            do { v = try read.get() } catch {
+                errors[o.index] = error.message
+                continue
+            }
+            guard v.keys.contains(me.rawValue) else { continue }
+            if holds(v, key: me, mode: o.resource.mode), let h = v.reservation {
+                entries.append(PRState.Entry(resource: o.resource.name, key: me, type: h.type))
+            }
+            // Our registrations may belong to nexuses that no longer exist
+            // (tgt: every login is a new nexus): see dropKeys.
+            let type = v.reservation?.type ?? (o.resource.mode == .shared ? config.sharedType : config.exclusiveType)
+            drops.append((o.index, me, type, o.device))
+        }
+        for (drop, result) in zip(drops, Self.dropKeys(drops.map { ($0.key, $0.type, $0.device) })) {
+            if case .failure(let e) = result { errors[drop.index] = e.message }
+        }
+        return (entries, errors.sorted { $0.key < $1.key }.map(\.value))
+    }
+
+    /// Removes every registration of `key` (and the reservation, if `key`
+    /// holds it), whichever nexuses they belong to. Never touches another
+    /// key's reservation.
+    public static func dropKey(_ key: PRKey, type: ReservationType, on d: PRDevice) throws(LockError) {
+        try dropKeys([(key, type, d)])[0].get()
+    }
+
+    /// `dropKey` on many devices, each step on all of them in flight
+    /// together: REGISTER AND IGNORE `key` on this nexus, PREEMPT(`key`,
+    /// `key`) (moving a reservation held by `key` here, type kept, and
+    /// dropping the other registrations of `key`), then unregister (which
+    /// releases a reservation this nexus holds; SPC-4). Then READ KEYS
+    /// proves the key gone: through the kernel's PR ioctls a dm-multipath
+    /// map sends the unregister down every path and answers for them as
+    /// one, so a GOOD there does not show that no path kept the key, and a
+    /// release must not report a key as gone that can still write.
+    public static func dropKeys(_ drops: [(key: PRKey, type: ReservationType, device: PRDevice)]) -> [Result<Void, LockError>] {
+        var results = [Result<Void, LockError>](repeating: .success(()), count: drops.count)
+        var running = Array(drops.indices)
+        func phase(_ what: (PRKey) -> String, _ command: (Int) -> SCSICommand) {
+            let answers = PRDevice.execute(running.map { (drops[$0].device, command($0)) })
+            var left: [Int] = []
+            for (i, answer) in zip(running, answers) {
+                let d = drops[i].device
+                do throws(LockError) {
+                    guard try d.prOutResult(command(i), answer) else {
+                        throw .conflict("\(d.name): RESERVATION CONFLICT while \(what(drops[i].key))")
+                    }
+                    left.append(i)
+                } catch {
+                    results[i] = .failure(error)
+                }
+            }
+            running = left
+        }
+        phase(
+            { "registering key \($0) to drop it" },
+            { .prOut(.registerAndIgnore, key: 0, serviceActionKey: drops[$0].key.rawValue) })
+        phase(
+            { "dropping the other registrations of key \($0)" },
+            { .prOut(.preempt, type: drops[$0].type, key: drops[$0].key.rawValue, serviceActionKey: drops[$0].key.rawValue) })
+        // REGISTER AND IGNORE with key 0: unregisters this nexus whatever it
+        // holds, and does nothing on a nexus that holds nothing. Through the
+        // kernel's PR ioctls a dm-multipath map sends it down every path,
+        // and the PREEMPT above has just dropped the other paths' keys.
+        phase({ "unregistering key \($0)" }, { _ in .prOut(.registerAndIgnore, key: 0, serviceActionKey: 0) })
+        let command = SCSICommand.prIn(.readKeys, allocationLength: 8192)
+        for (i, answer) in zip(running, PRDevice.execute(running.map { (drops[$0].device, command) })) {
+            let d = drops[i].device
+            results[i] = Result { () throws(LockError) in
+                var data = try d.good(command, answer)
+                if RegisteredKeys.announcedLength(data) > data.count { data = try d.readKeysData() }
+                guard try !RegisteredKeys(parsing: data).keys.contains(drops[i].key.rawValue) else {
+                    throw .backend("\(d.name): key \(drops[i].key) is still registered after dropping it")
+                }
+            }
+        }
+        return results
+    }
+
+    /// The state of what this host holds for this VM, read from the devices.
+    public func inquire(_ resources: [PRResource]) throws(LockError) -> PRState {
+        let wanted = resources.filter { $0.mode != .readOnly }
+        let devs = try wanted.map { r throws(LockError) in try device(r) }
+        var entries: [PRState.Entry] = []
+        for (r, read) in zip(wanted, PRDevice.readViews(devs)) {
+            let me = key(for: r.mode)
+            let v = try read.get()
+            if holds(v, key: me, mode: r.mode), let h = v.reservation {
+                entries.append(PRState.Entry(resource: r.name, key: me, type: h.type))
+            }
+        }
+        return PRState(vm: vm, entries: entries)
+    }
+}
