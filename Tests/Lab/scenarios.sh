@@ -6,7 +6,7 @@
 
 ALL_SCENARIOS=(kernel_paths start_refusals live_migration sigkill suspend_resume libvirtd_restart
     failed_migration hotplug shared_readonly guest_reservations multipath_sgio multipath_kernel_register multipath_block_pr
-    nvme_reservations nvme_target_down dead_host)
+    multipath_path_return multipath_path_down block_pr_sd storage_lu_gone nvme_reservations nvme_target_down dead_host)
 
 VM1=6c61620a-0000-4000-8000-000000000001
 VM2=6c61620a-0000-4000-8000-000000000002
@@ -415,6 +415,148 @@ scenario_nvme_target_down() {
     check "and LUN 2" holds 2 "$ka"
     destroy_frees a vm1 2
     check "the namespace is free again" eventually 30 nvme_free
+}
+
+# lio_setup: a serves the LIO LU, both hosts map their two paths to it as
+# /dev/mapper/lab-lio (done once: multipath_block_pr, or the first of
+# these scenarios run alone), every path up and active, the LU cleared.
+lio_setup() {
+    local out
+    out=$(gx a 60 lio_serve); check "a serves an LU with LIO ($out)" test $? = 0
+    # iscsistart talks on stderr: kept out of the answer unless the login fails.
+    out=$(gx a 90 "{ lio_map 127.0.0.1 >/tmp/lio-map.log 2>&1 || { cat /tmp/lio-map.log; false; }; } && lio_reinstate")
+    check "a's lab-lio has 2 active paths ($out)" test "$out" = 2
+    out=$(gx b 90 "{ lio_map $LINK_A >/tmp/lio-map.log 2>&1 || { cat /tmp/lio-map.log; false; }; } && lio_reinstate")
+    check "b's lab-lio has 2 active paths ($out)" test "$out" = 2
+    prtool --initiator $OBSERVER "${LUN[7]}" rai 0bad0bad clear 0bad0bad >/dev/null 2>&1
+    check "the LIO LU starts free" free 7
+}
+
+# A path that comes back after the acquire without the key gets it again
+# from the keeper. Path 2 of a's map is failed in dm before the start, so
+# RESERVE goes down path 1 (path 1's nexus holds the reservation; the
+# kernel's REGISTER still went down both paths: dm-multipath registers on
+# failed paths too). Path 2's nexus then loses its registration (sg_persist
+# on its own disk: what a target that forgot the nexus, or a new session,
+# shows), and stays without it while dm has the path failed: the keeper
+# only registers on paths dm-multipath uses. reinstate_path: within the
+# keeper's interval (500 ms here) LIO has the key on both nexuses again,
+# and a writes through each path in turn.
+scenario_multipath_path_return() {
+    local ka out p2 d2
+    lio_setup
+    ka=$(key_of a $VM1)
+    p2=$(gx a 30 "lio_path 2"); d2=$(gx a 30 "lio_disk 2")
+    out=$(gx a 30 "dmsetup message lab-lio 0 fail_path $p2 && mp_active lab-lio"); check "a's path 2 ($p2, $d2) failed in dm ($out)" test "$out" = 1
+    start_vm a vm1 $VM1 /dev/mapper/lab-lio
+    check "$ka holds the LU, registered on both of a's paths" holds_on_paths 7 "$ka" 2
+    log "  LIO's registrations: $(gx a 30 lio_nexuses | paste -sd'|')"
+    out=$(gx a 30 "sg_persist -n -o -G -K $ka -S 0 $d2 && lio_registrations $ka")
+    check "path 2's nexus lost its registration (LIO: $(echo $out | tail -c 3) left)" test "${out##*$'\n'}" = 1
+    check "the reader sees $ka once: path 1's nexus, still holding" holds_on_paths 7 "$ka" 1
+    sleep 3
+    check "3 s later, path 2 failed in dm: the keeper left it alone" holds_on_paths 7 "$ka" 1
+    out=$(gx a 60 "time_reregistered $p2 $ka"); local rc=$?
+    check "reinstate_path: the keeper registers path 2's nexus again ($out)" test $rc = 0
+    log "  timing: $out (keeper_interval_ms = 500)"
+    check "the reader sees $ka holding, registered on both nexuses" holds_on_paths 7 "$ka" 2
+    out=$(gx a 30 keeper_log); check "a's keeper says what it did, naming path 2's disk $d2" contains "$out" "lab-lio: key $ka registered on 1 of the map's 2 paths; registered it through every usable path.*: .*$d2"
+    log "  keeper: $(grep 'registered it through' <<< "$out" | tail -1)"
+    check "a's keeper applied no failure action" lacks "$out" "LOCK LOST"
+    out=$(gx a 120 "write_through lab-lio 1; write_through lab-lio 2")
+    check "a writes through each of its paths ($(echo $out))" test "$(grep -c 'WRITE OK' <<< "$out")" = 2
+    destroy_frees a vm1 7
+}
+
+# A path really down (its disk offline, failed in dm) when a VM starts on
+# the map: the kernel's IOC_PR_REGISTER goes down every path of the map,
+# the dead one fails, and dm-multipath then unregisters the key on every
+# path: the start is refused with the plugin's message, and nothing is
+# registered anywhere (the reader, and LIO's own list). Once the path is
+# back, the same start succeeds with the key on both paths.
+scenario_multipath_path_down() {
+    local ka out rc
+    lio_setup
+    ka=$(key_of a $VM1)
+    out=$(gx a 30 "path_down 2 && mp_active lab-lio"); check "a's path 2 is down ($out active)" test "$out" = 1
+    gx a 30 ": > /var/log/lockmgr/pr-commands.log" >/dev/null
+    out=$(gx a 300 "vm_create vm1 $VM1 /dev/mapper/lab-lio"); rc=$?
+    check "the start with a path down is refused (exit $rc)" test $rc != 0
+    check "the refusal names the map and the kernel's register ($out)" contains "$out" "lab-lio.*IOC_PR_REGISTER"
+    message "virsh create on a dm-multipath map with one path down (block PR)" "$out"
+    log "  a's PR commands: $(gx a 30 'cat /var/log/lockmgr/pr-commands.log' | paste -sd'|')"
+    check "nothing is registered on the LU (reader)" free 7
+    out=$(gx a 30 "lio_registrations $ka"); check "LIO has no registration of $ka on any nexus ($out)" test "$out" = 0
+    out=$(gx a 60 "virsh list --all --name | grep -c . || true"); check "no domain left on a" test "$out" = 0
+    out=$(gx a 30 "path_up 2 && mp_active lab-lio"); check "a's path 2 is back ($out active)" test "$out" = 2
+    start_vm a vm1 $VM1 /dev/mapper/lab-lio
+    check "with both paths up the start holds the LU, $ka on both paths" holds_on_paths 7 "$ka" 2
+    destroy_frees a vm1 7
+}
+
+# The block-PR transport on a plain disk: block_pr = "always" on a, the
+# VM's disk is a's /dev/sdX of the LIO LU (its first session's disk, one
+# I_T nexus). The plugin says it uses the kernel's PR ioctls; the key is
+# registered once and holds; a writes through that disk, b cannot; b's VM
+# with its own disk of the LU is refused naming a's key; destroy releases.
+scenario_block_pr_sd() {
+    local ka da db out rc
+    lio_setup
+    ka=$(key_of a $VM1)
+    da=$(gx a 30 "lio_disk 1"); db=$(gx b 30 "lio_disk 1")
+    out=$(gx a 300 "pr_conf_set block_pr '\"always\"' && libvirtd_restart"); check "block_pr = always on a ($out)" test $? = 0
+    gx a 30 ": > /var/log/lockmgr/pr-commands.log" >/dev/null
+    start_vm a vm1 $VM1 "$da"
+    out=$(gx a 30 "cat /var/log/lockmgr/pr-commands.log"); log "  a's PR commands: $(echo $out)"
+    check "the plugin used the kernel's PR ioctls on $da" contains "$out" "$da transport: block PR ioctls.*block_pr = always"
+    check "$ka holds the LU, registered once (a's nexus of $da)" holds_on_paths 7 "$ka" 1
+    out=$(gx a 60 disk_write "$da"); check "a's kernel writes through $da ($out)" contains "$out" "WRITE OK"
+    out=$(gx b 60 disk_write "$db"); check "b's kernel write through $db is refused ($out)" contains "$out" "WRITE FAILED"
+    out=$(gx b 300 vm_create vm2 $VM2 "$db"); rc=$?
+    check "another VM with the LU is refused on b" test $rc != 0
+    check "b's refusal names the disk and a's key ($out)" contains "$out" "$db.*$ka"
+    message "virsh create on host b of a VM whose plain disk (block PR) host a holds" "$out"
+    check "nothing left of b's attempt: $ka alone" holds_on_paths 7 "$ka" 1
+    destroy_frees a vm1 7
+    out=$(gx a 300 "pr_conf_unset block_pr && libvirtd_restart"); check "block_pr back to auto on a ($out)" test $? = 0
+}
+
+# The storage box loses the LU while a VM holds it, and gets it back
+# without its reservation state (what a box rebooted without restoring its
+# PR state shows). LIO on a unmaps LUN 0; from then on the hosts' commands
+# to LUN 0 reach LIO's virtual LUN 0 (an empty read-only device it shows
+# when no LU is mapped there), which has no reservation and no key. a's
+# keeper sees the reservation gone and applies the VM's failure action
+# (poweroff, through libvirt): the VM is no longer fenced, so it stops. b's
+# start meanwhile is refused (the device refuses the REGISTER) and leaves
+# nothing. The LU back: LIO dropped the registrations with the LUN, and
+# b's VM starts and holds it on both of b's paths.
+scenario_storage_lu_gone() {
+    local ka kb out rc
+    lio_setup
+    ka=$(key_of a $VM1); kb=$(key_of b $VM2)
+    start_vm a vm1 $VM1 /dev/mapper/lab-lio
+    check "$ka holds the LU on both of a's paths" holds_on_paths 7 "$ka" 2
+    out=$(gx a 30 lio_lun_remove); check "the storage box drops the LU ($out)" test $? = 0
+    check "the reader now reaches LIO's virtual LUN 0: no reservation, no key" free 7
+    out=$(gx a 120 "wait_gone vm1 90"); check "a's keeper powered vm1 off ($out)" test $? = 0
+    out=$(gx a 30 keeper_log)
+    check "a's keeper says the lock was lost and what it did" contains "$out" "LOCK LOST while running: /dev/mapper/lab-lio: no reservation on the LU any more.*failure action poweroff: done through libvirt"
+    log "  keeper: $(grep 'LOCK LOST' <<< "$out" | tail -1)"
+    message "a's keeper log when the storage box lost the LU (pr-keeper, not virsh)" "$(grep 'LOCK LOST' <<< "$out" | tail -1 | sed 's/^[^ ]* //')"
+    out=$(gx b 300 vm_create vm2 $VM2 /dev/mapper/lab-lio); rc=$?
+    check "b's start while the LU is gone is refused (exit $rc)" test $rc != 0
+    check "the refusal names the map and the kernel's register ($out)" contains "$out" "lab-lio.*IOC_PR_REGISTER"
+    message "virsh create on a dm-multipath map whose LU is gone from the storage box" "$out"
+    log "  b's kernel: $(gx b 30 "dmesg | grep -i -E 'PR command failed|sense' | tail -3" | paste -sd'|')"
+    out=$(gx b 60 "virsh list --all --name | grep -c . || true"); check "no domain left on b" test "$out" = 0
+    check "nothing registered by b's attempt" free 7
+    out=$(gx a 30 "lio_lun_add"); check "the LU is back ($out)" test $? = 0
+    gx a 30 lio_reinstate >/dev/null; gx b 30 lio_reinstate >/dev/null
+    check "back: the LU has none of its old registrations" free 7
+    start_vm b vm2 $VM2 /dev/mapper/lab-lio
+    check "b's VM now holds the LU, $kb on both of b's paths" holds_on_paths 7 "$kb" 2
+    destroy_frees b vm2 7
 }
 
 # Host a powered off (its guest killed from here) while vm1 runs: its

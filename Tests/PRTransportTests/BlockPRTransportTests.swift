@@ -168,6 +168,14 @@ struct BlockPRTransportTests {
         #expect(message(-EIO).contains("IOC_PR_RESERVE failed"))
         #expect(message(0x10000).contains("was not delivered: host status"))  // PR_STS_PATH_FAILED / DID_NO_CONNECT
         #expect(message(0x402).contains("CHECK CONDITION"))  // Linux 6.1, tgt's APTPL refusal
+        // A REGISTER that a dead path did not take: dm-multipath's rollback explained.
+        let register = BlockPRRequest.register(oldKey: 0, newKey: 7, ignoreExistingKey: true)
+        let said =
+            (#expect(throws: LockError.self) { _ = try BlockPRTransport.response(0x10000, request: register, device: "/dev/mapper/m") })?
+            .message ?? ""
+        #expect(said.contains("/dev/mapper/m: IOC_PR_REGISTER was not delivered: host status 01 (DID_NO_CONNECT)"), "\(said)")
+        #expect(said.contains("a path is down: the kernel registers on every path and, when one fails, unregisters the key on all of them"))
+        #expect(!message(0x10000).contains("path is down"))
     }
 
     // MARK: Which transport, per device

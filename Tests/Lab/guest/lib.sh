@@ -203,6 +203,8 @@ LIO_IQN=iqn.2026-01.lockmgr.lab:lio
 lio_serve() {
     local c=/sys/kernel/config/target t
     [ -d $c ] || mount -t configfs configfs /sys/kernel/config
+    # Served already (an earlier scenario): nothing to do.
+    [ "$(cat $c/iscsi/$LIO_IQN/tpgt_1/enable 2>/dev/null)" = 1 ] && return 0
     # LIO writes APTPL registrations to /var/target/pr/aptpl_<unit serial>
     # from kernel threads, which share PID 1's root: this overlay.
     mkdir -p /var/target/pr
@@ -236,6 +238,8 @@ lio_has_two_paths() { [ "$(lio_paths | wc -l)" -ge 2 ]; }
 # /dev/mapper/lab-lio; prints the paths.
 lio_map() {
     local port
+    # Mapped already (an earlier scenario): its paths.
+    if dmsetup status lab-lio >/dev/null 2>&1; then map_paths lab-lio | paste -sd' '; return 0; fi
     for port in 3260 3261; do
         LD_LIBRARY_PATH="$lab_cache/root/usr/lib/x86_64-linux-gnu" \
             "$lab_cache/root/sbin/iscsistart" -i "$lab_iqn" -t $LIO_IQN -g 1 -a "$1" -p $port || return 1
@@ -357,4 +361,70 @@ nvme_clear() {
     nvme resv-register $NVME --nrkey=195890861 --rrega=0 --iekey >/dev/null 2>&1 \
         || nvme resv-register $NVME --nrkey=195890861 --rrega=2 --iekey >/dev/null
     nvme resv-release $NVME --crkey=195890861 --rrela=1 >/dev/null
+}
+
+# lio_disk I: the node of lab-lio's I-th path (1-based), /dev/sdX: that
+# path's own disk, its own I_T nexus.
+lio_disk() { echo "/dev/$(basename "$(readlink -f "/sys/dev/block/$(map_paths lab-lio | sed -n "${1}p")")")"; }
+# lio_path I: the I-th path of lab-lio, major:minor (as dmsetup names it).
+lio_path() { map_paths lab-lio | sed -n "${1}p"; }
+
+# lio_registrations KEY: how many I_T nexuses LIO (the storage box, host a)
+# has registered with KEY (hex, 16 digits), from its own configfs view.
+LIO_PR=/sys/kernel/config/target/core/fileio_0/lu/pr
+lio_registrations() { grep -c -i "Key: 0x$1" $LIO_PR/res_pr_registered_i_pts || true; }
+
+# lio_nexuses: LIO's registrations, one line each (initiator port with its ISID, key).
+lio_nexuses() { cat $LIO_PR/res_pr_registered_i_pts; cat $LIO_PR/res_pr_holder_tg_port 2>/dev/null; }
+
+# time_reregistered PATH KEY: reinstates lab-lio's PATH, then polls LIO's
+# registrations until KEY is registered on 2 nexuses; prints the delay in ms.
+time_reregistered() {
+    local t0; t0=$(date +%s%N)
+    dmsetup message lab-lio 0 reinstate_path "$1" || return 1
+    local end=$(( $(date +%s) + 30 ))
+    until [ "$(lio_registrations "$2")" = 2 ]; do
+        [ "$(date +%s)" -lt "$end" ] || { echo "still $(lio_registrations "$2") registration(s) 30 s after reinstate_path"; return 1; }
+        sleep 0.05
+    done
+    echo "registered on both nexuses $(( ($(date +%s%N) - t0) / 1000000 )) ms after reinstate_path"
+}
+
+# path_down I / path_up I: lab-lio's I-th path really down: its disk
+# offline (the SCSI midlayer's state for a device that is gone: every
+# command fails at once, host status DID_NO_CONNECT) and failed in the map,
+# as multipathd's checker would fail it. path_up brings both back.
+path_down() {
+    local d; d=$(lio_disk "$1")
+    echo offline > "/sys/class/block/${d#/dev/}/device/state" && dmsetup message lab-lio 0 fail_path "$(lio_path "$1")"
+}
+path_up() {
+    local d; d=$(lio_disk "$1")
+    echo running > "/sys/class/block/${d#/dev/}/device/state" && dmsetup message lab-lio 0 reinstate_path "$(lio_path "$1")"
+}
+# lio_reinstate: every path of lab-lio active again (what multipathd does once its checker passes).
+lio_reinstate() {
+    local p d
+    for p in $(map_paths lab-lio); do
+        d=$(basename "$(readlink -f "/sys/dev/block/$p")")
+        [ "$(cat "/sys/class/block/$d/device/state")" = running ] || echo running > "/sys/class/block/$d/device/state"
+        dmsetup message lab-lio 0 reinstate_path "$p"
+    done
+    mp_active lab-lio
+}
+
+# pr_conf_set NAME VALUE / pr_conf_unset NAME: one setting of this host's
+# qemu-pr.conf (read by the plugin when libvirtd loads it: libvirtd_restart).
+pr_conf_set() { pr_conf_unset "$1"; echo "$1 = $2" >> /etc/libvirt/qemu-pr.conf; }
+pr_conf_unset() { sed -i "/^$1 /d" /etc/libvirt/qemu-pr.conf; }
+
+# lio_lun_remove / lio_lun_add: the storage box's LU gone from its target
+# (every command to it answered LOGICAL UNIT NOT SUPPORTED) and back.
+lio_lun_remove() {
+    local t=/sys/kernel/config/target/iscsi/$LIO_IQN/tpgt_1/lun/lun_0
+    rm "$t/lu" && rmdir "$t"
+}
+lio_lun_add() {
+    local c=/sys/kernel/config/target t=/sys/kernel/config/target/iscsi/$LIO_IQN/tpgt_1/lun/lun_0
+    mkdir "$t" && ln -s $c/core/fileio_0/lu "$t/lu"
 }

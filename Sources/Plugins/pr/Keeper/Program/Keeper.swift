@@ -35,6 +35,8 @@ final class Keeper {
     /// The VM's name, once a record told it: every message names the VM by
     /// name and uuid.
     var name: String?
+    /// Per multipath resource, the state its paths were last repaired in (PathRepairRound).
+    var pathRepairs: [String: String] = [:]
 
     init(store: KeeperStore, vm: UUIDBytes) {
         self.store = store
@@ -122,6 +124,7 @@ final class Keeper {
                 return verdict != .held
             }
             if !suspects.isEmpty { confirm(suspects, process) }
+            repairPaths(record.resources.filter { $0.mode != .readOnly && !suspects.contains($0) }, process, config: config)
         }
         return config.keeperIntervalMilliseconds
     }

@@ -89,8 +89,15 @@ public final class BlockPRTransport: SCSITransport, @unchecked Sendable {
         let host = (result >> 16) & 0xFF
         let status = UInt8(truncatingIfNeeded: result & 0xFF)
         if host != 0 {
+            // dm-multipath sends a REGISTER down every path and, when one
+            // fails, unregisters the key on all of them: say so, it is why
+            // nothing is left registered.
+            let multipath =
+                if case .register(_, let newKey, _) = request, newKey != 0 {
+                    "; on a dm-multipath map a path is down: the kernel registers on every path and, when one fails, unregisters the key on all of them, so nothing is registered"
+                } else { "" }
             throw .backend(
-                "\(device): \(name) was not delivered: host status \(Hex.byte(UInt8(truncatingIfNeeded: host))) (\(SGIOStatus.hostName(UInt16(host))))"
+                "\(device): \(name) was not delivered: host status \(Hex.byte(UInt8(truncatingIfNeeded: host))) (\(SGIOStatus.hostName(UInt16(host))))\(multipath)"
             )
         }
         switch status {
