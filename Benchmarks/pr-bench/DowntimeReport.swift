@@ -139,10 +139,10 @@ import Foundation
         t += "update under its flock and the check of the keeper's pid file; the source's release pays the same record "
         t += "update. What remains above the login floor is ours' extra commands (the reads before and after each change, "
         t += "see the pr section for why each stays) and our own CPU around them. "
-        t += "At \(last) LUNs every case is sequential here: one command in flight per session, so the window grows "
-        t += "with the command count times a round trip (\(micros(s(.ours, .total, last).median)) µs for ours against "
-        t += "\(micros(s(.floorKept, .total, last).median)) µs for the sequential floor); "
-        t += "getting under the sequential floor takes many commands in flight at once (different LUs are independent).\n"
+        t += "At \(last) LUNs the floors send one command at a time; ours keeps one step of every LU in flight at once "
+        t += "on the target's session (the first LU alone, as the race gate), so the window grows with the steps and "
+        t += "tgtd's own work per command rather than with round trips (\(micros(s(.ours, .total, last).median)) µs for "
+        t += "ours against \(micros(s(.floorKept, .total, last).median)) µs for the sequential floor).\n"
         return t
     }
 }
