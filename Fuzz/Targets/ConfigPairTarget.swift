@@ -39,8 +39,8 @@ enum ConfigPairTarget {
         let pluginFile = settings.pluginConfigFile
         try expect(
             pluginFile == "\(dir)/\(settings.driver)-\(settings.lockManager).conf"
-                && !settings.driver.contains("/") && !settings.lockManager.contains("/")
-                && !pluginFile.dropFirst(dir.utf8.count + 1).hasPrefix("."),
+                && !settings.driver.containsByte("/") && !settings.lockManager.containsByte("/")
+                && pluginFile.utf8.dropFirst(dir.utf8.count + 1).first != UInt8(ascii: "."),
             "plugin config \(pluginFile) for lock manager '\(settings.lockManager)', driver '\(settings.driver)' leaves \(dir)")
         try save(plugin, to: pluginFile)
         written.append(pluginFile)

@@ -94,10 +94,15 @@ enum ConfigTarget {
         switch value {
         case .integer(let v): return "\(v)"
         case .string(let s):
-            let oneLine = !s.utf8.contains(UInt8(ascii: "\n"))
-            if oneLine && !s.contains("\"") { return "\"\(s)\"" }
-            if oneLine && !s.contains("'") { return "'\(s)'" }
-            if !s.contains("\"\"\"") && !s.hasSuffix("\"") { return "\"\"\"\(s)\"\"\"" }
+            // By byte, as the parser reads: a quote followed by a combining
+            // mark is another Character, which String.contains would miss.
+            let oneLine = !s.containsByte("\n")
+            if oneLine && !s.containsByte("\"") { return "\"\(s)\"" }
+            if oneLine && !s.containsByte("'") { return "'\(s)'" }
+            let quotes = Array("\"\"\"".utf8)
+            let bytes = Array(s.utf8)
+            let hasTripleQuote = bytes.count >= 3 && (0...bytes.count - 3).contains { bytes[$0..<$0 + 3].elementsEqual(quotes) }
+            if !hasTripleQuote && bytes.last != UInt8(ascii: "\"") { return "\"\"\"\(s)\"\"\"" }
             return nil
         case .list(let items):
             var parts: [String] = []

@@ -64,9 +64,12 @@ import Testing
         #expect(error?.message.contains("/etc/lockmgr/qemu-pr.conf" + fragment) == true, "\(error?.message ?? "")")
     }
 
-    @Test func readsOpenISCSIsInitiatorFile() throws {
-        let path = "/tmp/lockmgr-pr-initiatorname-\(getpid())"
-        let text = "## comment\nInitiatorName=iqn.1993-08.org.debian:01:abc\n"
+    /// Also with DOS line ends ("\r\n" is one Character in Swift, which a
+    /// split at "\n" would not split at).
+    @Test(arguments: ["\n", "\r\n"]) func readsOpenISCSIsInitiatorFile(lineEnd: String) throws {
+        let path = "/tmp/lockmgr-pr-initiatorname-\(getpid())-\(lineEnd.utf8.count)"
+        let text = ["## comment", "InitiatorName=iqn.1993-08.org.debian:01:abc", "#InitiatorName=iqn.other:x", ""]
+            .joined(separator: lineEnd)
         _ = text.withCString { p in
             let f = fopen(path, "w")
             defer { fclose(f) }

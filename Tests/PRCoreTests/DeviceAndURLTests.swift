@@ -65,6 +65,9 @@ func ua(_ asc: UInt8, _ ascq: UInt8) -> SCSIResponse {
         ] {
             #expect(throws: LockError.self, "\(bad)") { try ISCSIURL(parsing: bad) }
         }
+        // '@' followed by a combining mark is one Character, but still an '@'.
+        let credentials = #expect(throws: LockError.self) { try ISCSIURL(parsing: "iscsi://u@\u{301}h/iqn.x:d/1") }
+        #expect(credentials?.message.contains("credentials") == true, "\(credentials?.message ?? "")")
     }
 
     /// libiscsi puts the number in the PDU as is (peripheral addressing);

@@ -44,10 +44,19 @@ import Testing
         #expect(throws: LockError.self) { try SanlockLease(lockspace: "ls", name: String(repeating: "n", count: 48), path: "/l") }
         #expect(throws: LockError.self) { try SanlockLease(lockspace: "ls", name: "n", path: "relative") }
         #expect(throws: LockError.self) { try SanlockLease(lockspace: "ls", name: "n", path: "/with space") }
+        // A space followed by a combining mark is still a space to sanlock (and one Character to Swift).
+        #expect(throws: LockError.self) { try SanlockLease(lockspace: "ls", name: "n", path: "/with \u{301}accent") }
         #expect((try? SanlockLease(lockspace: "ls", name: String(repeating: "n", count: 47), path: "/l")) != nil)
     }
 
     // MARK: state strings
+
+    /// sanlock separates leases at every space byte, whatever follows it.
+    @Test func splitsStateStringsAtEverySpaceByte() throws {
+        let state = try LeaseState(parsing: "LS:a:/l/a:0:7 \u{301}LS:b:/l/b:0:8")
+        #expect(state.entries.map(\.name) == ["a", "b"])
+        #expect(state.entries[1].lockspace == "\u{301}LS")
+    }
 
     @Test func parsesSanlockStateStrings() throws {
         let state = try LeaseState(parsing: "__LIBVIRT__DISKS__:abc:/l/abc:0:7 LS:k:/a\\:b:1048576:SH")

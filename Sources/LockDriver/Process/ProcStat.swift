@@ -22,8 +22,8 @@ public struct ProcStat: Sendable, Equatable {
     /// `pid (comm) state ppid ...`: comm may contain spaces and parentheses,
     /// so fields are counted after the last ')'. Start time is field 22.
     public static func parse(_ text: String) -> ProcStat? {
-        guard let close = text.lastIndex(of: ")") else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard let close = text.lastIndex(ofByte: ")") else { return nil }
+        let fields = text[text.utf8.index(after: close)...].splitBytes(at: " ")
         guard fields.count > 19, let state = fields[0].first, let parent = Int32(fields[1]),
             let start = UInt64(fields[19])
         else { return nil }

@@ -94,17 +94,17 @@ struct ResourceOptions: ParsableArguments {
     static func parseLease(_ spec: String) throws -> LockResource {
         var fields: [String: String] = [:]
         var mode = AccessMode.exclusive
-        for part in spec.split(separator: ",", omittingEmptySubsequences: false) {
+        for part in spec.splitBytes(at: ",", omittingEmpty: false) {
             if part == "shared" { mode = .shared; continue }
             if part == "readonly" { mode = .readOnly; continue }
-            guard let eq = part.firstIndex(of: "="), eq != part.startIndex else {
+            guard let eq = part.firstIndex(ofByte: "="), eq != part.startIndex else {
                 throw ValidationError("--lease '\(spec)': expected key=value, got '\(part)'")
             }
             let key = String(part[..<eq])
             guard ["key", "lockspace", "path", "offset"].contains(key) else {
                 throw ValidationError("--lease '\(spec)': unknown field '\(key)'")
             }
-            fields[key] = String(part[part.index(after: eq)...])
+            fields[key] = String(part[part.utf8.index(after: eq)...])
         }
         guard let key = fields["key"], !key.isEmpty else { throw ValidationError("--lease '\(spec)': missing key=") }
         guard let lockspace = fields["lockspace"], !lockspace.isEmpty else {

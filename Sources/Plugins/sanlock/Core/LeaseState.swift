@@ -36,8 +36,8 @@ public struct LeaseState: Sendable, Equatable {
 
     public init(parsing text: String) throws(LockError) {
         var entries: [Entry] = []
-        for item in text.split(separator: " ") {
-            entries.append(try Self.entry(String(item)))
+        for item in text.splitBytes(at: " ") {
+            entries.append(try Self.entry(item))
         }
         self.entries = entries
     }

@@ -31,7 +31,7 @@ public struct SanlockLease: Sendable, Equatable, CustomStringConvertible {
             throw .invalid("lease '\(name)': path '\(path)' must be absolute and shorter than \(Self.pathLength) bytes")
         }
         // sanlock's state strings separate leases with spaces and cannot carry one.
-        guard !path.contains(" "), !name.contains(" "), !lockspace.contains(" ") else {
+        guard !path.containsByte(" "), !name.containsByte(" "), !lockspace.containsByte(" ") else {
             throw .invalid("lease '\(name)' (\(lockspace), \(path)): sanlock cannot describe names or paths containing spaces")
         }
         self.lockspace = lockspace

@@ -13,10 +13,10 @@ struct Info: ParsableCommand {
 
     func run() throws {
         try reportingErrors(json: host.json) { () throws(LockError) in
-            let settings = try host.settings(plugin: plugin.flatMap { $0.contains("/") ? nil : $0 })
+            let settings = try host.settings(plugin: plugin.flatMap { $0.containsByte("/") ? nil : $0 })
             let loaded: LockPlugin
-            if let plugin, plugin.contains("/") {
-                let name = String(plugin.split(separator: "/").last ?? "").replacingSuffix(".so")
+            if let plugin, plugin.containsByte("/") {
+                let name = (plugin.splitBytes(at: "/").last ?? "").replacingSuffix(".so")
                 let configFile = "\(settings.configDir)/\(settings.driver)-\(name).conf"
                 loaded = try LockPlugin(path: plugin, configFile: configFile, callTimeout: settings.callTimeout)
             } else {

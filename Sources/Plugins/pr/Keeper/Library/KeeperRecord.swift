@@ -78,12 +78,12 @@ public struct KeeperRecord: Sendable, Equatable {
 
     /// Parses a record; `origin` names the file in errors.
     public init(decoding text: String, origin: String) throws(LockError) {
-        let lines = text.split(separator: "\n").map(String.init)
+        let lines = text.splitBytes(at: "\n")
         guard lines.first == Self.magic else { throw Self.bad(origin, 1, "it does not start with '\(Self.magic)'") }
         var vm: UUIDBytes?, name = "", pid: Int32?, start: UInt64?, action: FailureAction?
         var uri: String?, config: String?, resources: [PRResource] = [], releasing: [String] = []
         for (i, line) in lines.enumerated().dropFirst() {
-            let fields = line.split(separator: " ").map(String.init)
+            let fields = line.splitBytes(at: " ")
             guard fields.count >= 2 else { throw Self.bad(origin, i + 1, "'\(line)' is not 'field value'") }
             let value = fields[1]
             switch (fields[0], fields.count) {

@@ -146,7 +146,7 @@ public struct PRConfig: Sendable, Equatable {
 
     /// The name in open-iscsi's initiatorname.iscsi (`InitiatorName=iqn...`), if valid.
     static func initiatorName(inInitiatorFile text: String) -> String? {
-        for line in text.split(separator: "\n") where line.hasPrefix("InitiatorName=") {
+        for line in text.splitBytes(at: "\n") where line.hasPrefix("InitiatorName=") {
             let name = String(line.dropFirst("InitiatorName=".count)).filter { !$0.isWhitespace }
             if isValidInitiator(name) { return name }
         }

@@ -23,21 +23,21 @@ public struct ISCSIURL: Sendable, Equatable, CustomStringConvertible {
             .invalid("resource '\(text)': not a valid iscsi://host[:port]/target-iqn/lun URL: \(why)")
         }
         guard text.hasPrefix(Self.scheme) else { throw bad("it must start with iscsi://") }
-        let parts = text.dropFirst(Self.scheme.count).split(separator: "/", omittingEmptySubsequences: false)
+        let parts = text.dropFirst(Self.scheme.count).splitBytes(at: "/", omittingEmpty: false)
         guard parts.count == 3 else { throw bad("expected host, target and LUN separated by '/'") }
         let authority = parts[0]
-        guard !authority.contains("@") else { throw bad("credentials in the URL are not supported") }
-        var host = String(authority)
+        guard !authority.containsByte("@") else { throw bad("credentials in the URL are not supported") }
+        var host = authority
         var port: UInt16 = 3260
-        if let colon = authority.lastIndex(of: ":") {
+        if let colon = authority.lastIndex(ofByte: ":") {
             host = String(authority[..<colon])
-            guard let p = UInt16(authority[authority.index(after: colon)...]), p > 0 else { throw bad("bad port") }
+            guard let p = UInt16(authority[authority.utf8.index(after: colon)...]), p > 0 else { throw bad("bad port") }
             port = p
         }
         guard !host.isEmpty, host.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "[") }) else {
             throw bad("bad host")
         }
-        let target = String(parts[1])
+        let target = parts[1]
         guard !target.isEmpty, target.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "?") }) else {
             throw bad("bad target name")
         }

@@ -103,7 +103,7 @@ public struct PRState: Sendable, Equatable {
         {
             throw Self.bad("byte \(i) (0x\(Hex.byte(c))) is not allowed in a state string")
         }
-        let fields = text.split(separator: ";", omittingEmptySubsequences: false).map(String.init)
+        let fields = text.splitBytes(at: ";", omittingEmpty: false)
         guard let first = fields.first, first.hasPrefix("lockmgr-pr-") else {
             throw Self.bad("it does not start with '\(Self.magic)' (not a pr plugin state)")
         }
@@ -121,7 +121,7 @@ public struct PRState: Sendable, Equatable {
         var entries: [Entry] = []
         for (i, field) in fields.dropFirst(2).dropLast().enumerated() {
             guard field.hasPrefix("r=") else { throw Self.bad("field \(i + 3) '\(field.prefix(20))' is unknown") }
-            let parts = field.dropFirst(2).split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            let parts = field.dropFirst(2).splitBytes(at: ",", omittingEmpty: false)
             guard parts.count == 3 else { throw Self.bad("resource field \(i + 1) must be key,type,name") }
             guard parts[0].utf8.count == 16, parts[0].utf8.allSatisfy(Self.isLowerHex),
                 let raw = UInt64(parts[0], radix: 16), raw != 0

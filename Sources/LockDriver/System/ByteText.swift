@@ -1,0 +1,33 @@
+/// Text that C peers also read (libvirt's and sanlock's state strings,
+/// config files, /proc, iSCSI URLs) is split and searched by byte here, as
+/// they do. Swift's own `split(separator:)`, `contains(_:)` and
+/// `lastIndex(of:)` on a String compare Characters: a separator followed
+/// by a combining mark, or "\r\n", forms another Character and is not
+/// matched, so the same bytes would read differently here and in C (and a
+/// check such as "contains no '/'" would pass a string that has one).
+/// Separators are ASCII.
+extension StringProtocol {
+    public func splitBytes(at separator: Unicode.Scalar, omittingEmpty: Bool = true) -> [String] {
+        utf8.split(separator: Self.byte(separator), omittingEmptySubsequences: omittingEmpty).map {
+            String(decoding: $0, as: UTF8.self)
+        }
+    }
+
+    public func containsByte(_ c: Unicode.Scalar) -> Bool { utf8.contains(Self.byte(c)) }
+
+    public func lastIndex(ofByte c: Unicode.Scalar) -> Index? {
+        // StringProtocol's UTF8View is only a Collection: searched forward.
+        let b = Self.byte(c)
+        var found: Index?
+        var i = utf8.startIndex
+        while i != utf8.endIndex {
+            if utf8[i] == b { found = i }
+            i = utf8.index(after: i)
+        }
+        return found
+    }
+
+    public func firstIndex(ofByte c: Unicode.Scalar) -> Index? { utf8.firstIndex(of: Self.byte(c)) }
+
+    private static func byte(_ c: Unicode.Scalar) -> UInt8 { UInt8(truncatingIfNeeded: c.value) }
+}
