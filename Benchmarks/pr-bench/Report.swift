@@ -62,7 +62,8 @@ struct Report {
         s += "rounds per size: " + sizes.map { "\($0) LUN\($0 == 1 ? "" : "s"): \(rounds[$0] ?? 0)" }.joined(separator: ", ")
         s += " (with fewer than 100 rounds p99 is the maximum). Times in µs. "
         s += "**The machine was loaded** (2 cores shared with other builds; load average at the end \(Self.loadAverage())): "
-        s += "compare figures within this run, not across runs. Whole run: \(Int(elapsedSeconds)) s.\n\n"
+        s += "compare figures within this run, not across runs. Whole run: \(Int(elapsedSeconds)) s. "
+        s += "The keepers' records are on tmpfs (/dev/shm), as keeper_dir (/run/lockmgr/pr) is when deployed.\n\n"
 
         s += "### Latency, 1 LUN\n\n"
         s +=

@@ -67,7 +67,14 @@ let urls = (1...lunCount).map { "\(target)/\($0)" }
 let parsedURLs: [ISCSIURL]
 do { parsedURLs = try urls.map { u throws(LockError) in try ISCSIURL(parsing: u) } } catch { fail(error.message) }
 
-let work = NSTemporaryDirectory() + "pr-bench-\(getpid())"
+/// On tmpfs, as the keepers' records are when deployed (keeper_dir
+/// /run/lockmgr/pr). In /tmp on ext4 every record update (truncate, then
+/// write) made close() start writeback of the file (ext4's auto_da_alloc):
+/// 0.3-0.6 ms more per call at 1 LUN and a p99 of 19-22 ms instead of 5-6
+/// ms for the added downtime, measured side by side with TMPDIR=/tmp and
+/// TMPDIR=/dev/shm; none of it is a cost a deployment pays.
+let workBase = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm/" : NSTemporaryDirectory()
+let work = workBase + "pr-bench-\(getpid())"
 let uuid = UUIDBytes("b0b0b0b0-1111-4222-8333-444455556666")!
 
 // The VM: a process of its own that outlives every call, watched by the keepers.
