@@ -26,7 +26,7 @@ import Testing
     @Test func exactlyOneWinnerEveryRoundOnOneLU() throws {
         let tgt = try TgtTarget(); defer { tgt.stop() }
         let lun = try tgt.addTarget().urls[0]
-        let tally = try rounds(Self.rounds, luns: [lun]) { _ in [lun] }
+        let tally = try raceRounds(Self.rounds, luns: [lun]) { _ in [lun] }
         tally.report("one LU, \(hosts.count) hosts")
         // The gate makes the race real: in some rounds a loser had already
         // sent PR OUT (registered) when it found out it lost.
@@ -38,7 +38,7 @@ import Testing
     @Test func exactlyOneWinnerEveryRoundOnTwoLUsInEitherOrder() throws {
         let tgt = try TgtTarget(); defer { tgt.stop() }
         let luns = try tgt.addTarget(luns: 2).urls
-        let tally = try rounds(Self.rounds, luns: luns) { $0 % 2 == 0 ? luns : luns.reversed() }
+        let tally = try raceRounds(Self.rounds, luns: luns) { $0 % 2 == 0 ? luns : luns.reversed() }
         tally.report("LUs {A,B} in either order, \(hosts.count) hosts")
         #expect(tally.raced, "no round had two hosts acting at once: the race did not happen")
     }
@@ -50,7 +50,7 @@ import Testing
     @Test func exactlyOneWinnerEveryRoundOnSixteenLUsActedOnTogether() throws {
         let tgt = try TgtTarget(); defer { tgt.stop() }
         let luns = try tgt.addTarget(luns: 16).urls
-        let tally = try rounds(max(5, Self.rounds / 3), luns: luns) { i in
+        let tally = try raceRounds(max(5, Self.rounds / 3), luns: luns) { i in
             (0..<luns.count).map { luns[($0 * 5 + i * 3) % luns.count] }
         }
         tally.report("16 LUs in different orders, \(hosts.count) hosts")
@@ -95,7 +95,7 @@ import Testing
     /// rounds still check the outcome, but only an overlapping one shows
     /// the race was handled, so the tests ask for one (CI once saw none
     /// in ten rounds of sixteen LUs under TSan).
-    func rounds(_ minimum: Int, luns: [String], disks: (Int) -> [String]) throws -> RaceTally {
+    func raceRounds(_ minimum: Int, luns: [String], disks: (Int) -> [String]) throws -> RaceTally {
         var tally = RaceTally()
         while tally.rounds < minimum || (!tally.raced && tally.rounds < 3 * minimum) {
             tally.rounds += 1

@@ -179,7 +179,7 @@ public struct InstallLayout: Sendable, Equatable {
     /// `systemPluginDir` → `/usr`; nil for a plugin loaded from anywhere
     /// else (a build directory).
     public init?(pluginPath: String) {
-        var parts = pluginPath.split(separator: "/", omittingEmptySubsequences: false)
+        var parts = pluginPath.splitBytes(at: "/", omittingEmpty: false)
         if parts.count >= 2, parts.dropLast().joined(separator: "/") == Self.systemPluginDir {
             self.init(prefix: Self.systemPrefix)
             return
@@ -200,7 +200,7 @@ public struct InstallLayout: Sendable, Equatable {
 
     public static func current() -> InstallLayout {
         guard let exe = RunningExecutable.path else { return InstallLayout(prefix: "/usr/local") }
-        var parts = exe.split(separator: "/", omittingEmptySubsequences: false)
+        var parts = exe.splitBytes(at: "/", omittingEmpty: false)
         parts.removeLast(min(2, parts.count))  // drop "bin/lockmgr"
         let prefix = parts.joined(separator: "/")
         return InstallLayout(prefix: prefix.isEmpty ? "/" : prefix)

@@ -28,9 +28,14 @@ public final class LockPlugin: @unchecked Sendable {
 
     /// Loads a plugin file by path (for `lockmgr info` on any .so).
     public convenience init(path: String, configFile: String?, callTimeout: CallTimeout? = nil) throws(LockError) {
-        let file = path.split(separator: "/").last.map(String.init) ?? path
-        let name = file.hasSuffix(".so") ? String(file.dropLast(3)) : file
-        try self.init(path: path, name: name, configFile: configFile, callTimeout: callTimeout)
+        try self.init(path: path, name: Self.name(ofFile: path), configFile: configFile, callTimeout: callTimeout)
+    }
+
+    /// The name a plugin file goes by: `<dir>/NAME.so` → NAME (a file not
+    /// ending in `.so` keeps its whole name).
+    public static func name(ofFile path: String) -> String {
+        let file = path.splitBytes(at: "/").last ?? path
+        return file.hasSuffix(".so") ? String(file.dropLast(3)) : file
     }
 
     private init(path: String, name: String, configFile: String?, callTimeout: CallTimeout?) throws(LockError) {

@@ -15,19 +15,12 @@ extension StringProtocol {
 
     public func containsByte(_ c: Unicode.Scalar) -> Bool { utf8.contains(Self.byte(c)) }
 
-    public func lastIndex(ofByte c: Unicode.Scalar) -> Index? {
-        // StringProtocol's UTF8View is only a Collection: searched forward.
-        let b = Self.byte(c)
-        var found: Index?
-        var i = utf8.startIndex
-        while i != utf8.endIndex {
-            if utf8[i] == b { found = i }
-            i = utf8.index(after: i)
-        }
-        return found
-    }
-
     public func firstIndex(ofByte c: Unicode.Scalar) -> Index? { utf8.firstIndex(of: Self.byte(c)) }
 
-    private static func byte(_ c: Unicode.Scalar) -> UInt8 { UInt8(truncatingIfNeeded: c.value) }
+    fileprivate static func byte(_ c: Unicode.Scalar) -> UInt8 { UInt8(truncatingIfNeeded: c.value) }
+}
+
+// String's and Substring's byte views run both ways; StringProtocol's need not.
+extension StringProtocol where UTF8View: BidirectionalCollection {
+    public func lastIndex(ofByte c: Unicode.Scalar) -> Index? { utf8.lastIndex(of: Self.byte(c)) }
 }

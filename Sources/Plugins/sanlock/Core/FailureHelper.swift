@@ -88,8 +88,8 @@ public struct FailureHelper: Sendable, Equatable {
 
     /// The name lockmgr loads a plugin file by: `<dir>/NAME.so` → NAME.
     public static func pluginName(path: String) -> String? {
-        guard let file = path.split(separator: "/").last, file.hasSuffix(".so"), file.count > 3 else { return nil }
-        return String(file.dropLast(3))
+        let name = LockPlugin.name(ofFile: path)
+        return path.hasSuffix(".so") && !name.isEmpty ? name : nil
     }
 
     /// sanlock unescapes backslash-escaped characters in the args.

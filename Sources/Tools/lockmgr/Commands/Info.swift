@@ -16,7 +16,7 @@ struct Info: ParsableCommand {
             let settings = try host.settings(plugin: plugin.flatMap { $0.containsByte("/") ? nil : $0 })
             let loaded: LockPlugin
             if let plugin, plugin.containsByte("/") {
-                let name = (plugin.splitBytes(at: "/").last ?? "").replacingSuffix(".so")
+                let name = LockPlugin.name(ofFile: plugin)
                 let configFile = "\(settings.configDir)/\(settings.driver)-\(name).conf"
                 loaded = try LockPlugin(path: plugin, configFile: configFile, callTimeout: settings.callTimeout)
             } else {
@@ -38,11 +38,5 @@ struct Info: ParsableCommand {
                 print("config:  \(loaded.configFile ?? "none")")
             }
         }
-    }
-}
-
-extension String {
-    func replacingSuffix(_ suffix: String) -> String {
-        hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
     }
 }

@@ -22,7 +22,7 @@ public struct KeeperStore: Sendable {
     /// Creates the directory (mode 0700: records name VMs and processes).
     public func prepare() throws(LockError) {
         var path = ""
-        for part in dir.split(separator: "/") {
+        for part in dir.splitBytes(at: "/") {
             path += "/" + part
             if mkdir(path, 0o700) != 0 && errno != EEXIST {
                 throw .backend("cannot create the keeper directory \(path): \(Errno.current)")

@@ -47,9 +47,9 @@ public enum MultipathMap {
         guard let number = system.blockDeviceNumber(devicePath) else { return nil }
         let sys = "/sys/dev/block/\(number)"
         guard let name = system.read("\(sys)/dm/name"), let status = system.dmStatus(name) else { return nil }
-        let lines = status.split(separator: "\n")
+        let lines = status.splitBytes(at: "\n")
         guard lines.count == 1, lines[0].hasPrefix("multipath ") else { return nil }
-        let states = pathStates(status: String(lines[0]))
+        let states = pathStates(status: lines[0])
         var result: [MultipathPath] = []
         for disk in system.list("\(sys)/slaves").sorted() {
             guard let number = system.read("/sys/class/block/\(disk)/dev") else { continue }
@@ -64,7 +64,7 @@ public enum MultipathMap {
     /// Path → active, from a multipath target's status line: each path
     /// appears as "MAJOR:MINOR A|F FAILCOUNT ...".
     public static func pathStates(status: String) -> [String: Bool] {
-        let words = status.split(separator: " ").map(String.init)
+        let words = status.splitBytes(at: " ")
         var states: [String: Bool] = [:]
         for (i, word) in words.enumerated() where i + 1 < words.count && isDeviceNumber(word) {
             switch words[i + 1] {
@@ -77,7 +77,7 @@ public enum MultipathMap {
     }
 
     static func isDeviceNumber(_ word: String) -> Bool {
-        let parts = word.split(separator: ":", omittingEmptySubsequences: false)
+        let parts = word.splitBytes(at: ":", omittingEmpty: false)
         return parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
     }
 }
