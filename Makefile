@@ -107,6 +107,7 @@ SANLOCK_CYCLES ?= 100
 LOAD_CYCLES ?= 200
 LIBVIRT_CYCLES ?= 10
 PR_CYCLES ?= 300
+PR_WORK_DIR ?=
 BENCH_BIN = $$($(SWIFT) build -c release --show-bin-path)
 define release-products
 	@for p in $(1); do $(SWIFT) build -c release --product $$p || exit 1; done
@@ -129,11 +130,12 @@ bench-libvirt: deps
 
 # The pr plugin (.so through our host library, keeper on and off) next to the
 # raw PR command floor, at 1-256 LUNs; writes $(BENCH_OUT)/pr.md and pr-scale.tsv.
+# PR_WORK_DIR=/tmp puts the keepers' records there instead of on tmpfs.
 bench-pr: deps
 	$(SWIFT) build -c release --product lockmgr_pr
 	$(SWIFT) build -c release --product pr-keeper
 	$(SWIFT) build -c release --product pr-bench
-	scripts/bench-pr.sh $$($(SWIFT) build -c release --show-bin-path) $(PR_CYCLES) $(BENCH_OUT)
+	PR_WORK_DIR=$(PR_WORK_DIR) scripts/bench-pr.sh $$($(SWIFT) build -c release --show-bin-path) $(PR_CYCLES) $(BENCH_OUT)
 
 # VMS pr keepers (one sleeping VM and one LU each) against one tgtd for
 # KEEPER_SECONDS: CPU, memory, command rate, and how fast each notices its

@@ -13,6 +13,8 @@ struct Report {
     var commands: [Key: [String]]
     var elapsedSeconds: Double
     var target: String
+    /// Where the keepers' records were (`--work-dir`).
+    var workDir: String
 
     func w(_ v: Variant, _ op: Operation, _ n: Int) -> Samples { wall[Key(variant: v, op: op, luns: n)] ?? Samples() }
     func c(_ v: Variant, _ op: Operation, _ n: Int) -> Samples { cpu[Key(variant: v, op: op, luns: n)] ?? Samples() }
@@ -63,7 +65,8 @@ struct Report {
         s += " (with fewer than 100 rounds p99 is the maximum). Times in µs. "
         s += "**The machine was loaded** (2 cores shared with other builds; load average at the end \(Self.loadAverage())): "
         s += "compare figures within this run, not across runs. Whole run: \(Int(elapsedSeconds)) s. "
-        s += "The keepers' records are on tmpfs (/dev/shm), as keeper_dir (/run/lockmgr/pr) is when deployed.\n\n"
+        s += "The keepers' records are in \(workDir) (`--work-dir`; by default /dev/shm, tmpfs as keeper_dir "
+        s += "/run/lockmgr/pr is when deployed).\n\n"
 
         s += "### Latency, 1 LUN\n\n"
         s +=

@@ -14,7 +14,10 @@ import PRTransport
 // private tgtd target (scripts/bench-pr.sh starts it).
 //
 //   pr-bench --target iscsi://127.0.0.1:PORT/IQN --luns 256 [--cycles 200] [--out DIR] [--keep yes]
+//            [--work-dir DIR]
 //
+// --work-dir: where the work directory (plugin copies, configs, the
+// keepers' records) is made; default /dev/shm (see workBase).
 // --keep yes leaves the work directory (the plugin copies, configs) for a
 // profiler's symbol lookup, e.g. under `perf record -g`.
 // Writes DIR/pr.md (the report section, also printed), DIR/pr-scale.tsv and
@@ -31,7 +34,9 @@ func parseOptions() -> [String: String] {
     var argv = CommandLine.arguments.dropFirst()
     while let flag = argv.popFirst() {
         guard flag.hasPrefix("--"), let value = argv.popFirst() else {
-            fail("usage: pr-bench --target iscsi://HOST:PORT/IQN --luns N [--cycles N] [--out DIR] [--keep yes] (bad argument '\(flag)')")
+            fail(
+                "usage: pr-bench --target iscsi://HOST:PORT/IQN --luns N [--cycles N] [--out DIR] [--keep yes] [--work-dir DIR] (bad argument '\(flag)')"
+            )
         }
         parsed[String(flag.dropFirst(2))] = value
     }
@@ -67,14 +72,13 @@ let urls = (1...lunCount).map { "\(target)/\($0)" }
 let parsedURLs: [ISCSIURL]
 do { parsedURLs = try urls.map { u throws(LockError) in try ISCSIURL(parsing: u) } } catch { fail(error.message) }
 
-/// On tmpfs, as the keepers' records are when deployed (keeper_dir
-/// /run/lockmgr/pr). In /tmp on ext4 every record update (truncate, then
-/// write) made close() start writeback of the file (ext4's auto_da_alloc):
-/// 0.3-0.6 ms more per call at 1 LUN and a p99 of 19-22 ms instead of 5-6
-/// ms for the added downtime, measured side by side with TMPDIR=/tmp and
-/// TMPDIR=/dev/shm; none of it is a cost a deployment pays.
-let workBase = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm/" : NSTemporaryDirectory()
-let work = workBase + "pr-bench-\(getpid())"
+/// On tmpfs by default, as the keepers' records are when deployed
+/// (keeper_dir /run/lockmgr/pr). In /tmp on ext4 every record update
+/// (truncate, then write) made close() start writeback of the file (ext4's
+/// auto_da_alloc), a cost no deployment pays; `--work-dir /tmp` measures it.
+let workBase =
+    options["work-dir"] ?? (FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory())
+let work = "\(workBase)/pr-bench-\(getpid())"
 let uuid = UUIDBytes("b0b0b0b0-1111-4222-8333-444455556666")!
 
 // The VM: a process of its own that outlives every call, watched by the keepers.
@@ -266,7 +270,7 @@ cleanUp()
 let elapsed = (Clock.now() - started) / 1e6
 let report = Report(
     sizes: sizes, rounds: roundCounts, warmUp: warmUpRounds, wall: wall, cpu: cpu,
-    commands: commands, elapsedSeconds: elapsed, target: target)
+    commands: commands, elapsedSeconds: elapsed, target: target, workDir: workBase)
 do {
     try Section.write(name: "pr", markdown: report.markdown(), scale: report.scale(), to: outDir)
     let downtimeSection = DowntimeReport(bench: downtime, sizes: sizes, warmUp: warmUpRounds, main: report).markdown()
