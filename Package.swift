@@ -126,6 +126,11 @@ let prTargets: [Target] = [
         name: "pr-keeper", dependencies: ["PRKeeper", "PRProtocol", "PRTransport", "LockDriver"],
         path: "Sources/Plugins/pr/Keeper/Program",
         linkerSettings: [.unsafeFlags(["-static-stdlib"]), releaseBindNow]),
+    // The per-host service keeping iSCSI sessions logged in (iscsi_session_socket).
+    .executableTarget(
+        name: "pr-sessiond", dependencies: ["PRProtocol", "PRTransport", "LockDriver"],
+        path: "Sources/Plugins/pr/SessionDaemon",
+        linkerSettings: [.unsafeFlags(["-static-stdlib"]), releaseBindNow]),
 ]
 
 // MARK: - Tools

@@ -110,12 +110,7 @@ final class FaultProxy: @unchecked Sendable {
     }
 
     private func acceptLoop() {
-        while true {
-            let client = accept(listener, nil, nil)
-            if client < 0 {
-                if errno == EINTR { continue }
-                return
-            }
+        while let client = BlockingIO.accept(listener) {
             let (isStopped, isDown, isStalled) = lock.withLock { (stopped, down, stall) }
             if isStopped { close(client); return }
             if isDown && isStalled { lock.withLock { parked.append(client) }; continue }
@@ -185,13 +180,13 @@ final class FaultProxy: @unchecked Sendable {
                     return
                 }
                 if forward {
-                    _ = writeAll(link.upstream, pdu)
+                    _ = BlockingIO.writeAll(link.upstream, pdu)
                     // Let the target execute it before the connection goes.
                     usleep(50_000)
                 }
                 return
             }
-            guard writeAll(link.upstream, pdu) else { return }
+            guard BlockingIO.writeAll(link.upstream, pdu) else { return }
         }
     }
 
@@ -203,40 +198,17 @@ final class FaultProxy: @unchecked Sendable {
             let n = buffer.withUnsafeMutableBytes { read(link.upstream, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0, !link.lock.withLock({ link.cut }) else { return }
-            guard writeAll(link.client, Array(buffer[0..<n])) else { return }
+            guard BlockingIO.writeAll(link.client, Array(buffer[0..<n])) else { return }
         }
     }
 
     private func readPDU(_ fd: Int32) -> [UInt8]? {
-        guard let header = readExactly(fd, 48) else { return nil }
+        guard let header = BlockingIO.readExactly(fd, 48) else { return nil }
         let ahs = Int(header[4]) * 4
         let data = Int(header[5]) << 16 | Int(header[6]) << 8 | Int(header[7])
         let rest = ahs + (data + 3) / 4 * 4
         guard rest > 0 else { return header }
-        guard let tail = readExactly(fd, rest) else { return nil }
+        guard let tail = BlockingIO.readExactly(fd, rest) else { return nil }
         return header + tail
-    }
-
-    private func readExactly(_ fd: Int32, _ count: Int) -> [UInt8]? {
-        var out = [UInt8](repeating: 0, count: count)
-        var got = 0
-        while got < count {
-            let n = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, count - got) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return nil }
-            got += n
-        }
-        return out
-    }
-
-    private func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return false }
-            sent += n
-        }
-        return true
     }
 }

@@ -399,6 +399,29 @@ int lockmgr_iscsi_command(lockmgr_iscsi_session *s, int lun, const uint8_t *cdb,
     return rc;
 }
 
+int lockmgr_iscsi_check_idle(lockmgr_iscsi_session *s)
+{
+    if (s->broken)
+        return -1;
+    struct pollfd pfd = { .fd = iscsi_get_fd(s->ctx), .events = POLLIN };
+    int n;
+    do
+        n = poll(&pfd, 1, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        s->broken = 1;
+        return -1;
+    }
+    if (n == 0)
+        return 0;
+    note_connection_loss(s, pfd.fd, pfd.revents);
+    if (s->lost[0] || iscsi_service(s->ctx, pfd.revents) < 0) {
+        s->broken = 1;
+        return -1;
+    }
+    return 0;
+}
+
 void lockmgr_iscsi_close(lockmgr_iscsi_session *s, int timeout_ms)
 {
     if (!s)

@@ -2,7 +2,9 @@ import LockDriver
 import PRProtocol
 
 /// The one place that picks a transport for a resource (its address was
-/// parsed with the resource): iSCSI → libiscsi; a device path → the
+/// parsed with the resource): iSCSI → libiscsi, through pr-sessiond's kept
+/// sessions when `iscsi_session_socket` is set, else a login of this
+/// operation's own; a device path → the
 /// qemu-pr-helper socket when `pr_helper_socket` is configured, else the
 /// device itself, through SG_IO or the kernel's block PR ioctls
 /// (DevicePathRoute decides).
@@ -10,6 +12,8 @@ public struct TransportFactory {
     public let config: PRConfig
     /// iSCSI sessions opened for this operation; close them when done.
     public let iscsiPool: ISCSISessionPool?
+    /// pr-sessiond, when configured (its fallback is `iscsiPool`).
+    public let sessionService: SessionServiceClient?
     /// Which way each device path was reached, and why: the command log prints it.
     public let routes = RouteLog()
 
@@ -19,13 +23,22 @@ public struct TransportFactory {
     /// arrives with the same initiator name and ISID.
     public init(config: PRConfig, isidQualifier: UInt16 = 0) {
         self.config = config
-        iscsiPool = config.iscsiInitiator.map { ISCSISessionPool(initiator: $0, isidQualifier: isidQualifier) }
+        let pool = config.iscsiInitiator.map { ISCSISessionPool(initiator: $0, isidQualifier: isidQualifier) }
+        iscsiPool = pool
+        sessionService = pool.flatMap { pool in
+            config.sessionSocket.map { SessionServiceClient(socketPath: $0, initiator: pool.initiator, fallback: pool) }
+        }
     }
 
-    /// A session id for a VM's keeper: derived from the VM, never the plugin's 0.
+    /// A session id for a VM's keeper: derived from the VM, never the
+    /// plugin's 0 nor pr-sessiond's.
     public static func keeperISIDQualifier(for vm: UUIDBytes) -> UInt16 {
-        UInt16(truncatingIfNeeded: FNV.hash32(vm.bytes) % 0xFFFF) &+ 1
+        UInt16(truncatingIfNeeded: FNV.hash32(vm.bytes) % 0xFFFE) &+ 1
     }
+
+    /// pr-sessiond's session id: its sessions stay open while plugin calls
+    /// and keepers log in and out beside them.
+    public static let sessionServiceISIDQualifier: UInt16 = 0xFFFF
 
     public func transport(for resource: PRResource) throws(LockError) -> SCSITransport {
         switch resource.address {
@@ -33,6 +46,7 @@ public struct TransportFactory {
             guard let iscsiPool else {
                 throw .config("\(config.origin): resource '\(resource.name)' needs 'iscsi_initiator' (this host's iSCSI name)")
             }
+            if let sessionService { return ISCSITransport(url: url, service: sessionService) }
             return ISCSITransport(url: url, pool: iscsiPool)
         case .devicePath(let path):
             if let socket = config.helperSocket {
@@ -48,7 +62,10 @@ public struct TransportFactory {
         }
     }
 
-    public func closeAll() { iscsiPool?.closeAll() }
+    public func closeAll() {
+        sessionService?.disconnect()
+        iscsiPool?.closeAll()
+    }
 }
 
 /// Resource → the reason its transport was chosen, filled as devices open.

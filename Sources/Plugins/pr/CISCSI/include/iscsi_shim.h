@@ -80,6 +80,15 @@ typedef struct {
  */
 int lockmgr_iscsi_batch(lockmgr_iscsi_batch_item *items, size_t n, int timeout_ms);
 
+/*
+ * For a session kept open between operations (pr-sessiond): whether it is
+ * still usable, without waiting. Anything the target sent while nobody was
+ * listening is handled (a NOP-In is answered); a connection the target
+ * closed or reset, or a session already broken, makes it -1 and the caller
+ * logs in anew.
+ */
+int lockmgr_iscsi_check_idle(lockmgr_iscsi_session *s);
+
 /* Logs out (bounded by `timeout_ms`) when the session is healthy, then frees it. */
 void lockmgr_iscsi_close(lockmgr_iscsi_session *s, int timeout_ms);
 

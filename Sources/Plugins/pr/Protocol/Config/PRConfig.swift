@@ -8,6 +8,7 @@ import LockDriver
 ///     shared_type = "write-exclusive-all-registrants"
 ///     timeout_ms = 5000                # per SCSI command, and per login
 ///     pr_helper_socket = "/run/qemu-pr-helper.sock"   # path disks via qemu-pr-helper
+///     iscsi_session_socket = "/run/lockmgr/pr-sessiond.sock"  # iSCSI through pr-sessiond's kept sessions
 ///     block_pr = "auto"                # PR OUT through the kernel's PR ioctls: auto, always, never
 ///     command_log = "/var/log/lockmgr-pr.log"  # append every SCSI command sent (debugging)
 ///     keeper = 1                       # 0: reservations outlive their VM (unsafe)
@@ -27,6 +28,10 @@ public struct PRConfig: Sendable, Equatable {
     public var sharedType: ReservationType = .writeExclusiveAllRegistrants
     public var timeoutMilliseconds: UInt32 = 5000
     public var helperSocket: String?
+    /// pr-sessiond's socket: iSCSI commands go through the sessions it
+    /// keeps logged in; without it (or when it does not answer) each
+    /// operation logs in itself.
+    public var sessionSocket: String?
     /// Whether PR OUT on a block device goes through the kernel's PR
     /// ioctls (BlockPRTransport) or SG_IO; see TransportFactory.
     public var blockPR: BlockPRSetting = .auto
@@ -54,7 +59,7 @@ public struct PRConfig: Sendable, Equatable {
 
     static let known: Set<String> = [
         "iscsi_initiator", "host_id", "exclusive_type", "shared_type",
-        "timeout_ms", "pr_helper_socket", "block_pr", "command_log",
+        "timeout_ms", "pr_helper_socket", "iscsi_session_socket", "block_pr", "command_log",
         "keeper", "keeper_dir", "keeper_path", "keeper_interval_ms",
         "guest_reservations",
     ]
@@ -99,6 +104,7 @@ public struct PRConfig: Sendable, Equatable {
         }
         if let ms = try conf.integer("timeout_ms", in: 100...600_000) { timeoutMilliseconds = UInt32(ms) }
         helperSocket = try conf.absolutePath("pr_helper_socket")
+        sessionSocket = try conf.absolutePath("iscsi_session_socket")
         if let text = try conf.string("block_pr") {
             guard let setting = BlockPRSetting(rawValue: text) else {
                 throw .config("\(conf.location(of: "block_pr")): 'block_pr' must be auto, always or never, not '\(text)'")

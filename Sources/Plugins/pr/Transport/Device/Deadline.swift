@@ -2,16 +2,16 @@ import Glibc
 
 /// A point on the monotonic clock by which an operation must finish, so
 /// that a command's several reads and writes share one timeout.
-struct Deadline {
+public struct Deadline {
     private let nanoseconds: UInt64
 
-    init(millisecondsFromNow milliseconds: UInt32) {
+    public init(millisecondsFromNow milliseconds: UInt32) {
         nanoseconds = Self.now() &+ UInt64(milliseconds) &* 1_000_000
     }
 
     /// Milliseconds left, rounded up so poll() never busy-loops on a
     /// sub-millisecond remainder; 0 once the deadline has passed.
-    var remainingMilliseconds: Int32 {
+    public var remainingMilliseconds: Int32 {
         let now = Self.now()
         guard nanoseconds > now else { return 0 }
         let left = (nanoseconds - now + 999_999) / 1_000_000

@@ -45,6 +45,18 @@ public final class ISCSISessionPool {
         if let s = sessions.removeValue(forKey: url.sessionID) { lockmgr_iscsi_close(s, 0) }
     }
 
+    /// For sessions kept between operations (pr-sessiond): drops those
+    /// the target closed or broke while nobody used them, so the next
+    /// command logs in anew instead of failing. Returns what was dropped.
+    public func dropDeadSessions() -> [String] {
+        let dead = sessions.filter { lockmgr_iscsi_check_idle($0.value) != 0 }
+        for (id, s) in dead {
+            lockmgr_iscsi_close(s, 0)
+            sessions.removeValue(forKey: id)
+        }
+        return dead.map(\.key)
+    }
+
     public func closeAll(timeoutMilliseconds: UInt32 = 1000) {
         for (_, s) in sessions { lockmgr_iscsi_close(s, Int32(clamping: timeoutMilliseconds)) }
         sessions.removeAll()
@@ -55,23 +67,34 @@ public final class ISCSISessionPool {
     }
 }
 
-/// One LUN reached through libiscsi in user space.
+/// One LUN reached through libiscsi in user space: on a session of this
+/// operation's own pool, or on one pr-sessiond keeps logged in.
 public final class ISCSITransport: SCSITransport {
     public let url: ISCSIURL
-    let pool: ISCSISessionPool
+    /// The pool or the pr-sessiond client the commands go through.
+    let sender: SCSIBatchSender
 
     public init(url: ISCSIURL, pool: ISCSISessionPool) {
         self.url = url
-        self.pool = pool
+        sender = pool
+    }
+
+    public init(url: ISCSIURL, service: SessionServiceClient) {
+        self.url = url
+        sender = service
     }
 
     public var deviceDescription: String { url.description }
 
-    public var batchSender: SCSIBatchSender? { pool }
+    public var batchSender: SCSIBatchSender? { sender }
 
+    /// The same for both routes: what one LU of a target supports, the others do.
     public var family: String { "iscsi://\(url.sessionID)" }
 
     public func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
-        try pool.send([(self, command)], timeoutMilliseconds: timeoutMilliseconds)[0].get()
+        try sender.send([(self, command)], timeoutMilliseconds: timeoutMilliseconds)[0].get()
     }
+
+    /// Whether `sender` carries this LUN's commands.
+    func goes(through sender: SCSIBatchSender) -> Bool { self.sender === sender }
 }

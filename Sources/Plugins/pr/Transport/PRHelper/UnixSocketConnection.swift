@@ -5,7 +5,7 @@ import PRProtocol
 
 /// Why a socket operation stopped; the transport turns it into a sentence
 /// naming the socket and the device.
-enum SocketFailure: Error {
+public enum SocketFailure: Error {
     case pathTooLong
     case timedOut
     /// The peer closed the connection after `received` of `expected` bytes.
@@ -15,14 +15,21 @@ enum SocketFailure: Error {
 
 /// A non-blocking Unix stream socket whose every read and write waits in
 /// poll() for at most the time left before a deadline.
-final class UnixSocketConnection {
+public final class UnixSocketConnection {
     private let fd: Int32
 
     private init(fd: Int32) { self.fd = fd }
 
+    /// A connected socket accepted by a server (pr-sessiond), made
+    /// non-blocking; closed with the connection.
+    public static func adopt(fd: Int32) -> UnixSocketConnection {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        return UnixSocketConnection(fd: fd)
+    }
+
     deinit { close(fd) }
 
-    static func connect(path: String, deadline: Deadline) throws(SocketFailure) -> UnixSocketConnection {
+    public static func connect(path: String, deadline: Deadline) throws(SocketFailure) -> UnixSocketConnection {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let pathBytes = Array(path.utf8)
@@ -65,7 +72,7 @@ final class UnixSocketConnection {
     }
 
     /// Writes all of `bytes`; `passing` rides along with the first byte as SCM_RIGHTS.
-    func writeAll(_ bytes: [UInt8], passing passedFD: Int32? = nil, deadline: Deadline) throws(SocketFailure) {
+    public func writeAll(_ bytes: [UInt8], passing passedFD: Int32? = nil, deadline: Deadline) throws(SocketFailure) {
         var offset = 0
         var fdToPass = passedFD
         while offset < bytes.count {
@@ -97,7 +104,7 @@ final class UnixSocketConnection {
         }
     }
 
-    func readExactly(_ count: Int, deadline: Deadline) throws(SocketFailure) -> [UInt8] {
+    public func readExactly(_ count: Int, deadline: Deadline) throws(SocketFailure) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: count)
         var offset = 0
         while offset < count {
