@@ -5,22 +5,21 @@ import LockDriver
 import PRTransport
 
 /// A fake in front of a real pr-sessiond: relays the plugin's requests and
-/// the service's answers unchanged, except one answer it drops, closing
-/// the plugin's connection as a service crashing at that moment would:
-/// the answer to the first request with a PR OUT (which the service has
-/// carried out), or with `dropFirstRead` to the first request of reads.
+/// the service's answers unchanged, except the answer to the first
+/// `dropped` operation: the service has carried it out, and the relay
+/// closes the plugin's connection instead of answering, as a service
+/// crashing at that moment would.
 final class FakeServiceRelay: @unchecked Sendable {
     let socket: String
     let upstream: String
-    let dropFirstRead: Bool
+    let dropped: SessionWire.Operation
     private let listener: Int32
     private let state = Mutex()
     private var cut = false
-    private var prOutForwarded = false
 
-    init(upstream: String, dropFirstRead: Bool = false) throws {
+    init(upstream: String, dropping dropped: SessionWire.Operation) throws {
         self.upstream = upstream
-        self.dropFirstRead = dropFirstRead
+        self.dropped = dropped
         socket = TempDir.make("svc-relay") + "/relay.sock"
         listener = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard listener >= 0, Self.withAddress(socket, { Glibc.bind(listener, $0, $1) }) == 0, listen(listener, 16) == 0 else {
@@ -29,8 +28,8 @@ final class FakeServiceRelay: @unchecked Sendable {
         Thread.detachNewThread { [self] in acceptLoop() }
     }
 
-    /// Whether a PR OUT went to the service before the cut.
-    var forwardedPROut: Bool { state.withLock { prOutForwarded } }
+    /// Whether an answer was dropped.
+    var droppedAnswer: Bool { state.withLock { cut } }
 
     func stop() { shutdown(listener, Int32(SHUT_RDWR)) }
 
@@ -46,13 +45,11 @@ final class FakeServiceRelay: @unchecked Sendable {
         defer { close(service) }
         guard service >= 0, Self.withAddress(upstream, { Glibc.connect(service, $0, $1) }) == 0 else { return }
         while let request = Self.readFrame(client) {
-            let items = (try? SessionWire.decodeRequest(body: Array(request.dropFirst(SessionWire.headerSize))))?.items ?? []
-            let hasPROut = items.contains { if case .prOut = $0.command { return true } else { return false } }
+            let operation = try? SessionWire.decodeRequest(body: Array(request.dropFirst(SessionWire.headerSize))).operation
             guard BlockingIO.writeAll(service, request), let answer = Self.readFrame(service) else { return }
             let drop = state.withLock { () -> Bool in
-                guard !cut, hasPROut != dropFirstRead else { return false }
+                guard !cut, operation == dropped else { return false }
                 cut = true
-                prOutForwarded = hasPROut
                 return true
             }
             if drop { return }

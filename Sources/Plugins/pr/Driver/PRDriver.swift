@@ -66,13 +66,13 @@ final class PRManager: LockPluginManager {
             return nil
         }
         guard watched else {
-            try withLocker { locker throws(LockError) in try locker.acquire(resources, state: parsed) }
+            try acquireResources(state: state, parsed: parsed)
             return nil
         }
         let keeper = try keeperPlan(action)
         try keeper.store.update(object.uuid) { record throws(LockError) in
             try refuseDoubleStart(record, keeper.process)
-            try withLocker { locker throws(LockError) in try locker.acquire(resources, state: parsed) }
+            try acquireResources(state: state, parsed: parsed)
             var r =
                 record.flatMap { $0.belongs(to: keeper.process) ? $0 : nil }
                 ?? newRecord(keeper.process, action)
@@ -171,7 +171,7 @@ final class PRManager: LockPluginManager {
         let names = resources.map(\.name)
         return try store.update(object.uuid) { record throws(LockError) -> Result<String, LockError> in
             do throws(LockError) {
-                let state = try withLocker { locker throws(LockError) in try locker.release(resources).encoded }
+                let state = try releaseResources()
                 record?.remove(names)
                 if record?.resources.isEmpty == true { record = nil }
                 return .success(state)
@@ -183,14 +183,55 @@ final class PRManager: LockPluginManager {
     }
 
     func release() throws(LockError) -> String? {
-        guard config.keeper else {
-            return try withLocker { locker throws(LockError) in try locker.release(resources).encoded }
-        }
+        guard config.keeper else { return try releaseResources() }
         return try forget(KeeperStore(dir: config.keeperDir))
     }
 
     func inquire() throws(LockError) -> String? {
-        try withLocker { locker throws(LockError) in try locker.inquire(resources).encoded }
+        try perform(.inquire) { locker throws(LockError) in try locker.inquire(resources).encoded }
+    }
+
+    private func acquireResources(state: String?, parsed: PRState?) throws(LockError) {
+        _ = try perform(.acquire, state: state) { locker throws(LockError) in
+            try locker.acquire(resources, state: parsed)
+            return nil
+        }
+    }
+
+    private func releaseResources() throws(LockError) -> String {
+        let state = try perform(.release) { locker throws(LockError) in try locker.release(resources).encoded }
+        guard let state else { throw .internalError("pr-sessiond answered a release without its state string") }
+        return state
+    }
+
+    /// Runs an operation in pr-sessiond (`iscsi_session_socket`) when every
+    /// resource is an iSCSI LUN, else (or when the service cannot be
+    /// reached) here, with logins of its own. Both run the same algorithm.
+    private func perform(
+        _ operation: SessionWire.Operation, state: String? = nil, _ local: (PRLocker) throws(LockError) -> String?
+    ) throws(LockError) -> String? {
+        if let socket = config.sessionSocket, config.iscsiInitiator != nil, !resources.isEmpty,
+            resources.allSatisfy({ if case .iscsi = $0.address { true } else { false } })
+        {
+            _ = try config.requireHostPart()
+            let request = SessionWire.Request(
+                operation: operation, config: config, vm: object.uuid, resources: resources, state: state)
+            switch SessionServiceClient.run(request, socketPath: socket) {
+            case .answered(let reply):
+                logCommands(reply.commandsSent, routes: RouteLog())
+                return try reply.outcome.get()
+            case .unreachable:
+                break
+            case .lost(let reason, let stillRunning):
+                // Acquire and inquire decide from fresh reads, so running
+                // them here is safe once the service has stopped; a
+                // release's answer (the state) is gone with the service.
+                if operation == .release || stillRunning {
+                    throw .backend("\(reason); the \(operation) may or may not have been carried out")
+                }
+            }
+        }
+        return try withLocker(local)
     }
 
     private func withLocker<R>(_ body: (PRLocker) throws(LockError) -> R) throws(LockError) -> R {
@@ -199,16 +240,16 @@ final class PRManager: LockPluginManager {
         let locker = try PRLocker(config: config, vm: object.uuid) { resource throws(LockError) in
             try factory.transport(for: resource)
         }
-        defer { logCommands(locker, routes: factory.routes) }
+        defer { logCommands(locker.commandsSent, routes: factory.routes) }
         return try body(locker)
     }
 
     /// `command_log`: one line per command sent, "<resource> <command>",
     /// after a "<resource> transport: <which and why>" line for each device path.
-    private func logCommands(_ locker: PRLocker, routes: RouteLog) {
+    private func logCommands(_ sent: [String: [String]], routes: RouteLog) {
         guard let path = config.commandLog else { return }
         var text = ""
-        for (resource, commands) in locker.commandsSent.sorted(by: { $0.key < $1.key }) {
+        for (resource, commands) in sent.sorted(by: { $0.key < $1.key }) {
             if let reason = routes.reasons[resource] { text += "\(resource) transport: \(reason)\n" }
             for c in commands { text += "\(resource) \(c)\n" }
         }

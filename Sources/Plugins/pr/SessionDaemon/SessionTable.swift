@@ -4,12 +4,14 @@ import PRTransport
 
 /// The iSCSI sessions pr-sessiond keeps logged in: one per initiator name
 /// and target, each behind its own lock (libiscsi contexts are not
-/// thread-safe), so a target that hangs delays only its own VMs.
+/// thread-safe; a target that hangs delays only the operations on it).
 final class SessionTable: @unchecked Sendable {
     final class Entry: @unchecked Sendable {
         let lock = Mutex()
+        let key: String
         let pool: ISCSISessionPool
-        init(initiator: String) {
+        init(key: String, initiator: String) {
+            self.key = key
             pool = ISCSISessionPool(initiator: initiator, isidQualifier: TransportFactory.sessionServiceISIDQualifier)
         }
     }
@@ -20,48 +22,40 @@ final class SessionTable: @unchecked Sendable {
 
     init(log: Logger) { self.log = log }
 
-    private func entry(initiator: String, url: ISCSIURL) -> Entry {
+    static func key(_ initiator: String, _ url: ISCSIURL) -> String { "\(initiator) \(url.portal)/\(url.target)" }
+
+    private func entry(_ key: String, initiator: String) -> Entry {
         lock.withLock {
-            let key = "\(initiator) \(url.portal)/\(url.target)"
             if let e = entries[key] { return e }
-            let e = Entry(initiator: initiator)
+            let e = Entry(key: key, initiator: initiator)
             entries[key] = e
             return e
         }
     }
 
-    /// Sends a request's commands, those of one target together on its
-    /// session; targets one after the other, in a fixed order (no two
-    /// requests wait for each other's locks crosswise).
-    func run(_ request: SessionWire.Request) -> [Result<SCSIResponse, LockError>] {
-        var results = [Result<SCSIResponse, LockError>](
-            repeating: .failure(.internalError("no answer recorded")), count: request.items.count)
-        var groups: [String: [Int]] = [:]
-        for (i, item) in request.items.enumerated() {
-            groups["\(item.url.portal)/\(item.url.target)", default: []].append(i)
-        }
-        for key in groups.keys.sorted() {
-            guard let indices = groups[key], let first = indices.first else { continue }
-            let e = entry(initiator: request.initiator, url: request.items[first].url)
-            let answers = e.lock.withLock {
-                for id in e.pool.dropDeadSessions() {
-                    log.log("session to \(id) as \(request.initiator) was closed while idle; logging in again", priority: .notice)
-                }
-                let logins = e.pool.logins
-                let batch = indices.map { i in
-                    (
-                        transport: ISCSITransport(url: request.items[i].url, pool: e.pool) as SCSITransport,
-                        command: request.items[i].command
-                    )
-                }
-                let answers = e.pool.send(batch, timeoutMilliseconds: request.timeoutMilliseconds)
-                if e.pool.logins != logins {
-                    log.log("logged in to \(key) as \(request.initiator)", priority: .info)
-                }
-                return answers
+    /// Runs `body` holding the sessions of every target `urls` name, their
+    /// locks taken in one order (no two operations wait for each other
+    /// crosswise), after dropping any the target closed while idle.
+    func withSessions<R>(
+        initiator: String, urls: [ISCSIURL], _ body: ([String: ISCSISessionPool]) -> R
+    ) -> R {
+        let keys = Set(urls.map { Self.key(initiator, $0) }).sorted()
+        let held = keys.map { entry($0, initiator: initiator) }
+        func hold(_ i: Int) -> R {
+            guard i < held.count else {
+                return body(Dictionary(uniqueKeysWithValues: held.map { ($0.key, $0.pool) }))
             }
-            for (i, answer) in zip(indices, answers) { results[i] = answer }
+            return held[i].lock.withLock {
+                for id in held[i].pool.dropDeadSessions() {
+                    log.log("session to \(id) as \(initiator) was closed while idle; logging in again", priority: .notice)
+                }
+                let logins = held[i].pool.logins
+                defer {
+                    if held[i].pool.logins != logins { log.log("logged in to \(held[i].key)", priority: .info) }
+                }
+                return hold(i + 1)
+            }
         }
-        return results
+        return hold(0)
     }
 }

@@ -44,21 +44,4 @@ default:
 signal(SIGPIPE, SIG_IGN)
 let table = SessionTable(log: log)
 log.log("serving the pr plugin's iSCSI sessions (\(LockmgrVersion.string))", priority: .info)
-while true {
-    // We start no programs: close-on-exec right after accept is in time.
-    let fd = accept(listener, nil, nil)
-    if fd >= 0 {
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        ClientConnection(fd: fd, table: table, log: log).start()
-        continue
-    }
-    let e = Errno.current
-    switch e.code {
-    case EINTR, ECONNABORTED, EMFILE, ENFILE, ENOBUFS, ENOMEM:
-        // Out of descriptors or memory for a moment: let clients finish.
-        if e.code != EINTR && e.code != ECONNABORTED { usleep(100_000) }
-    default:
-        log.log("accept: \(e); stopping", priority: .error)
-        exit(ExitStatus.software)
-    }
-}
+Workers.run(listener: listener, table: table, log: log)

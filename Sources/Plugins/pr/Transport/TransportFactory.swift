@@ -2,9 +2,7 @@ import LockDriver
 import PRProtocol
 
 /// The one place that picks a transport for a resource (its address was
-/// parsed with the resource): iSCSI → libiscsi, through pr-sessiond's kept
-/// sessions when `iscsi_session_socket` is set, else a login of this
-/// operation's own; a device path → the
+/// parsed with the resource): iSCSI → libiscsi; a device path → the
 /// qemu-pr-helper socket when `pr_helper_socket` is configured, else the
 /// device itself, through SG_IO or the kernel's block PR ioctls
 /// (DevicePathRoute decides).
@@ -12,8 +10,6 @@ public struct TransportFactory {
     public let config: PRConfig
     /// iSCSI sessions opened for this operation; close them when done.
     public let iscsiPool: ISCSISessionPool?
-    /// pr-sessiond, when configured (its fallback is `iscsiPool`).
-    public let sessionService: SessionServiceClient?
     /// Which way each device path was reached, and why: the command log prints it.
     public let routes = RouteLog()
 
@@ -23,11 +19,7 @@ public struct TransportFactory {
     /// arrives with the same initiator name and ISID.
     public init(config: PRConfig, isidQualifier: UInt16 = 0) {
         self.config = config
-        let pool = config.iscsiInitiator.map { ISCSISessionPool(initiator: $0, isidQualifier: isidQualifier) }
-        iscsiPool = pool
-        sessionService = pool.flatMap { pool in
-            config.sessionSocket.map { SessionServiceClient(socketPath: $0, initiator: pool.initiator, fallback: pool) }
-        }
+        iscsiPool = config.iscsiInitiator.map { ISCSISessionPool(initiator: $0, isidQualifier: isidQualifier) }
     }
 
     /// A session id for a VM's keeper: derived from the VM, never the
@@ -46,7 +38,6 @@ public struct TransportFactory {
             guard let iscsiPool else {
                 throw .config("\(config.origin): resource '\(resource.name)' needs 'iscsi_initiator' (this host's iSCSI name)")
             }
-            if let sessionService { return ISCSITransport(url: url, service: sessionService) }
             return ISCSITransport(url: url, pool: iscsiPool)
         case .devicePath(let path):
             if let socket = config.helperSocket {
@@ -62,14 +53,12 @@ public struct TransportFactory {
         }
     }
 
-    public func closeAll() {
-        sessionService?.disconnect()
-        iscsiPool?.closeAll()
-    }
+    public func closeAll() { iscsiPool?.closeAll() }
 }
 
 /// Resource → the reason its transport was chosen, filled as devices open.
 public final class RouteLog: @unchecked Sendable {
+    public init() {}
     public private(set) var reasons: [String: String] = [:]
     func record(_ resource: String, _ reason: String) { reasons[resource] = reason }
 }

@@ -242,14 +242,9 @@ final class Keeper {
         return config
     }
 
-    /// Reads on a session of the keeper's own (see keeperISIDQualifier),
-    /// never through pr-sessiond: the keeper keeps its session open
-    /// itself, and must keep giving reservations back while the service
-    /// restarts.
+    /// Reads on a session of the keeper's own (see keeperISIDQualifier).
     func keeperFactory(_ config: PRConfig) -> TransportFactory {
-        var own = config
-        own.sessionSocket = nil
-        return TransportFactory(config: own, isidQualifier: TransportFactory.keeperISIDQualifier(for: vm))
+        TransportFactory(config: config, isidQualifier: TransportFactory.keeperISIDQualifier(for: vm))
     }
 
     func note(_ message: String) {

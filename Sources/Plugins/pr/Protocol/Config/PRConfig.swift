@@ -145,7 +145,7 @@ public struct PRConfig: Sendable, Equatable {
         return t
     }
 
-    static func isValidInitiator(_ s: String) -> Bool {
+    public static func isValidInitiator(_ s: String) -> Bool {
         (s.hasPrefix("iqn.") || s.hasPrefix("eui.") || s.hasPrefix("naa.")) && s.utf8.count <= 223
             && s.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
     }

@@ -20,7 +20,7 @@ extension ISCSISessionPool: SCSIBatchSender {
         var owners: [(index: Int, url: ISCSIURL, readLength: Int)] = []
         var loginFailures: [String: LockError] = [:]
         for (i, entry) in batch.enumerated() {
-            guard let t = entry.transport as? ISCSITransport, t.goes(through: self) else {
+            guard let t = entry.transport as? ISCSITransport, t.pool === self else {
                 results[i] = .failure(.internalError("\(entry.transport.deviceDescription): not a LUN of this iSCSI session pool"))
                 continue
             }

@@ -67,34 +67,23 @@ public final class ISCSISessionPool {
     }
 }
 
-/// One LUN reached through libiscsi in user space: on a session of this
-/// operation's own pool, or on one pr-sessiond keeps logged in.
+/// One LUN reached through libiscsi in user space.
 public final class ISCSITransport: SCSITransport {
     public let url: ISCSIURL
-    /// The pool or the pr-sessiond client the commands go through.
-    let sender: SCSIBatchSender
+    let pool: ISCSISessionPool
 
     public init(url: ISCSIURL, pool: ISCSISessionPool) {
         self.url = url
-        sender = pool
-    }
-
-    public init(url: ISCSIURL, service: SessionServiceClient) {
-        self.url = url
-        sender = service
+        self.pool = pool
     }
 
     public var deviceDescription: String { url.description }
 
-    public var batchSender: SCSIBatchSender? { sender }
+    public var batchSender: SCSIBatchSender? { pool }
 
-    /// The same for both routes: what one LU of a target supports, the others do.
     public var family: String { "iscsi://\(url.sessionID)" }
 
     public func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
-        try sender.send([(self, command)], timeoutMilliseconds: timeoutMilliseconds)[0].get()
+        try pool.send([(self, command)], timeoutMilliseconds: timeoutMilliseconds)[0].get()
     }
-
-    /// Whether `sender` carries this LUN's commands.
-    func goes(through sender: SCSIBatchSender) -> Bool { self.sender === sender }
 }

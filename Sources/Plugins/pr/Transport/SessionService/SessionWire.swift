@@ -1,27 +1,30 @@
 import LockDriver
 import PRProtocol
 
-/// The pr-sessiond socket protocol: the plugin sends a batch of PR commands
-/// for iSCSI LUNs, the service sends them on the sessions it keeps logged
-/// in and answers each. Frames are a 4-byte magic, a big-endian body
-/// length and the body. Only PERSISTENT RESERVE IN and OUT travel: the
-/// service cannot be asked to write a disk's data.
+/// The pr-sessiond socket protocol: the plugin sends one lock operation
+/// (acquire, release or inquire of a VM's iSCSI LUNs, with the settings
+/// the PR algorithm needs), the service runs the algorithm on the sessions
+/// it keeps logged in and answers once, with the outcome and the commands
+/// it sent. One round trip per operation: on a loaded host a hop between
+/// processes costs more than a PR command on loopback. Frames are a 4-byte
+/// magic, a big-endian body length and the body.
 ///
-///     request body: version u8, initiator str16, timeout_ms u32, count u16,
-///                   count × (url str16, command)
-///     command:      1 (PR IN): action u8, allocation length u16
-///                   2 (PR OUT): action u8, type u8 (0xFF: none), key u64, service action key u64
-///     reply body:   count u16, count × outcome
-///     outcome:      0: status u8, has sense u8, key u8, asc u8, ascq u8, data str32
-///                   1: error kind u8, message str16
+///     request body: version u8, operation u8 (1 acquire, 2 release, 3 inquire),
+///                   origin str16, initiator str16, host part u32,
+///                   exclusive type u8, shared type u8, timeout_ms u32,
+///                   vm 16 bytes, count u16, count × (name str16, mode u8),
+///                   has state u8, [state str32]
+///     mode:         0 exclusive, 1 shared, 2 read-only
+///     reply body:   outcome u8: 0 done, has state u8, [state str32]
+///                               1 failed, error kind u8, message str16
+///                   count u16, count × (resource str16, n u16, n × command str16)
 public enum SessionWire {
     public static let requestMagic: [UInt8] = Array("LMSQ".utf8)
     public static let replyMagic: [UInt8] = Array("LMSA".utf8)
-    public static let version: UInt8 = 1
+    public static let version: UInt8 = 2
     public static let headerSize = 8
-    /// 65535 items of a few dozen bytes each fit well below this.
+    /// A 256-LUN state string and 256 resource names fit well below this.
     public static let maxBodySize = 8 << 20
-    public static let maxItems = Int(UInt16.max)
 
     /// A frame that breaks the protocol: the stream is at an unknown place
     /// and the connection is dropped.
@@ -30,20 +33,46 @@ public enum SessionWire {
         public init(_ description: String) { self.description = description }
     }
 
-    public struct Request: Sendable, Equatable {
-        public var initiator: String
-        public var timeoutMilliseconds: UInt32
-        public var items: [(url: ISCSIURL, command: SCSICommand)]
-
-        public init(initiator: String, timeoutMilliseconds: UInt32, items: [(url: ISCSIURL, command: SCSICommand)]) {
-            self.initiator = initiator
-            self.timeoutMilliseconds = timeoutMilliseconds
-            self.items = items
+    public enum Operation: UInt8, Sendable, CustomStringConvertible {
+        case acquire = 1
+        case release = 2
+        case inquire = 3
+        public var description: String {
+            switch self {
+            case .acquire: return "acquire"
+            case .release: return "release"
+            case .inquire: return "inquire"
+            }
         }
+    }
 
-        public static func == (a: Request, b: Request) -> Bool {
-            a.initiator == b.initiator && a.timeoutMilliseconds == b.timeoutMilliseconds
-                && a.items.map(\.url) == b.items.map(\.url) && a.items.map(\.command) == b.items.map(\.command)
+    public struct Request: Sendable, Equatable {
+        public var operation: Operation
+        /// The settings the algorithm reads; `origin` names the plugin's config in messages.
+        public var config: PRConfig
+        public var vm: UUIDBytes
+        public var resources: [PRResource]
+        /// Acquire: the state string libvirt passed (a migration's).
+        public var state: String?
+
+        public init(operation: Operation, config: PRConfig, vm: UUIDBytes, resources: [PRResource], state: String? = nil) {
+            self.operation = operation
+            self.config = config
+            self.vm = vm
+            self.resources = resources
+            self.state = state
+        }
+    }
+
+    public struct Reply: Sendable, Equatable {
+        /// Release and inquire: the state string; acquire: nil.
+        public var outcome: Result<String?, LockError>
+        /// What the service sent, per resource (for the plugin's command_log).
+        public var commandsSent: [String: [String]]
+
+        public init(outcome: Result<String?, LockError>, commandsSent: [String: [String]]) {
+            self.outcome = outcome
+            self.commandsSent = commandsSent
         }
     }
 
@@ -57,142 +86,122 @@ public enum SessionWire {
         return length
     }
 
-    public static func frame(_ magic: [UInt8], _ body: [UInt8]) -> [UInt8] {
+    static func frame(_ magic: [UInt8], _ body: [UInt8]) -> [UInt8] {
         magic + BigEndian.bytes(UInt32(truncatingIfNeeded: body.count)) + body
     }
 
+    static let modes: [AccessMode] = [.exclusive, .shared, .readOnly]
+
     // MARK: Request
 
-    public static func encode(_ request: Request) -> [UInt8] {
+    public static func encode(_ r: Request) -> [UInt8] {
         var w = WireWriter()
         w.u8(version)
-        w.str16(request.initiator)
-        w.u32(request.timeoutMilliseconds)
-        w.u16(UInt16(truncatingIfNeeded: request.items.count))
-        for item in request.items {
-            w.str16(item.url.description)
-            encode(item.command, into: &w)
+        w.u8(r.operation.rawValue)
+        w.str16(r.config.origin)
+        w.str16(r.config.iscsiInitiator ?? "")
+        w.u32(r.config.hostPart ?? 0)
+        w.u8(r.config.exclusiveType.rawValue)
+        w.u8(r.config.sharedType.rawValue)
+        w.u32(r.config.timeoutMilliseconds)
+        w.bytes += r.vm.bytes
+        w.u16(UInt16(truncatingIfNeeded: r.resources.count))
+        for resource in r.resources {
+            w.str16(resource.name)
+            w.u8(UInt8(modes.firstIndex(of: resource.mode) ?? 0))
         }
+        w.optionalStr32(r.state)
         return frame(requestMagic, w.bytes)
-    }
-
-    private static func encode(_ command: SCSICommand, into w: inout WireWriter) {
-        switch command {
-        case .prIn(let action, let length):
-            w.u8(1)
-            w.u8(action.rawValue)
-            w.u16(length)
-        case .prOut(let action, let type, let key, let serviceActionKey):
-            w.u8(2)
-            w.u8(action.rawValue)
-            w.u8(type?.rawValue ?? 0xFF)
-            w.u64(key)
-            w.u64(serviceActionKey)
-        case .write10:
-            // Never sent: the client refuses it before encoding (see SessionServiceClient).
-            w.u8(0)
-        }
     }
 
     public static func decodeRequest(body: [UInt8]) throws(Violation) -> Request {
         var r = WireReader(body)
         let v = try r.u8()
         guard v == version else { throw Violation("protocol version \(v), this service speaks \(version)") }
+        let rawOperation = try r.u8()
+        guard let operation = Operation(rawValue: rawOperation) else { throw Violation("unknown operation \(rawOperation)") }
+        let origin = try r.str16()
         let initiator = try r.str16()
-        let timeout = try r.u32()
-        let count = Int(try r.u16())
-        var items: [(url: ISCSIURL, command: SCSICommand)] = []
-        items.reserveCapacity(count)
-        for i in 0..<count {
-            let text = try r.str16()
-            let url: ISCSIURL
-            do { url = try ISCSIURL(parsing: text) } catch { throw Violation("item \(i): \(error.message)") }
-            items.append((url, try decodeCommand(&r, item: i)))
+        guard PRConfig.isValidInitiator(initiator) else { throw Violation("'\(initiator)' is not an iSCSI initiator name") }
+        let hostPart = try r.u32()
+        guard hostPart != 0 else { throw Violation("host part 0 (no host identity)") }
+        var config = PRConfig(iscsiInitiator: initiator, hostPart: hostPart)
+        config.origin = origin
+        config.exclusiveType = try type(&r, allRegistrants: false)
+        config.sharedType = try type(&r, allRegistrants: true)
+        config.timeoutMilliseconds = try r.u32()
+        guard (100...600_000).contains(config.timeoutMilliseconds) else {
+            throw Violation("timeout_ms \(config.timeoutMilliseconds) is outside 100...600000")
         }
-        guard r.atEnd else { throw Violation("\(r.remaining) bytes after the last item") }
-        return Request(initiator: initiator, timeoutMilliseconds: timeout, items: items)
+        guard let vm = UUIDBytes(bytes: try r.take(16)) else { throw Violation("no VM uuid") }
+        let count = Int(try r.u16())
+        var resources: [PRResource] = []
+        for i in 0..<count {
+            let name = try r.str16()
+            let rawMode = Int(try r.u8())
+            guard rawMode < modes.count else { throw Violation("resource \(i): unknown mode \(rawMode)") }
+            let resource: PRResource
+            do { resource = try PRResource(name, mode: modes[rawMode]) } catch { throw Violation("resource \(i): \(error.message)") }
+            guard case .iscsi = resource.address else { throw Violation("resource \(i): '\(name)' is not an iscsi:// LUN") }
+            resources.append(resource)
+        }
+        let state = try r.optionalStr32()
+        guard r.atEnd else { throw Violation("\(r.remaining) bytes after the request") }
+        return Request(operation: operation, config: config, vm: vm, resources: resources, state: state)
     }
 
-    private static func decodeCommand(_ r: inout WireReader, item i: Int) throws(Violation) -> SCSICommand {
-        switch try r.u8() {
-        case 1:
-            let raw = try r.u8()
-            guard let action = PRInAction(rawValue: raw) else { throw Violation("item \(i): unknown PR IN action \(raw)") }
-            return .prIn(action, allocationLength: try r.u16())
-        case 2:
-            let raw = try r.u8()
-            guard let action = PROutAction(rawValue: raw) else { throw Violation("item \(i): unknown PR OUT action \(raw)") }
-            let rawType = try r.u8()
-            var type: ReservationType?
-            if rawType != 0xFF {
-                guard let t = ReservationType(rawValue: rawType) else {
-                    throw Violation("item \(i): unknown reservation type \(rawType)")
-                }
-                type = t
-            }
-            let key = try r.u64()
-            return .prOut(action, type: type, key: key, serviceActionKey: try r.u64())
-        case let other:
-            throw Violation("item \(i): command kind \(other) is not PR IN (1) or PR OUT (2)")
+    private static func type(_ r: inout WireReader, allRegistrants: Bool) throws(Violation) -> ReservationType {
+        let raw = try r.u8()
+        guard let t = ReservationType(rawValue: raw), t.isAllRegistrants == allRegistrants else {
+            throw Violation("reservation type \(raw) cannot be the \(allRegistrants ? "shared" : "exclusive") type")
         }
+        return t
     }
 
     // MARK: Reply
 
-    public static func encodeReply(_ results: [Result<SCSIResponse, LockError>]) -> [UInt8] {
+    public static func encode(_ reply: Reply) -> [UInt8] {
         var w = WireWriter()
-        w.u16(UInt16(truncatingIfNeeded: results.count))
-        for result in results {
-            switch result {
-            case .success(let response):
-                w.u8(0)
-                w.u8(response.status)
-                w.u8(response.sense == nil ? 0 : 1)
-                w.u8(response.sense?.key ?? 0)
-                w.u8(response.sense?.asc ?? 0)
-                w.u8(response.sense?.ascq ?? 0)
-                w.u32(UInt32(truncatingIfNeeded: response.data.count))
-                w.bytes += response.data
-            case .failure(let error):
-                w.u8(1)
-                w.u8(UInt8(truncatingIfNeeded: error.kind.rawValue))
-                w.str16(error.message)
-            }
+        switch reply.outcome {
+        case .success(let state):
+            w.u8(0)
+            w.optionalStr32(state)
+        case .failure(let error):
+            w.u8(1)
+            w.u8(UInt8(truncatingIfNeeded: error.kind.rawValue))
+            w.str16(error.message)
+        }
+        let sent = reply.commandsSent.sorted { $0.key < $1.key }
+        w.u16(UInt16(truncatingIfNeeded: sent.count))
+        for (resource, commands) in sent {
+            w.str16(resource)
+            w.u16(UInt16(truncatingIfNeeded: commands.count))
+            for c in commands { w.str16(c) }
         }
         return frame(replyMagic, w.bytes)
     }
 
-    /// The answers to a request of `expected` items; a data-in longer than
-    /// its command's allocation length is a violation.
-    public static func decodeReply(body: [UInt8], allocationLengths: [Int]) throws(Violation) -> [Result<SCSIResponse, LockError>] {
+    public static func decodeReply(body: [UInt8]) throws(Violation) -> Reply {
         var r = WireReader(body)
-        let count = Int(try r.u16())
-        guard count == allocationLengths.count else {
-            throw Violation("\(count) answers to \(allocationLengths.count) commands")
+        let outcome: Result<String?, LockError>
+        switch try r.u8() {
+        case 0:
+            outcome = .success(try r.optionalStr32())
+        case 1:
+            let kind = LockErrorKind(rawValue: Int32(try r.u8())) ?? .backend
+            outcome = .failure(LockError(kind, try r.str16()))
+        case let other:
+            throw Violation("outcome \(other) is neither done (0) nor failed (1)")
         }
-        var results: [Result<SCSIResponse, LockError>] = []
-        for i in 0..<count {
-            switch try r.u8() {
-            case 0:
-                let status = try r.u8()
-                let hasSense = try r.u8()
-                let sense = SenseData(key: try r.u8(), asc: try r.u8(), ascq: try r.u8())
-                let length = Int(try r.u32())
-                guard length <= allocationLengths[i] else {
-                    throw Violation("answer \(i): \(length) bytes of data for an allocation length of \(allocationLengths[i])")
-                }
-                let data = try r.take(length)
-                results.append(.success(SCSIResponse(status: status, sense: hasSense != 0 ? sense : nil, data: data)))
-            case 1:
-                let raw = try r.u8()
-                let kind = LockErrorKind(rawValue: Int32(raw)) ?? .backend
-                results.append(.failure(LockError(kind, try r.str16())))
-            case let other:
-                throw Violation("answer \(i): outcome \(other) is neither answered (0) nor failed (1)")
-            }
+        var sent: [String: [String]] = [:]
+        for _ in 0..<Int(try r.u16()) {
+            let resource = try r.str16()
+            var commands: [String] = []
+            for _ in 0..<Int(try r.u16()) { commands.append(try r.str16()) }
+            sent[resource] = commands
         }
-        guard r.atEnd else { throw Violation("\(r.remaining) bytes after the last answer") }
-        return results
+        guard r.atEnd else { throw Violation("\(r.remaining) bytes after the reply") }
+        return Reply(outcome: outcome, commandsSent: sent)
     }
 }
 
@@ -201,11 +210,17 @@ struct WireWriter {
     mutating func u8(_ v: UInt8) { bytes.append(v) }
     mutating func u16(_ v: UInt16) { bytes += BigEndian.bytes(v) }
     mutating func u32(_ v: UInt32) { bytes += BigEndian.bytes(v) }
-    mutating func u64(_ v: UInt64) { bytes += BigEndian.bytes(v) }
     /// Strings longer than 65535 bytes are cut: no name or message we send is.
     mutating func str16(_ s: String) {
         let utf8 = Array(s.utf8.prefix(Int(UInt16.max)))
         u16(UInt16(utf8.count))
+        bytes += utf8
+    }
+    mutating func optionalStr32(_ s: String?) {
+        guard let s else { return u8(0) }
+        u8(1)
+        let utf8 = Array(s.utf8)
+        u32(UInt32(truncatingIfNeeded: utf8.count))
         bytes += utf8
     }
 }
@@ -229,8 +244,14 @@ struct WireReader {
     mutating func u8() throws(SessionWire.Violation) -> UInt8 { try take(1)[0] }
     mutating func u16() throws(SessionWire.Violation) -> UInt16 { BigEndian.uint16(try take(2), at: 0) }
     mutating func u32() throws(SessionWire.Violation) -> UInt32 { BigEndian.uint32(try take(4), at: 0) }
-    mutating func u64() throws(SessionWire.Violation) -> UInt64 { BigEndian.uint64(try take(8), at: 0) }
     mutating func str16() throws(SessionWire.Violation) -> String {
         String(decoding: try take(Int(try u16())), as: UTF8.self)
+    }
+    mutating func optionalStr32() throws(SessionWire.Violation) -> String? {
+        switch try u8() {
+        case 0: return nil
+        case 1: return String(decoding: try take(Int(try u32())), as: UTF8.self)
+        case let other: throw SessionWire.Violation("optional field marker \(other) is neither 0 nor 1")
+        }
     }
 }
