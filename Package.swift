@@ -226,7 +226,7 @@ let benchmarkTargets: [Target] = [
     .executableTarget(name: "libvirt-bench", dependencies: ["Harness", "BenchSupport"], path: "Benchmarks/libvirt-bench"),
     // The pr plugin .so through our host library against the raw PR command floor.
     .executableTarget(
-        name: "pr-bench", dependencies: ["PRProtocol", "PRTransport", "PRKeeper", "LockDriver", "BenchSupport"],
+        name: "pr-bench", dependencies: ["PRProtocol", "PRTransport", "PRKeeper", "LockDriver", "BenchSupport", "Harness"],
         path: "Benchmarks/pr-bench", linkerSettings: hostLinkerSettings),
 ]
 

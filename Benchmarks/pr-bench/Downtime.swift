@@ -12,13 +12,15 @@ import PRTransport
 /// keeper starts then). Inside the window: host a's release (the source
 /// pauses; it returns the state) and host b's acquire with that state (the
 /// destination resumes), each through a fresh manager, keepers on as
-/// deployed. The floors do the same with the fewest commands: the source
+/// deployed; once with each call logging in itself, once through each
+/// host's pr-sessiond (sessions kept logged in). The floors do the same with the fewest commands: the source
 /// unregisters, the destination registers and reserves, one command at a
 /// time (the sequential floor), on sessions kept logged in and with a
 /// login per operation.
 @MainActor final class DowntimeBench {
     enum Case: String, CaseIterable {
         case ours = "ours (keeper on, as deployed)"
+        case oursService = "ours through pr-sessiond (keeper on)"
         case floorKept = "sequential floor, session kept"
         case floorLogin = "raw, login per operation"
     }
@@ -29,8 +31,14 @@ import PRTransport
     }
     struct Key: Hashable { var c: Case; var part: Part; var luns: Int }
 
-    let source: PluginHost, destination: PluginHost
-    let sourceCount: PluginHost, destinationCount: PluginHost
+    /// The plugin hosts one "ours" case runs on: timed (keepers on) and
+    /// counted (command_log, keeper off).
+    struct Hosts {
+        var source: PluginHost, destination: PluginHost
+        var sourceCount: PluginHost, destinationCount: PluginHost
+    }
+
+    let hosts: [Case: Hosts]
     let sourceVM: LockObject
     /// The destination's QEMU: its own process, registered before each window.
     let incoming = Process()
@@ -40,14 +48,8 @@ import PRTransport
     var sent: [Key: [String]] = [:]
     var roundCounts: [Int: Int] = [:]
 
-    init(
-        source: PluginHost, destination: PluginHost, sourceCount: PluginHost, destinationCount: PluginHost,
-        sourceVM: LockObject
-    ) throws {
-        self.source = source
-        self.destination = destination
-        self.sourceCount = sourceCount
-        self.destinationCount = destinationCount
+    init(direct: Hosts, service: Hosts, sourceVM: LockObject) throws {
+        hosts = [.ours: direct, .oursService: service]
         self.sourceVM = sourceVM
         incoming.executableURL = URL(fileURLWithPath: "/bin/sleep")
         incoming.arguments = ["100000"]
@@ -71,7 +73,7 @@ import PRTransport
     func run(sizes: [Int], urls: [String], rounds: (Int) -> Int, warmUp: Int, rawA: RawHost, rawB: RawHost) throws {
         for n in sizes {
             let disks = Array(urls.prefix(n))
-            try count(disks)
+            for (c, h) in hosts { try count(c, h, disks) }
             let total = rounds(n)
             roundCounts[n] = total
             for round in 0..<(warmUp + total) {
@@ -79,12 +81,12 @@ import PRTransport
                 let order = Case.allCases.indices.map { Case.allCases[($0 + round) % Case.allCases.count] }
                 for c in order {
                     switch c {
-                    case .ours: try oursRound(disks, measured: measured)
+                    case .ours, .oursService: try oursRound(c, disks, measured: measured)
                     case .floorKept, .floorLogin: try floorRound(c, n, rawA, rawB, measured: measured)
                     }
                 }
             }
-            for h in [source, destination] { try h.waitKeepersGone(sourceVM.uuid) }
+            for h in hosts.values.flatMap({ [$0.source, $0.destination] }) { try h.waitKeepersGone(sourceVM.uuid) }
             try rawA.checkClean(luns: n)
             FileHandle.standardError.write(Data("pr-bench: downtime, \(n) LUNs, \(total) rounds done\n".utf8))
         }
@@ -100,7 +102,9 @@ import PRTransport
     /// the window: a releases, b acquires with a's state; then b lets go
     /// (untimed) and its keeper is waited for, so that the next window's
     /// keeper is the one its registration started, never a leftover.
-    private func oursRound(_ disks: [String], measured: Bool) throws {
+    private func oursRound(_ c: Case, _ disks: [String], measured: Bool) throws {
+        guard let h = hosts[c] else { return }
+        let (source, destination) = (h.source, h.destination)
         try destination.waitKeepersGone(sourceVM.uuid)
         _ = try source.call(sourceVM, disks: disks) { m throws(LockError) in try m.acquire() }
         _ = try destination.call(destinationVM, disks: disks) { m throws(LockError) in try m.acquire(flags: [.registerOnly, .restrict]) }
@@ -110,7 +114,7 @@ import PRTransport
         let release = try source.call(sourceVM, disks: disks) { m throws(LockError) in state = try m.release() }
         let acquire = try destination.call(destinationVM, disks: disks) { m throws(LockError) in try m.acquire(state: state) }
         _ = try destination.call(destinationVM, disks: disks) { m throws(LockError) in _ = try m.release() }
-        add(.ours, disks.count, release: release.wall, acquire: acquire.wall, measured: measured)
+        add(c, disks.count, release: release.wall, acquire: acquire.wall, measured: measured)
     }
 
     /// Waits (up to 5 s) until the host's keeper of the VM sleeps between
@@ -144,17 +148,17 @@ import PRTransport
     }
 
     /// One counted round, keeper off (a keeper reads on its own session).
-    private func count(_ disks: [String]) throws(LockError) {
+    private func count(_ c: Case, _ h: Hosts, _ disks: [String]) throws(LockError) {
         let n = disks.count
-        _ = try sourceCount.call(sourceVM, disks: disks) { m throws(LockError) in try m.acquire() }
-        _ = sourceCount.takeCommands()
-        _ = destinationCount.takeCommands()
+        _ = try h.sourceCount.call(sourceVM, disks: disks) { m throws(LockError) in try m.acquire() }
+        _ = h.sourceCount.takeCommands()
+        _ = h.destinationCount.takeCommands()
         var state: String?
-        _ = try sourceCount.call(sourceVM, disks: disks) { m throws(LockError) in state = try m.release() }
-        sent[Key(c: .ours, part: .release, luns: n)] = sourceCount.takeCommands()
-        _ = try destinationCount.call(destinationVM, disks: disks) { m throws(LockError) in try m.acquire(state: state) }
-        sent[Key(c: .ours, part: .acquire, luns: n)] = destinationCount.takeCommands()
-        _ = try destinationCount.call(destinationVM, disks: disks) { m throws(LockError) in _ = try m.release() }
-        _ = destinationCount.takeCommands()
+        _ = try h.sourceCount.call(sourceVM, disks: disks) { m throws(LockError) in state = try m.release() }
+        sent[Key(c: c, part: .release, luns: n)] = h.sourceCount.takeCommands()
+        _ = try h.destinationCount.call(destinationVM, disks: disks) { m throws(LockError) in try m.acquire(state: state) }
+        sent[Key(c: c, part: .acquire, luns: n)] = h.destinationCount.takeCommands()
+        _ = try h.destinationCount.call(destinationVM, disks: disks) { m throws(LockError) in _ = try m.release() }
+        _ = h.destinationCount.takeCommands()
     }
 }

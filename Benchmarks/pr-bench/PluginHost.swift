@@ -20,7 +20,7 @@ final class PluginHost {
 
     init(
         name: String, soPath: String, workDir: String, initiator: String, keeper: Bool,
-        keeperPath: String, commandLog: Bool, keeperIntervalMilliseconds: Int? = nil
+        keeperPath: String, commandLog: Bool, keeperIntervalMilliseconds: Int? = nil, sessionSocket: String? = nil
     ) throws {
         self.name = name
         let pluginDir = "\(workDir)/plugins"
@@ -37,6 +37,7 @@ final class PluginHost {
             """
         if let log = self.commandLog { conf += "command_log = \"\(log)\"\n" }
         if let interval = keeperIntervalMilliseconds { conf += "keeper_interval_ms = \(interval)\n" }
+        if let socket = sessionSocket { conf += "iscsi_session_socket = \"\(socket)\"\n" }
         let confPath = "\(workDir)/\(name)-pr.conf"
         try conf.write(toFile: confPath, atomically: true, encoding: .utf8)
         plugin = try LockPlugin.load(name: name, pluginDir: pluginDir, configFile: confPath)

@@ -1,5 +1,6 @@
 import BenchSupport
 import Foundation
+import Harness
 import LockDriver
 import PRKeeper
 import PRProtocol
@@ -7,7 +8,8 @@ import PRTransport
 
 // pr-bench: the pr plugin as libvirt runs it (the release build's
 // liblockmgr_pr.so through our host library, a fresh manager per call,
-// its keeper on as deployed, and again with keeper = 0) against the floor:
+// its keeper on as deployed, again with keeper = 0, and through each host's
+// pr-sessiond (sessions kept logged in), keeper on) against the floor:
 // the fewest PR commands that do the same, sent raw through libiscsi, on
 // a session kept logged in and with a login per operation. Interleaved
 // rounds (every variant once per round) at 1, 8, 64 and 256 LUNs of one
@@ -64,9 +66,10 @@ let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/pro
 let binDir = (selfPath as NSString).deletingLastPathComponent
 let soPath = "\(binDir)/liblockmgr_pr.so"
 let keeperPath = "\(binDir)/pr-keeper"
-for file in [soPath, keeperPath] where !FileManager.default.isExecutableFile(atPath: file) && !FileManager.default.fileExists(atPath: file)
-{
-    fail("\(file) is missing: build the release products lockmgr_pr and pr-keeper first (make bench-pr)")
+let sessiondPath = "\(binDir)/pr-sessiond"
+for file in [soPath, keeperPath, sessiondPath]
+where !FileManager.default.isExecutableFile(atPath: file) && !FileManager.default.fileExists(atPath: file) {
+    fail("\(file) is missing: build the release products lockmgr_pr, pr-keeper and pr-sessiond first (make bench-pr)")
 }
 let urls = (1...lunCount).map { "\(target)/\($0)" }
 let parsedURLs: [ISCSIURL]
@@ -86,7 +89,19 @@ let vmProcess = Process()
 vmProcess.executableURL = URL(fileURLWithPath: "/bin/sleep")
 vmProcess.arguments = ["100000"]
 do { try vmProcess.run() } catch { fail("cannot start the stand-in VM process: \(error)") }
+/// Each simulated host's pr-sessiond, as deployed (one per host).
+let services: (a: PRSessionDaemon, b: PRSessionDaemon)
+do {
+    services = (
+        try PRSessionDaemon(label: "bench-a", program: sessiondPath), try PRSessionDaemon(label: "bench-b", program: sessiondPath)
+    )
+} catch {
+    if vmProcess.isRunning { vmProcess.terminate(); vmProcess.waitUntilExit() }
+    fail("cannot start pr-sessiond: \(error)")
+}
 func cleanUp() {
+    services.a.stop()
+    services.b.stop()
     if vmProcess.isRunning { vmProcess.terminate(); vmProcess.waitUntilExit() }
     if options["keep"] == "yes" {
         print("pr-bench: work directory kept: \(work)")
@@ -98,19 +113,31 @@ let vm = LockObject(uuid: uuid, name: "bench-vm", pid: UInt32(vmProcess.processI
 
 let initiatorA = "iqn.2026-01.lockmgr.bench:host-a"
 let initiatorB = "iqn.2026-01.lockmgr.bench:host-b"
-let hosts: (aKeeper: PluginHost, bKeeper: PluginHost, a: PluginHost, b: PluginHost, aCount: PluginHost, bCount: PluginHost)
+struct Hosts {
+    var aKeeper: PluginHost, bKeeper: PluginHost, a: PluginHost, b: PluginHost, aCount: PluginHost, bCount: PluginHost
+    /// Through each host's pr-sessiond: keeper on, and counted (keeper = 0, command_log).
+    var aService: PluginHost, bService: PluginHost, aServiceCount: PluginHost, bServiceCount: PluginHost
+}
+let hosts: Hosts
 do {
-    func host(_ name: String, _ initiator: String, keeper: Bool, log: Bool = false) throws -> PluginHost {
+    func host(
+        _ name: String, _ initiator: String, keeper: Bool, log: Bool = false, service: PRSessionDaemon? = nil
+    ) throws
+        -> PluginHost
+    {
         try PluginHost(
             name: name, soPath: soPath, workDir: work, initiator: initiator, keeper: keeper,
-            keeperPath: keeperPath, commandLog: log)
+            keeperPath: keeperPath, commandLog: log, sessionSocket: service?.socket)
     }
-    hosts = (
-        try host("pr-a-keeper", initiatorA, keeper: true), try host("pr-b-keeper", initiatorB, keeper: true),
-        try host("pr-a", initiatorA, keeper: false), try host("pr-b", initiatorB, keeper: false),
-        try host("pr-a-count", initiatorA, keeper: false, log: true),
-        try host("pr-b-count", initiatorB, keeper: false, log: true)
-    )
+    hosts = Hosts(
+        aKeeper: try host("pr-a-keeper", initiatorA, keeper: true), bKeeper: try host("pr-b-keeper", initiatorB, keeper: true),
+        a: try host("pr-a", initiatorA, keeper: false), b: try host("pr-b", initiatorB, keeper: false),
+        aCount: try host("pr-a-count", initiatorA, keeper: false, log: true),
+        bCount: try host("pr-b-count", initiatorB, keeper: false, log: true),
+        aService: try host("pr-a-svc", initiatorA, keeper: true, service: services.a),
+        bService: try host("pr-b-svc", initiatorB, keeper: true, service: services.b),
+        aServiceCount: try host("pr-a-svc-count", initiatorA, keeper: false, log: true, service: services.a),
+        bServiceCount: try host("pr-b-svc-count", initiatorB, keeper: false, log: true, service: services.b))
 } catch {
     cleanUp()
     fail("cannot load the pr plugin: \(error)")
@@ -133,6 +160,8 @@ enum Variant: String, CaseIterable {
     case noKeeper = "ours (keeper = 0)"
     case raw = "raw floor, session kept"
     case rawLogin = "raw, login per operation"
+    /// Through pr-sessiond, keeper on, each VM registered (its keeper started) before its acquire, as under libvirt.
+    case service = "ours through pr-sessiond (keeper on)"
 }
 struct Key: Hashable { var variant: Variant; var op: Operation; var luns: Int }
 var wall: [Key: Samples] = [:]
@@ -166,6 +195,20 @@ var countingHostsProbed = false
     record(v, .release, n, try b.call(vm, disks: disks) { m throws(LockError) in _ = try m.release() }, measured: measured)
 }
 
+/// As pluginRound with keepers, through each host's pr-sessiond, and in
+/// libvirt's order: each host's QEMU registers (REGISTER_ONLY: its keeper
+/// starts) before its acquire, untimed, as at a VM's start.
+@MainActor func serviceRound(_ disks: [String], measured: Bool) throws(LockError) {
+    let (a, b, n, state) = (hosts.aService, hosts.bService, disks.count, stateOfA(disks))
+    _ = try a.call(vm, disks: disks) { m throws(LockError) in try m.acquire(flags: [.registerOnly, .restrict]) }
+    record(.service, .acquire, n, try a.call(vm, disks: disks) { m throws(LockError) in try m.acquire() }, measured: measured)
+    _ = try b.call(vm, disks: disks) { m throws(LockError) in try m.acquire(flags: [.registerOnly, .restrict]) }
+    record(
+        .service, .handover, n, try b.call(vm, disks: disks) { m throws(LockError) in try m.acquire(state: state) }, measured: measured)
+    _ = try a.call(vm, disks: disks) { m throws(LockError) in _ = try m.release() }
+    record(.service, .release, n, try b.call(vm, disks: disks) { m throws(LockError) in _ = try m.release() }, measured: measured)
+}
+
 @MainActor func rawRound(_ v: Variant, _ n: Int, measured: Bool) throws(LockError) {
     let login = v == .rawLogin
     func timed(_ op: Operation, _ host: RawHost, _ raw: RawHost.Op) throws(LockError) {
@@ -180,38 +223,50 @@ var countingHostsProbed = false
 }
 
 /// One counted round per size with command_log on (keeper off: the keeper's
-/// own reads go over its own session and are not the operation's).
+/// own reads go over its own session and are not the operation's), for
+/// each way the plugin reaches the target: its own logins, pr-sessiond.
 @MainActor func countRound(_ disks: [String]) throws(LockError) {
     let n = disks.count
-    let (a, b) = (hosts.aCount, hosts.bCount)
+    let ways = [(hosts.aCount, hosts.bCount, Variant.noKeeper), (hosts.aServiceCount, hosts.bServiceCount, Variant.service)]
     // A plugin probes READ FULL STATUS once per target per process (tgt
     // refuses it) and remembers the answer; libvirtd keeps the plugin
     // loaded, so what is counted is a later call's, as the timed rounds are.
     if !countingHostsProbed {
-        _ = try a.call(vm, disks: disks) { m throws(LockError) in try m.acquire() }
-        _ = try a.call(vm, disks: disks) { m throws(LockError) in _ = try m.release() }
-        _ = try b.call(vm, disks: disks) { m throws(LockError) in try m.acquire() }
-        _ = try b.call(vm, disks: disks) { m throws(LockError) in _ = try m.release() }
+        for (a, b, _) in ways {
+            _ = try a.call(vm, disks: disks) { m throws(LockError) in try m.acquire() }
+            _ = try a.call(vm, disks: disks) { m throws(LockError) in _ = try m.release() }
+            _ = try b.call(vm, disks: disks) { m throws(LockError) in try m.acquire() }
+            _ = try b.call(vm, disks: disks) { m throws(LockError) in _ = try m.release() }
+        }
         countingHostsProbed = true
     }
-    _ = a.takeCommands(); _ = b.takeCommands()
-    _ = try a.call(vm, disks: disks) { m throws(LockError) in try m.acquire() }
-    commands[Key(variant: .noKeeper, op: .acquire, luns: n)] = a.takeCommands()
-    _ = try b.call(vm, disks: disks) { m throws(LockError) in try m.acquire(state: stateOfA(disks)) }
-    commands[Key(variant: .noKeeper, op: .handover, luns: n)] = b.takeCommands()
-    _ = try b.call(vm, disks: disks) { m throws(LockError) in _ = try m.release() }
-    commands[Key(variant: .noKeeper, op: .release, luns: n)] = b.takeCommands()
+    for (a, b, v) in ways {
+        _ = a.takeCommands(); _ = b.takeCommands()
+        _ = try a.call(vm, disks: disks) { m throws(LockError) in try m.acquire() }
+        commands[Key(variant: v, op: .acquire, luns: n)] = a.takeCommands()
+        _ = try b.call(vm, disks: disks) { m throws(LockError) in try m.acquire(state: stateOfA(disks)) }
+        commands[Key(variant: v, op: .handover, luns: n)] = b.takeCommands()
+        _ = try b.call(vm, disks: disks) { m throws(LockError) in _ = try m.release() }
+        commands[Key(variant: v, op: .release, luns: n)] = b.takeCommands()
+    }
 }
 
 // The destination's stand-in QEMU is started now; its rounds run after the others.
 let downtime: DowntimeBench
 do {
-    // Its own destination host: every window needs the last one's keeper gone (see DowntimeBench.oursRound).
-    let destination = try PluginHost(
-        name: "pr-b-downtime", soPath: soPath, workDir: work, initiator: initiatorB, keeper: true, keeperPath: keeperPath,
-        commandLog: false, keeperIntervalMilliseconds: DowntimeBench.destinationKeeperInterval)
+    // Its own destination hosts: every window needs the last one's keeper gone (see DowntimeBench.oursRound).
+    func destination(_ name: String, _ service: PRSessionDaemon?) throws -> PluginHost {
+        try PluginHost(
+            name: name, soPath: soPath, workDir: work, initiator: initiatorB, keeper: true, keeperPath: keeperPath,
+            commandLog: false, keeperIntervalMilliseconds: DowntimeBench.destinationKeeperInterval, sessionSocket: service?.socket)
+    }
     downtime = try DowntimeBench(
-        source: hosts.aKeeper, destination: destination, sourceCount: hosts.aCount, destinationCount: hosts.bCount,
+        direct: .init(
+            source: hosts.aKeeper, destination: try destination("pr-b-downtime", nil), sourceCount: hosts.aCount,
+            destinationCount: hosts.bCount),
+        service: .init(
+            source: hosts.aService, destination: try destination("pr-b-downtime-svc", services.b),
+            sourceCount: hosts.aServiceCount, destinationCount: hosts.bServiceCount),
         sourceVM: vm)
 } catch {
     cleanUp()
@@ -230,8 +285,9 @@ do {
         for round in 0..<(warmUpRounds + total) {
             let measured = round >= warmUpRounds
             // Rotate the order so no variant always follows the same one.
-            let variants: [Variant] = [.keeper, .noKeeper, .raw, .rawLogin]
-            let order = Array((variants + variants)[(round % 4)..<(round % 4 + 4)])
+            let variants: [Variant] = [.keeper, .noKeeper, .raw, .rawLogin, .service]
+            let k = variants.count
+            let order = Array((variants + variants)[(round % k)..<(round % k + k)])
             for v in order {
                 switch v {
                 case .keeper:
@@ -242,13 +298,14 @@ do {
                     if round % (n < 64 ? 10 : 2) == 0 { for h in [hosts.aKeeper, hosts.bKeeper] { try h.waitKeepersGone(uuid) } }
                     try pluginRound(hosts.aKeeper, hosts.bKeeper, v, disks, measured: measured)
                 case .keeperRunning: break
+                case .service: try serviceRound(disks, measured: measured)
                 case .noKeeper: try pluginRound(hosts.a, hosts.b, v, disks, measured: measured)
                 case .raw, .rawLogin: try rawRound(v, n, measured: measured)
                 }
             }
         }
         // Independently: every keeper gone, nothing left on any LUN.
-        for h in [hosts.aKeeper, hosts.bKeeper] { try h.waitKeepersGone(uuid) }
+        for h in [hosts.aKeeper, hosts.bKeeper, hosts.aService, hosts.bService] { try h.waitKeepersGone(uuid) }
         try rawA.checkClean(luns: n)
         FileHandle.standardError.write(Data("pr-bench: \(n) LUNs, \(total) rounds done (\(Int((Clock.now() - started) / 1e6)) s)\n".utf8))
     }
