@@ -128,12 +128,14 @@ bench-libvirt: deps
 	$(call release-products,lockmgr_sanlock libvirt-bench)
 	$(BENCH_BIN)/libvirt-bench --cycles $(LIBVIRT_CYCLES) --out $(BENCH_OUT)
 
-# The pr plugin (.so through our host library, keeper on and off) next to the
-# raw PR command floor, at 1-256 LUNs; writes $(BENCH_OUT)/pr.md and pr-scale.tsv.
+# The pr plugin (.so through our host library, keeper on and off, and
+# through pr-sessiond) next to the raw PR command floor, at 1-256 LUNs;
+# writes $(BENCH_OUT)/pr.md, pr-scale.tsv and downtime-pr.md.
 # PR_WORK_DIR=/tmp puts the keepers' records there instead of on tmpfs.
 bench-pr: deps
 	$(SWIFT) build -c release --product lockmgr_pr
 	$(SWIFT) build -c release --product pr-keeper
+	$(SWIFT) build -c release --product pr-sessiond
 	$(SWIFT) build -c release --product pr-bench
 	PR_WORK_DIR=$(PR_WORK_DIR) scripts/bench-pr.sh $$($(SWIFT) build -c release --show-bin-path) $(PR_CYCLES) $(BENCH_OUT)
 
@@ -149,7 +151,7 @@ bench-keepers: deps
 
 # Every benchmark into one report: $(BENCH_OUT)/report.md (fails if a section is missing).
 bench: deps
-	$(call release-products,lockmgr_nop lockmgr_sanlock lockmgr_pr pr-keeper pr-bench sanlock-bench load-bench plugin-load-probe libvirt-bench)
+	$(call release-products,lockmgr_nop lockmgr_sanlock lockmgr_pr pr-keeper pr-sessiond pr-bench sanlock-bench load-bench plugin-load-probe libvirt-bench)
 	SANLOCK_CYCLES=$(SANLOCK_CYCLES) LOAD_CYCLES=$(LOAD_CYCLES) LIBVIRT_CYCLES=$(LIBVIRT_CYCLES) PR_CYCLES=$(PR_CYCLES) \
 	    scripts/bench-report.sh $(BENCH_BIN) $(BENCH_OUT)
 

@@ -5,8 +5,9 @@
 # made from nothing when missing) is copied, and in a chroot of the copy
 # (same network namespace, so the tgtd started here on loopback is
 # reachable): apt install of the .deb (Depends from Debian's archive); every
-# program's --help, versions that agree with the package's; the nop, pr
-# (real tgtd, the installed keeper) and sanlock (a daemon in the chroot)
+# program's --help, versions that agree with the package's; pr-sessiond's
+# systemd units; the nop, pr (real tgtd, the installed keeper, then through
+# the installed pr-sessiond) and sanlock (a daemon in the chroot)
 # flows with the package's own layout and defaults; dpkg -r, dpkg -i again,
 # dpkg --purge. Also: no file of the package is a file of libvirt's own
 # packages, and lintian. Fails on the first thing that does not hold.
@@ -66,9 +67,9 @@ chr apt-get update -q >/dev/null
 chr apt-get install -y -q --no-install-recommends "$pkg" > "$cache/apt-install.log" || { cat "$cache/apt-install.log"; fail "apt install"; }
 chr dpkg -s lockmgr | sed -n 's/^\(Version\|Depends\):/  &/p'
 
-step "every program starts; lockmgr, pr-tool, pr-keeper and the package agree on the version"
+step "every program starts; lockmgr, pr-tool, pr-keeper, pr-sessiond and the package agree on the version"
 version=$(chr dpkg-query -W -f '${Version}' lockmgr)
-for p in /usr/bin/lockmgr /usr/bin/pr-tool /usr/libexec/lockmgr/pr-keeper; do
+for p in /usr/bin/lockmgr /usr/bin/pr-tool /usr/libexec/lockmgr/pr-keeper /usr/libexec/lockmgr/pr-sessiond; do
     chr "$p" --help >/dev/null || fail "$p --help"
     v=$(chr "$p" --version)
     [ "$v" = "$version" ] || fail "$p --version says '$v', the package is $version"
@@ -77,6 +78,13 @@ echo "  all $version"
 for page in man8/lockmgr.8 man8/pr-tool.8 man5/lockmgr-pr.conf.5 man5/lockmgr-sanlock.conf.5; do
     [ -s "$root/usr/share/man/$page.gz" ] || fail "missing man page $page"
 done
+for unit in lockmgr-pr-sessiond.socket lockmgr-pr-sessiond.service; do
+    [ -s "$root/lib/systemd/system/$unit" ] || fail "missing systemd unit $unit"
+done
+grep -qx 'ExecStart=/usr/libexec/lockmgr/pr-sessiond' "$root/lib/systemd/system/lockmgr-pr-sessiond.service" \
+    || fail "lockmgr-pr-sessiond.service does not start /usr/libexec/lockmgr/pr-sessiond"
+grep -qx 'ListenStream=/run/lockmgr/pr-sessiond.sock' "$root/lib/systemd/system/lockmgr-pr-sessiond.socket" \
+    || fail "lockmgr-pr-sessiond.socket does not listen on /run/lockmgr/pr-sessiond.sock"
 lockdriver=$(cd "$root" && echo usr/lib/*/libvirt/lock-driver)
 ls "$root/$lockdriver" | sed 's/^/  \/'"${lockdriver//\//\\/}"'\//'
 chr lockmgr info | grep -q 'lockmgr-nop' || fail "the default plugin is not lockmgr-nop"
@@ -103,6 +111,21 @@ chr sh -ec "sleep 60 & vm=\$!
     pr-tool --initiator iqn.2026-01.lockmgr.test:observer $url reservation | grep -q 'reserved by'
     lm release >/dev/null
     pr-tool $url reservation | grep -q 'no reservation'
+    kill \$vm"
+
+step "pr through the installed pr-sessiond (as its unit starts it, on the unit's socket)"
+printf 'iscsi_session_socket = "/run/lockmgr/pr-sessiond.sock"\n' >> "$root/etc/libvirt/qemu-lockmgr-pr.conf"
+chr sh -ec "mkdir -p /run/lockmgr
+    /usr/libexec/lockmgr/pr-sessiond --socket /run/lockmgr/pr-sessiond.sock > /run/lockmgr/pr-sessiond.log 2>&1 &
+    for i in \$(seq 1 100); do [ -S /run/lockmgr/pr-sessiond.sock ] && break; sleep 0.05; done
+    sleep 60 & vm=\$!
+    lm() { lockmgr \$1 --plugin lockmgr-pr --uuid $uuid --name vm-deb --pid \$vm --disk $url; }
+    lm acquire
+    pr-tool --initiator iqn.2026-01.lockmgr.test:observer $url reservation | grep -q 'reserved by'
+    lm release >/dev/null
+    pr-tool $url reservation | grep -q 'no reservation'
+    grep -q 'logged in to' /run/lockmgr/pr-sessiond.log || { cat /run/lockmgr/pr-sessiond.log; echo 'the service was not used'; exit 1; }
+    echo \"  \$(grep -c 'logged in to' /run/lockmgr/pr-sessiond.log) login by pr-sessiond for acquire + release\"
     kill \$vm"
 
 step "sanlock: a daemon in the root, /etc/libvirt/qemu-lockmgr-sanlock.conf, run, inquire, failure-action pause"
