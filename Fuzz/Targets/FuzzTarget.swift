@@ -30,6 +30,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case keeperRecord = "keeper-record"
     /// The host config with the plugin config it selects, as read together.
     case configPair = "config-pair"
+    /// A pr-sessiond request body, as the service reads it from a plugin.
+    case sessionRequest = "session-request"
 
     public var name: String { rawValue }
 
@@ -48,6 +50,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .prHelperReply: try PRHelperReplyTarget.run(bytes)
         case .keeperRecord: try KeeperRecordTarget.run(bytes)
         case .configPair: try ConfigPairTarget.run(bytes)
+        case .sessionRequest: try SessionRequestTarget.run(bytes)
         }
     }
 }
