@@ -5,21 +5,28 @@ import LockDriver
 import PRTransport
 
 /// A fake in front of a real pr-sessiond: relays the plugin's requests and
-/// the service's answers unchanged, except the answer to the first
-/// `dropped` operation: the service has carried it out, and the relay
-/// closes the plugin's connection instead of answering, as a service
-/// crashing at that moment would.
+/// the service's answers unchanged, but for one fault. `.dropAnswer(op)`:
+/// the service carries out the first `op` and the relay closes the
+/// plugin's connection instead of answering, as a service crashing at that
+/// moment would. `.holdRequest(seconds)`: the first request reaches the
+/// service only after that long, as behind an operation that holds its
+/// target; if the plugin has hung up meanwhile, the relay hangs up too
+/// once the request is through.
 final class FakeServiceRelay: @unchecked Sendable {
     let socket: String
     let upstream: String
-    let dropped: SessionWire.Operation
+    enum Fault {
+        case dropAnswer(SessionWire.Operation)
+        case holdRequest(seconds: Double)
+    }
+    let fault: Fault
     private let listener: Int32
     private let state = Mutex()
     private var cut = false
 
-    init(upstream: String, dropping dropped: SessionWire.Operation) throws {
+    init(upstream: String, _ fault: Fault) throws {
         self.upstream = upstream
-        self.dropped = dropped
+        self.fault = fault
         socket = TempDir.make("svc-relay") + "/relay.sock"
         listener = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard listener >= 0, Self.withAddress(socket, { Glibc.bind(listener, $0, $1) }) == 0, listen(listener, 16) == 0 else {
@@ -28,8 +35,8 @@ final class FakeServiceRelay: @unchecked Sendable {
         Thread.detachNewThread { [self] in acceptLoop() }
     }
 
-    /// Whether an answer was dropped.
-    var droppedAnswer: Bool { state.withLock { cut } }
+    /// Whether the fault was played.
+    var faultPlayed: Bool { state.withLock { cut } }
 
     func stop() { shutdown(listener, Int32(SHUT_RDWR)) }
 
@@ -46,9 +53,23 @@ final class FakeServiceRelay: @unchecked Sendable {
         guard service >= 0, Self.withAddress(upstream, { Glibc.connect(service, $0, $1) }) == 0 else { return }
         while let request = Self.readFrame(client) {
             let operation = try? SessionWire.decodeRequest(body: Array(request.dropFirst(SessionWire.headerSize))).operation
+            if case .holdRequest(let seconds) = fault, state.withLock({ !cut }) {
+                state.withLock { cut = true }
+                usleep(UInt32(seconds * 1e6))
+                guard BlockingIO.writeAll(service, request) else { return }
+                var entry = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
+                if poll(&entry, 1, 0) > 0 {
+                    // The plugin gave up: hang up on the service as it did on us.
+                    shutdown(service, Int32(SHUT_WR))
+                    _ = BlockingIO.readExactly(service, 1)
+                    return
+                }
+                guard let answer = Self.readFrame(service), BlockingIO.writeAll(client, answer) else { return }
+                continue
+            }
             guard BlockingIO.writeAll(service, request), let answer = Self.readFrame(service) else { return }
             let drop = state.withLock { () -> Bool in
-                guard !cut, operation == dropped else { return false }
+                guard !cut, case .dropAnswer(let dropped) = fault, operation == dropped else { return false }
                 cut = true
                 return true
             }

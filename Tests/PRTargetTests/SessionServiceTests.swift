@@ -207,7 +207,7 @@ import Testing
         let tgt = try TgtTarget(); defer { tgt.stop() }
         let lun = try tgt.addTarget().urls[0]
         let service = try PRSessionDaemon(label: "lost-\(dropped)"); defer { service.stop() }
-        let relay = try FakeServiceRelay(upstream: service.socket, dropping: dropped)
+        let relay = try FakeServiceRelay(upstream: service.socket, .dropAnswer(dropped))
         defer { relay.stop() }
         let a = host("svc-lost", relay.socket)
         let syslog = try SyslogListener()
@@ -216,7 +216,7 @@ import Testing
         let inquired = run(a, "inquire", .one, disks: [lun], syslog: syslog)
         #expect(inquired.status == 0, "\(inquired)")
         #expect(try PRState(decoding: inquired.stdout.trimmingCharacters(in: .whitespacesAndNewlines)).entries.map(\.key) == [a.key(.one)])
-        #expect(relay.droppedAnswer)
+        #expect(relay.faultPlayed)
         #expect(try check.reservation(lun)?.key == a.key(.one).rawValue)
         let warnings = bypassWarnings(syslog)
         #expect(warnings.count == 1 && warnings[0].contains("stopped answering during the \(dropped): connection closed"), "\(warnings)")
@@ -232,7 +232,7 @@ import Testing
         let tgt = try TgtTarget(); defer { tgt.stop() }
         let lun = try tgt.addTarget().urls[0]
         let service = try PRSessionDaemon(label: "lost-release"); defer { service.stop() }
-        let relay = try FakeServiceRelay(upstream: service.socket, dropping: .release)
+        let relay = try FakeServiceRelay(upstream: service.socket, .dropAnswer(.release))
         defer { relay.stop() }
         let a = host("svc-lost-release", relay.socket)
         let syslog = try SyslogListener()
@@ -241,8 +241,74 @@ import Testing
         #expect(released.status == 69, "\(released)")
         #expect(released.stderr.contains("pr-sessiond at \(relay.socket) stopped answering during the release"), "\(released.stderr)")
         #expect(released.stderr.contains("the release may or may not have been carried out"), "\(released.stderr)")
-        #expect(relay.droppedAnswer)
+        #expect(relay.faultPlayed)
         #expect(try check.reservation(lun) == nil, "the service did release")
         #expect(try check.keys(lun).isEmpty)
+    }
+
+    /// The plugin waits for an answer only so long (about nine timeouts),
+    /// then fails the call and hangs up. An acquire that reaches the
+    /// service after that (held up behind another operation on its
+    /// target: FakeServiceRelay holds it) must not be carried out, or a VM
+    /// that libvirt was told did not start would hold its disk.
+    @Test func anAcquireThePluginStoppedWaitingForIsNotStarted() throws {
+        let tgt = try TgtTarget(); defer { tgt.stop() }
+        let lun = try tgt.addTarget().urls[0]
+        let service = try PRSessionDaemon(label: "late"); defer { service.stop() }
+        // timeout_ms 100: the plugin waits 9 × 100 ms + 2 s.
+        let relay = try FakeServiceRelay(upstream: service.socket, .holdRequest(seconds: 3.5))
+        defer { relay.stop() }
+        let a = PRHost("svc-late", config: "iscsi_session_socket = \"\(relay.socket)\"", timeoutMilliseconds: 100)
+        let syslog = try SyslogListener()
+        let acquired = run(a, "acquire", .one, disks: [lun], syslog: syslog)
+        #expect(acquired.status == 69, "\(acquired)")
+        #expect(acquired.stderr.contains("stopped answering during the acquire: no answer in time"), "\(acquired.stderr)")
+        #expect(acquired.stderr.contains("the acquire may or may not have been carried out"), "\(acquired.stderr)")
+        #expect(
+            eventually(timeout: 10) { service.logText.contains("the plugin stopped waiting before it could start; not started") },
+            "\(service.logText)")
+        #expect(try check.reservation(lun) == nil)
+        #expect(try check.keys(lun).isEmpty, "nothing was registered for a call that failed")
+    }
+
+    /// Operations stuck on a target that never answers (a listener that
+    /// accepts nothing: every login waits its timeout) hold their workers;
+    /// the pool grows, so an operation on a healthy target still runs at
+    /// once rather than queue behind them.
+    @Test func operationsStuckOnAHungTargetDoNotHoldUpOthers() throws {
+        let tgt = try TgtTarget(); defer { tgt.stop() }
+        let lun = try tgt.addTarget().urls[0]
+        let blackHole = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(blackHole) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(blackHole, $0, length) == 0 && listen(blackHole, 64) == 0 && getsockname(blackHole, $0, &length) == 0
+            }
+        }
+        try #require(listening)
+        let hung = "iscsi://127.0.0.1:\(UInt16(bigEndian: address.sin_port))/iqn.2026-01.lockmgr.test:hung/1"
+        let service = try PRSessionDaemon(label: "hung"); defer { service.stop() }
+        let a = PRHost("svc-hung", config: "iscsi_session_socket = \"\(service.socket)\"", timeoutMilliseconds: 3000)
+        let stuck = try (1...6).map { i in
+            let vm = VM(uuid: UUIDBytes("5a1e0c4e-3333-4a4a-8b8b-00000000000\(i)")!, name: "stuck\(i)")
+            return try SpawnedProcess(a.lockmgrArgv("acquire", vm, disks: [hung]))
+        }
+        defer { for p in stuck { p.stop(SIGKILL) } }
+        usleep(500_000)  // all six connected and waiting
+        let allWaiting = stuck.allSatisfy { $0.isRunning }
+        #expect(allWaiting, "the hung target answered")
+        let started = Date()
+        let syslog = try SyslogListener()
+        let healthy = run(a, "acquire", .one, disks: [lun], syslog: syslog)
+        let took = Date().timeIntervalSince(started)
+        #expect(healthy.status == 0, "\(healthy)")
+        #expect(took < 2.5, "the healthy target's acquire waited \(took) s behind the hung ones")
+        #expect(try check.reservation(lun)?.key == a.key(.one).rawValue)
+        #expect(bypassWarnings(syslog).isEmpty, "it went through the service")
+        #expect(run(a, "release", .one, disks: [lun], syslog: syslog).status == 0)
     }
 }

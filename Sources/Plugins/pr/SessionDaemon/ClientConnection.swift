@@ -26,8 +26,11 @@ struct ClientConnection {
             let header = try connection.readExactly(SessionWire.headerSize, deadline: deadline)
             let length = try SessionWire.bodyLength(header: header, magic: SessionWire.requestMagic)
             let request = try SessionWire.decodeRequest(body: try connection.readExactly(length, deadline: deadline))
-            let reply = SessionWire.encode(OperationRunner.run(request, table: table))
-            try connection.writeAll(reply, deadline: Deadline(millisecondsFromNow: max(request.config.timeoutMilliseconds, 1000)))
+            let connection = self.connection
+            guard let reply = OperationRunner.run(request, table: table, log: log, pluginGone: { connection.peerHasHungUp })
+            else { return }
+            try connection.writeAll(
+                SessionWire.encode(reply), deadline: Deadline(millisecondsFromNow: max(request.config.timeoutMilliseconds, 1000)))
         } catch let violation as SessionWire.Violation {
             log.log("refused a request: \(violation)", priority: .warning)
         } catch SocketFailure.closed(received: 0, _) {
@@ -38,18 +41,19 @@ struct ClientConnection {
     }
 }
 
-/// Threads that each accept a connection and serve it, started once: no
-/// thread start per plugin call (a start costs more than a PR command on a
-/// loaded host). As many operations run at once as there are workers; a
-/// target that hangs holds at most its operations' workers, each for its
-/// timeouts.
+/// Threads that each accept a connection and serve it: no thread start
+/// per plugin call (a start costs more than a PR command on a loaded host).
+/// The pool grows when a worker takes a connection while none other waits
+/// in accept, so operations stuck on a hung target never hold up others.
 enum Workers {
-    static let count = 16
+    static let initial = 4
 
-    final class Context {
+    final class Pool: @unchecked Sendable {
         let listener: Int32
         let table: SessionTable
         let log: Logger
+        let lock = Mutex()
+        var idle = 0
         init(listener: Int32, table: SessionTable, log: Logger) {
             self.listener = listener
             self.table = table
@@ -57,35 +61,43 @@ enum Workers {
         }
     }
 
-    /// Starts `count - 1` threads and makes the calling thread the last worker.
+    /// Starts the first workers and makes the calling thread one of them.
     static func run(listener: Int32, table: SessionTable, log: Logger) -> Never {
-        let context = Context(listener: listener, table: table, log: log)
-        for _ in 1..<count {
-            let raw = Unmanaged.passRetained(context).toOpaque()
-            var thread = pthread_t()
-            let rc = pthread_create(
-                &thread, nil,
-                { raw in
-                    guard let raw else { return nil }
-                    Workers.acceptLoop(Unmanaged<Context>.fromOpaque(raw).takeRetainedValue())
-                }, raw)
-            if rc == 0 {
-                pthread_detach(thread)
-            } else {
-                Unmanaged<Context>.fromOpaque(raw).release()
-                log.log("cannot start a worker thread: \(Errno(rc)); serving with fewer", priority: .error)
-            }
-        }
-        acceptLoop(context)
+        let pool = Pool(listener: listener, table: table, log: log)
+        for _ in 1..<initial { spawn(pool) }
+        acceptLoop(pool)
     }
 
-    static func acceptLoop(_ c: Context) -> Never {
+    static func spawn(_ pool: Pool) {
+        let raw = Unmanaged.passRetained(pool).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(
+            &thread, nil,
+            { raw in
+                guard let raw else { return nil }
+                Workers.acceptLoop(Unmanaged<Pool>.fromOpaque(raw).takeRetainedValue())
+            }, raw)
+        if rc == 0 {
+            pthread_detach(thread)
+        } else {
+            Unmanaged<Pool>.fromOpaque(raw).release()
+            pool.log.log("cannot start a worker thread: \(Errno(rc))", priority: .error)
+        }
+    }
+
+    static func acceptLoop(_ pool: Pool) -> Never {
         while true {
+            pool.lock.withLock { pool.idle += 1 }
             // We start no programs: close-on-exec right after accept is in time.
-            let fd = accept(c.listener, nil, nil)
+            let fd = accept(pool.listener, nil, nil)
+            let grow = pool.lock.withLock { () -> Bool in
+                pool.idle -= 1
+                return fd >= 0 && pool.idle == 0
+            }
+            if grow { spawn(pool) }
             if fd >= 0 {
                 _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-                ClientConnection(fd: fd, table: c.table, log: c.log).serve()
+                ClientConnection(fd: fd, table: pool.table, log: pool.log).serve()
                 continue
             }
             let e = Errno.current
@@ -96,7 +108,7 @@ enum Workers {
                 // Out of descriptors or memory for a moment: let clients finish.
                 usleep(100_000)
             default:
-                c.log.log("accept: \(e); stopping", priority: .error)
+                pool.log.log("accept: \(e); stopping", priority: .error)
                 exit(ExitStatus.software)
             }
         }

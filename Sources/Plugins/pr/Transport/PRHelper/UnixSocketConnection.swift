@@ -131,6 +131,16 @@ public final class UnixSocketConnection {
         return buffer
     }
 
+    /// Whether the peer has closed its end (pr-sessiond: a plugin that
+    /// stopped waiting), without waiting and without consuming anything.
+    public var peerHasHungUp: Bool {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&entry, 1, 0) > 0 else { return false }
+        if entry.revents & Int16(POLLHUP | POLLERR) != 0 { return true }
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT)) == 0
+    }
+
     private func wait(for events: Int16, deadline: Deadline) throws(SocketFailure) {
         while true {
             let remaining = deadline.remainingMilliseconds
