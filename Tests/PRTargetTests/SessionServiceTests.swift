@@ -292,13 +292,18 @@ import Testing
         try #require(listening)
         let hung = "iscsi://127.0.0.1:\(UInt16(bigEndian: address.sin_port))/iqn.2026-01.lockmgr.test:hung/1"
         let service = try PRSessionDaemon(label: "hung"); defer { service.stop() }
-        let a = PRHost("svc-hung", config: "iscsi_session_socket = \"\(service.socket)\"", timeoutMilliseconds: 3000)
+        // Each stuck operation holds its worker for at least one login timeout.
+        let timeout = 15.0
+        let a = PRHost(
+            "svc-hung", config: "iscsi_session_socket = \"\(service.socket)\"", timeoutMilliseconds: Int(timeout * 1000))
         let stuck = try (1...6).map { i in
             let vm = VM(uuid: UUIDBytes("5a1e0c4e-3333-4a4a-8b8b-00000000000\(i)")!, name: "stuck\(i)")
             return try SpawnedProcess(a.lockmgrArgv("acquire", vm, disks: [hung]))
         }
         defer { for p in stuck { p.stop(SIGKILL) } }
-        usleep(500_000)  // all six connected and waiting
+        // Each has connected to the service (its one socket) and waits.
+        let connected = eventually(timeout: 20) { stuck.allSatisfy { Self.socketCount($0.pid) >= 1 } }
+        try #require(connected, "the stuck calls did not reach the service")
         let allWaiting = stuck.allSatisfy { $0.isRunning }
         #expect(allWaiting, "the hung target answered")
         let started = Date()
@@ -306,9 +311,18 @@ import Testing
         let healthy = run(a, "acquire", .one, disks: [lun], syslog: syslog)
         let took = Date().timeIntervalSince(started)
         #expect(healthy.status == 0, "\(healthy)")
-        #expect(took < 2.5, "the healthy target's acquire waited \(took) s behind the hung ones")
+        // Queued behind the stuck ones it would wait at least one timeout.
+        #expect(took < timeout * 2 / 3, "the healthy target's acquire waited \(took) s behind the hung ones")
         #expect(try check.reservation(lun)?.key == a.key(.one).rawValue)
         #expect(bypassWarnings(syslog).isEmpty, "it went through the service")
         #expect(run(a, "release", .one, disks: [lun], syslog: syslog).status == 0)
+    }
+
+    /// Sockets among a process's open files.
+    static func socketCount(_ pid: pid_t) -> Int {
+        let dir = "/proc/\(pid)/fd"
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return fds.filter { ((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\($0)")) ?? "").hasPrefix("socket:") }
+            .count
     }
 }
