@@ -218,7 +218,7 @@ final class PRManager: LockPluginManager {
                 operation: operation, config: config, vm: object.uuid, resources: resources, state: state)
             switch SessionServiceClient.run(request, socketPath: socket) {
             case .answered(let reply):
-                logCommands(reply.commandsSent, routes: RouteLog())
+                logCommands(reply.commandsSent)
                 return try reply.outcome.get()
             case .unreachable:
                 break
@@ -246,11 +246,11 @@ final class PRManager: LockPluginManager {
 
     /// `command_log`: one line per command sent, "<resource> <command>",
     /// after a "<resource> transport: <which and why>" line for each device path.
-    private func logCommands(_ sent: [String: [String]], routes: RouteLog) {
+    private func logCommands(_ sent: [String: [String]], routes: RouteLog? = nil) {
         guard let path = config.commandLog else { return }
         var text = ""
         for (resource, commands) in sent.sorted(by: { $0.key < $1.key }) {
-            if let reason = routes.reasons[resource] { text += "\(resource) transport: \(reason)\n" }
+            if let reason = routes?.reasons[resource] { text += "\(resource) transport: \(reason)\n" }
             for c in commands { text += "\(resource) \(c)\n" }
         }
         guard !text.isEmpty else { return }

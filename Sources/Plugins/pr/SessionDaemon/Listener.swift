@@ -1,5 +1,6 @@
 import Glibc
 import LockDriver
+import PRTransport
 
 /// pr-sessiond's listening socket: handed over by systemd (socket
 /// activation: the service starts at the first plugin call) or bound here.
@@ -36,25 +37,18 @@ enum Listener {
     /// Binds `path` (mode 0600: only root's plugins may send PR commands
     /// through us). A socket file nobody answers on is a dead instance's, and replaced.
     static func bind(path: String) throws(Failure) -> Int32 {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard !bytes.isEmpty, bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw .pathTooLong(path) }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-        let length = socklen_t(MemoryLayout<sockaddr_un>.size)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .system(path, call: "socket", .current) }
-        let answered = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) }
+        guard var address = UnixSocketConnection.address(of: path) else { throw .pathTooLong(path) }
+        if (try? UnixSocketConnection.connect(path: path, deadline: Deadline(millisecondsFromNow: 1000))) != nil {
+            throw .alreadyServed(path)
         }
-        close(fd)
-        if answered == 0 { throw .alreadyServed(path) }
         unlink(path)
         let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard listener >= 0 else { throw .system(path, call: "socket", .current) }
         let old = umask(0o177)
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(listener, $0, length) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         umask(old)
         guard bound == 0 else {

@@ -58,7 +58,6 @@ public struct TransportFactory {
 
 /// Resource → the reason its transport was chosen, filled as devices open.
 public final class RouteLog: @unchecked Sendable {
-    public init() {}
     public private(set) var reasons: [String: String] = [:]
     func record(_ resource: String, _ reason: String) { reasons[resource] = reason }
 }

@@ -3,14 +3,23 @@ import Glibc
 import LockDriver
 import PRProtocol
 
-/// Why a socket operation stopped; the transport turns it into a sentence
-/// naming the socket and the device.
-public enum SocketFailure: Error {
+/// Why a socket operation stopped; a transport turns it into a sentence
+/// naming the socket and the device, or says `description`.
+public enum SocketFailure: Error, CustomStringConvertible {
     case pathTooLong
     case timedOut
     /// The peer closed the connection after `received` of `expected` bytes.
     case closed(received: Int, expected: Int)
     case system(call: String, Errno)
+
+    public var description: String {
+        switch self {
+        case .pathTooLong: return "the socket path is empty or too long for a Unix socket"
+        case .timedOut: return "no answer in time"
+        case .closed(let received, let expected): return "connection closed (\(received) of \(expected) bytes)"
+        case .system(let call, let error): return "\(call): \(error)"
+        }
+    }
 }
 
 /// A non-blocking Unix stream socket whose every read and write waits in
@@ -29,15 +38,20 @@ public final class UnixSocketConnection {
 
     deinit { close(fd) }
 
-    public static func connect(path: String, deadline: Deadline) throws(SocketFailure) -> UnixSocketConnection {
+    /// The socket address of `path`; nil when it is empty or too long.
+    public static func address(of path: String) -> sockaddr_un? {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let pathBytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard !pathBytes.isEmpty, pathBytes.count < capacity else { throw .pathTooLong }
+        guard !pathBytes.isEmpty, pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: pathBytes)
         }
+        return address
+    }
+
+    public static func connect(path: String, deadline: Deadline) throws(SocketFailure) -> UnixSocketConnection {
+        guard var address = address(of: path) else { throw .pathTooLong }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw .system(call: "socket", .current) }
         let connection = UnixSocketConnection(fd: fd)

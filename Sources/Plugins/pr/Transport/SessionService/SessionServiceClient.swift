@@ -31,7 +31,7 @@ public enum SessionServiceClient {
         do {
             connection = try UnixSocketConnection.connect(path: socketPath, deadline: Deadline(millisecondsFromNow: timeout))
         } catch {
-            let reason = "pr-sessiond at \(socketPath) cannot be reached: \(describe(error))"
+            let reason = "pr-sessiond at \(socketPath) cannot be reached: \(error)"
             reportOutage(socketPath, reason)
             return .unreachable(reason)
         }
@@ -46,19 +46,10 @@ public enum SessionServiceClient {
             return .answered(try SessionWire.decodeReply(body: body))
         } catch {
             let stillRunning = if case SocketFailure.timedOut = error { true } else { false }
-            let what = (error as? SocketFailure).map(describe) ?? "protocol violation: \(error)"
+            let what = error is SocketFailure ? "\(error)" : "protocol violation: \(error)"
             let reason = "pr-sessiond at \(socketPath) stopped answering during the \(request.operation): \(what)"
             reportOutage(socketPath, reason)
             return .lost(reason, stillRunning: stillRunning)
-        }
-    }
-
-    static func describe(_ failure: SocketFailure) -> String {
-        switch failure {
-        case .pathTooLong: return "the socket path is too long"
-        case .timedOut: return "no answer in time"
-        case .closed(let received, let expected): return "connection closed (\(received) of \(expected) bytes)"
-        case .system(let call, let error): return "\(call): \(error)"
         }
     }
 
