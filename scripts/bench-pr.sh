@@ -17,4 +17,4 @@ tgt_start
 iqn=iqn.2026-01.lockmgr.bench:disks
 tgt_add_target "$iqn" "$luns" >/dev/null
 "$bin/pr-bench" --target "iscsi://127.0.0.1:$TGT_PORT/$iqn" --luns "$luns" --cycles "$cycles" ${out:+--out "$out"} \
-    ${PR_WORK_DIR:+--work-dir "$PR_WORK_DIR"}
+    --target-pid "$TGT_PID" ${PR_WORK_DIR:+--work-dir "$PR_WORK_DIR"}

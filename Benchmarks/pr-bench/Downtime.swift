@@ -22,6 +22,7 @@ import PRTransport
         case ours = "ours (keeper on, as deployed)"
         case oursService = "ours through pr-sessiond (keeper on)"
         case floorKept = "sequential floor, session kept"
+        case floorInFlight = "floor, all LUs in flight, session kept"
         case floorLogin = "raw, login per operation"
     }
     enum Part: String, CaseIterable {
@@ -44,12 +45,16 @@ import PRTransport
     let incoming = Process()
     let destinationVM: LockObject
     var wall: [Key: Samples] = [:]
+    /// tgtd's CPU time per window (part `.total`), when its pid is known.
+    var targetWork: [Key: Samples] = [:]
+    let targetCPU: TargetCPU
     /// Ours' commands per part (counted with command_log, keeper off), and the floor's.
     var sent: [Key: [String]] = [:]
     var roundCounts: [Int: Int] = [:]
 
-    init(direct: Hosts, service: Hosts, sourceVM: LockObject) throws {
+    init(direct: Hosts, service: Hosts, sourceVM: LockObject, targetCPU: TargetCPU) throws {
         hosts = [.ours: direct, .oursService: service]
+        self.targetCPU = targetCPU
         self.sourceVM = sourceVM
         incoming.executableURL = URL(fileURLWithPath: "/bin/sleep")
         incoming.arguments = ["100000"]
@@ -62,6 +67,12 @@ import PRTransport
     }
 
     func samples(_ c: Case, _ part: Part, _ n: Int) -> Samples { wall[Key(c: c, part: part, luns: n)] ?? Samples() }
+    func targetSamples(_ c: Case, _ n: Int) -> Samples { targetWork[Key(c: c, part: .total, luns: n)] ?? Samples() }
+
+    private func addTarget(_ c: Case, _ n: Int, _ before: Double?, _ after: Double?, measured: Bool) {
+        guard measured, let before, let after else { return }
+        targetWork[Key(c: c, part: .total, luns: n), default: Samples()].add(after - before)
+    }
 
     private func add(_ c: Case, _ n: Int, release: Double, acquire: Double, measured: Bool) {
         guard measured else { return }
@@ -82,7 +93,7 @@ import PRTransport
                 for c in order {
                     switch c {
                     case .ours, .oursService: try oursRound(c, disks, measured: measured)
-                    case .floorKept, .floorLogin: try floorRound(c, n, rawA, rawB, measured: measured)
+                    case .floorKept, .floorInFlight, .floorLogin: try floorRound(c, n, rawA, rawB, measured: measured)
                     }
                 }
             }
@@ -111,8 +122,10 @@ import PRTransport
         settle(source)
         settle(destination)
         var state: String?
+        let target0 = targetCPU.now()
         let release = try source.call(sourceVM, disks: disks) { m throws(LockError) in state = try m.release() }
         let acquire = try destination.call(destinationVM, disks: disks) { m throws(LockError) in try m.acquire(state: state) }
+        addTarget(c, disks.count, target0, targetCPU.now(), measured: measured)
         _ = try destination.call(destinationVM, disks: disks) { m throws(LockError) in _ = try m.release() }
         add(c, disks.count, release: release.wall, acquire: acquire.wall, measured: measured)
     }
@@ -132,15 +145,18 @@ import PRTransport
     }
 
     private func floorRound(_ c: Case, _ n: Int, _ rawA: RawHost, _ rawB: RawHost, measured: Bool) throws(LockError) {
-        let login = c == .floorLogin
-        _ = try rawA.run(.acquire, luns: n, loginPerOperation: login)
+        let sending: RawHost.Sending = c == .floorLogin ? .loginPerOperation : c == .floorInFlight ? .inFlight : .sessionKept
+        _ = try rawA.run(.acquire, luns: n, sending: sending)
+        let target0 = targetCPU.now()
         let t0 = Clock.now()
-        let released = try rawA.run(.release, luns: n, loginPerOperation: login)
+        let released = try rawA.run(.release, luns: n, sending: sending)
         let t1 = Clock.now()
-        let acquired = try rawB.run(.acquire, luns: n, loginPerOperation: login)
+        let acquired = try rawB.run(.acquire, luns: n, sending: sending)
         let t2 = Clock.now()
-        _ = try rawB.run(.release, luns: n, loginPerOperation: login)
+        let target1 = targetCPU.now()
+        _ = try rawB.run(.release, luns: n, sending: sending)
         add(c, n, release: t1 - t0, acquire: t2 - t1, measured: measured)
+        addTarget(c, n, target0, target1, measured: measured)
         if measured {
             sent[Key(c: c, part: .release, luns: n)] = released
             sent[Key(c: c, part: .acquire, luns: n)] = acquired

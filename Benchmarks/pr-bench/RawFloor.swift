@@ -9,12 +9,16 @@ import PRTransport
 /// the plugin's (a login with the plugin's name and ISID would end the
 /// plugin's session or this one).
 ///
-/// Two variants:
+/// Three ways of sending (`Sending`):
 /// - `sessionKept`: one session per host, logged in once (a host whose
-///   I_T nexus persists, as with the kernel initiator and SG_IO). Acquire =
-///   REGISTER + RESERVE, handover = REGISTER + PREEMPT, release = REGISTER
-///   with service action key 0 (unregistering the holder releases a
-///   non-all-registrants reservation, SPC-4).
+///   I_T nexus persists, as with the kernel initiator and SG_IO), one
+///   command at a time. Acquire = REGISTER + RESERVE, handover = REGISTER +
+///   PREEMPT, release = REGISTER with service action key 0 (unregistering
+///   the holder releases a non-all-registrants reservation, SPC-4).
+/// - `inFlight`: the same commands on the same session, each step sent to
+///   every LU at once (all in flight together): what is left is the
+///   target's own work per command plus one round trip per step, the
+///   physical limit of a multi-LU operation.
 /// - `loginPerOperation`: a login and logout around every operation, as the
 ///   plugin pays (libvirt makes a fresh manager per call). tgt makes every
 ///   login a new I_T nexus, so the release must first bring the key to the
@@ -45,41 +49,52 @@ final class RawHost {
     func close() { keptPool.closeAll() }
 
     enum Op { case acquire, handover(from: UInt64), release }
+    enum Sending { case sessionKept, inFlight, loginPerOperation }
 
     /// Runs `op` on the first `n` LUNs; returns the commands sent.
-    func run(_ op: Op, luns n: Int, loginPerOperation: Bool) throws(LockError) -> [String] {
-        let pool = loginPerOperation ? ISCSISessionPool(initiator: initiator, isidQualifier: keptPool.isidQualifier &+ 1) : keptPool
-        defer { if loginPerOperation { pool.closeAll() } }
+    func run(_ op: Op, luns n: Int, sending: Sending) throws(LockError) -> [String] {
+        let login = sending == .loginPerOperation
+        let pool = login ? ISCSISessionPool(initiator: initiator, isidQualifier: keptPool.isidQualifier &+ 1) : keptPool
+        defer { if login { pool.closeAll() } }
         let devices =
-            loginPerOperation
+            login
             ? urls.prefix(n).map { PRDevice(transport: ISCSITransport(url: $0, pool: pool), timeoutMilliseconds: 5000) }
             : Array(keptDevices.prefix(n))
         let before = devices.map(\.sent.count)
-        for d in devices {
-            switch op {
-            case .acquire:
-                try expect(d, .register, key: 0, serviceActionKey: key)
-                try expect(d, .reserve, type: type, key: key)
-            case .handover(let holder):
-                try expect(d, .register, key: 0, serviceActionKey: key)
-                try expect(d, .preempt, type: type, key: key, serviceActionKey: holder)
-            case .release:
-                if loginPerOperation {
-                    try expect(d, .registerAndIgnore, key: 0, serviceActionKey: key)
-                    try expect(d, .preempt, type: type, key: key, serviceActionKey: key)
+        var steps: [(action: PROutAction, type: ReservationType?, key: UInt64, serviceActionKey: UInt64)] = []
+        switch op {
+        case .acquire:
+            steps = [(.register, nil, 0, key), (.reserve, type, key, 0)]
+        case .handover(let holder):
+            steps = [(.register, nil, 0, key), (.preempt, type, key, holder)]
+        case .release:
+            if login { steps = [(.registerAndIgnore, nil, 0, key), (.preempt, type, key, key)] }
+            steps.append((.register, nil, key, 0))
+        }
+        if sending == .inFlight {
+            for step in steps {
+                let command = SCSICommand.prOut(step.action, type: step.type, key: step.key, serviceActionKey: step.serviceActionKey)
+                for (d, answer) in zip(devices, PRDevice.execute(devices.map { ($0, command) })) {
+                    try expect(d, step.action, answer)
                 }
-                try expect(d, .register, key: key, serviceActionKey: 0)
+            }
+        } else {
+            for d in devices {
+                for step in steps {
+                    let command = SCSICommand.prOut(step.action, type: step.type, key: step.key, serviceActionKey: step.serviceActionKey)
+                    try expect(d, step.action, PRDevice.execute([(d, command)])[0])
+                }
             }
         }
         return zip(devices, before).flatMap { d, b in d.sent[b...] }
     }
 
-    private func expect(
-        _ d: PRDevice, _ action: PROutAction, type: ReservationType? = nil,
-        key: UInt64, serviceActionKey: UInt64 = 0
-    ) throws(LockError) {
-        guard try d.prOut(action, type: type, key: key, serviceActionKey: serviceActionKey) else {
+    private func expect(_ d: PRDevice, _ action: PROutAction, _ answer: Result<SCSIOutcome, LockError>) throws(LockError) {
+        switch try answer.get() {
+        case .good: return
+        case .reservationConflict:
             throw .conflict("\(d.name): raw \(action) got RESERVATION CONFLICT (the benchmark's LUNs were not clean)")
+        case let other: throw .backend("\(d.name): raw \(action): \(other)")
         }
     }
 

@@ -37,7 +37,7 @@ func parseOptions() -> [String: String] {
     while let flag = argv.popFirst() {
         guard flag.hasPrefix("--"), let value = argv.popFirst() else {
             fail(
-                "usage: pr-bench --target iscsi://HOST:PORT/IQN --luns N [--cycles N] [--out DIR] [--keep yes] [--work-dir DIR] (bad argument '\(flag)')"
+                "usage: pr-bench --target iscsi://HOST:PORT/IQN --luns N [--cycles N] [--out DIR] [--keep yes] [--work-dir DIR] [--target-pid PID] (bad argument '\(flag)')"
             )
         }
         parsed[String(flag.dropFirst(2))] = value
@@ -213,7 +213,7 @@ var countingHostsProbed = false
     let login = v == .rawLogin
     func timed(_ op: Operation, _ host: RawHost, _ raw: RawHost.Op) throws(LockError) {
         let cpu0 = Clock.threadCPU(), t0 = Clock.now()
-        let sent = try host.run(raw, luns: n, loginPerOperation: login)
+        let sent = try host.run(raw, luns: n, sending: login ? .loginPerOperation : .sessionKept)
         record(v, op, n, (Clock.now() - t0, Clock.threadCPU() - cpu0), measured: measured)
         if measured { commands[Key(variant: v, op: op, luns: n)] = sent }
     }
@@ -267,7 +267,7 @@ do {
         service: .init(
             source: hosts.aService, destination: try destination("pr-b-downtime-svc", services.b),
             sourceCount: hosts.aServiceCount, destinationCount: hosts.bServiceCount),
-        sourceVM: vm)
+        sourceVM: vm, targetCPU: TargetCPU(pid: options["target-pid"].flatMap { Int32($0) }))
 } catch {
     cleanUp()
     fail("cannot start the migration destination's stand-in VM process: \(error)")
