@@ -184,10 +184,14 @@ struct Report {
         RESERVATION after the PREEMPT: a GOOD PREEMPT does not prove we hold (if the holder changed since the read, \
         PREEMPT of the old key only removes registrations). The other registrations of this VM to fence come from the \
         read before (the READ KEYS after it was dropped: a registration of this VM made since is another host's \
-        acquire, which finds our reservation and withdraws). **release** reads both first (the reservation type that \
-        PREEMPT must keep, whether we hold it for the returned state, and to send nothing when our key is not there) \
-        and READ KEYS after, to prove the key is gone before reporting success (through the kernel's PR ioctls a \
-        multipath map answers one GOOD for all its paths). Each of these steps goes out for all LUs of the call at \
+        acquire, which finds our reservation and withdraws). **release** reads the holder first (READ RESERVATION: the \
+        reservation type that PREEMPT must keep, whether we hold it for the returned state; READ KEYS too only on a LU \
+        we do not hold, to send nothing when our key is not there), and READ KEYS after, to prove the key is gone \
+        before reporting success (through the kernel's PR ioctls a multipath map answers one GOOD for all its paths). \
+        The PREEMPT of our own key stays even on a nexus that holds the reservation: it also drops the key from the \
+        host's other nexuses (its data paths), which must stop writing with the VM gone. Through pr-sessiond, whose \
+        session keeps the acquire's registration, the PREEMPT goes first and the REGISTER AND IGNORE only where it \
+        meets a conflict. Each of these steps goes out for all LUs of the call at \
         once (libiscsi command queueing on the target's one session): they cost round trips per call, not per LU.
         """
 

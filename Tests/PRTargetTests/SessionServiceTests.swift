@@ -67,6 +67,56 @@ import Testing
         #expect(a.commandsLogged().contains("\(luns[0]) PR OUT RESERVE"), "A's commands are logged as before")
     }
 
+    /// On the service's kept session the acquire's registration is still
+    /// there at the release: READ RESERVATION shows the VM holds, and the
+    /// PREEMPT of its own key goes first, without registering again; it
+    /// still drops every other registration of the key (here the host's
+    /// data path, which must lose its key with the VM). A LU that a call
+    /// of the same host reserved with its own login (another nexus) answers
+    /// that PREEMPT with RESERVATION CONFLICT and is registered and
+    /// preempted the long way. Both end with no key and no reservation.
+    @Test func aReleaseOnTheKeptSessionPreemptsWithoutRegisteringAgain() throws {
+        let tgt = try TgtTarget(); defer { tgt.stop() }
+        let target = try tgt.addTarget(luns: 2)
+        let (kept, elsewhere) = (target.urls[0], target.urls[1])
+        let service = try PRSessionDaemon(label: "in-place"); defer { service.stop() }
+        let a = host("svc-in-place", service.socket)
+        let direct = PRHost("svc-in-place")
+        #expect(direct.initiator == a.initiator, "the same host, without the service")
+        let syslog = try SyslogListener()
+
+        #expect(run(a, "acquire", .one, disks: [kept], syslog: syslog).status == 0)
+        // The service's first command on a LU meets tgt's unit attention for
+        // a new session and goes again: have it met before the counted release.
+        #expect(run(a, "inquire", .one, disks: [elsewhere], syslog: syslog).status == 0)
+        #expect(direct.lockmgr("acquire", .one, disks: [elsewhere]).status == 0)
+        let path = try DataPath(a, kept, key: a.key(.one))
+        for lun in [kept, elsewhere] { #expect(try check.reservation(lun)?.key == a.key(.one).rawValue, "\(lun)") }
+        _ = a.takePROutCount()
+
+        let released = run(a, "release", .one, disks: [kept, elsewhere], syslog: syslog)
+        #expect(released.status == 0, "\(released)")
+        let sent = a.commandsLogged()
+        func sequence(_ lun: String) -> [String] {
+            sent.filter { $0.hasPrefix("\(lun) ") }.map { String($0.dropFirst(lun.count + 1)) }
+        }
+        #expect(
+            sequence(kept) == [
+                "PR IN READ RESERVATION", "PR OUT PREEMPT", "PR OUT REGISTER AND IGNORE EXISTING KEY", "PR IN READ KEYS",
+            ], "\(sent)")
+        #expect(
+            sequence(elsewhere) == [
+                "PR IN READ RESERVATION", "PR OUT PREEMPT", "PR OUT REGISTER AND IGNORE EXISTING KEY", "PR OUT PREEMPT",
+                "PR OUT REGISTER AND IGNORE EXISTING KEY", "PR IN READ KEYS",
+            ], "\(sent)")
+        for lun in [kept, elsewhere] {
+            #expect(try check.reservation(lun) == nil, "\(lun)")
+            #expect(try check.keys(lun).isEmpty, "\(lun): every registration of the key is gone, the data path's included")
+        }
+        #expect(released.stdout.contains(kept) && released.stdout.contains(elsewhere), "both held, both in the state: \(released)")
+        _ = path
+    }
+
     /// The target ends the service's session while it idles (a target
     /// restart, a network cut): the next call's commands go out on a new
     /// login, not on the dead session.

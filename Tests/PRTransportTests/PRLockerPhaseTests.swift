@@ -106,6 +106,32 @@ final class BatchedFakeLU: SCSITransport {
         #expect(reads.count <= 3 && reads.first?.count ?? 0 >= 8, "\(Array(reads))")
     }
 
+    /// A release reads the holder alone where it settles the question (we
+    /// hold: our key is registered), and the keys too only on a LU we do not
+    /// hold, where our key may still be registered without the reservation.
+    @Test func aReleaseReadsTheKeysOnlyWhereTheHolderLeavesThemOpen() throws {
+        let lus = names.prefix(2).map { _ in FakePRDevice() }
+        let a = try host("host-a", 0xA, vm: vm, lus: lus, family: Self.family("release-reads"))
+        try a.locker.acquire(inOrder(1), state: nil)
+        // Registered on lu1 from this nexus, never reserved (as after a failed step).
+        let lu1 = PRDevice(transport: DirectToFake(lus[1], "host-a"), timeoutMilliseconds: 10)
+        #expect(try lu1.prOut(.registerAndIgnore, key: 0, serviceActionKey: a.key.rawValue))
+        a.sender.batches = []
+
+        let state = try a.locker.release(inOrder(2))
+        #expect(state.entries.map(\.resource) == [names[0]], "only the held LU is in the state")
+        let reads = a.sender.batches.prefix { !$0.contains { $0.contains("PR OUT") } }
+        #expect(
+            Array(reads) == [
+                ["\(names[0]) PR IN READ RESERVATION", "\(names[1]) PR IN READ RESERVATION"],
+                ["\(names[1]) PR IN READ RESERVATION", "\(names[1]) PR IN READ KEYS"],
+            ], "\(a.sender.batches)")
+        for lu in lus {
+            #expect(lu.reservation == nil)
+            #expect(lu.registeredKeys.isEmpty)
+        }
+    }
+
     @Test func aLUTakenByAnotherHostMidBatchGivesBackEverything() throws {
         let lus = names.map { _ in FakePRDevice(reportsPowerOn: true) }
         let a = try host("host-a", 0xA, vm: vm, lus: lus, family: Self.family("midbatch"))

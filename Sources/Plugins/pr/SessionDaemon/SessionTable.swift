@@ -12,7 +12,7 @@ final class SessionTable: @unchecked Sendable {
         let pool: ISCSISessionPool
         init(key: String, initiator: String) {
             self.key = key
-            pool = ISCSISessionPool(initiator: initiator, isidQualifier: TransportFactory.sessionServiceISIDQualifier)
+            pool = ISCSISessionPool(initiator: initiator, isidQualifier: TransportFactory.sessionServiceISIDQualifier, kept: true)
         }
     }
 

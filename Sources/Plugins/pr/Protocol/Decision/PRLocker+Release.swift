@@ -23,15 +23,17 @@ extension PRLocker {
         }
         var entries: [PRState.Entry] = []
         var drops: [(index: Int, key: PRKey, type: ReservationType, device: PRDevice)] = []
-        for (o, read) in zip(opened, PRDevice.readViews(opened.map(\.device))) {
+        for (o, read) in zip(opened, releaseViews(opened.map { ($0.device, $0.resource.mode) })) {
             let me = key(for: o.resource.mode)
             let v: PRView
             do { v = try read.get() } catch {
                 errors[o.index] = error.message
                 continue
             }
-            guard v.keys.contains(me.rawValue) else { continue }
-            if holds(v, key: me, mode: o.resource.mode), let h = v.reservation {
+            let held = holds(v, key: me, mode: o.resource.mode)
+            // Holding, our key is registered (on the holder's nexus at least).
+            guard held || v.keys.contains(me.rawValue) else { continue }
+            if held, let h = v.reservation {
                 entries.append(PRState.Entry(resource: o.resource.name, key: me, type: h.type))
             }
             // Our registrations may belong to nexuses that no longer exist
@@ -43,6 +45,23 @@ extension PRLocker {
             if case .failure(let e) = result { errors[drop.index] = e.message }
         }
         return (entries, errors.sorted { $0.key < $1.key }.map(\.value))
+    }
+
+    /// What a release must know of each device: who holds it, and whether
+    /// our key is registered. For an exclusive disk the holder alone (READ
+    /// RESERVATION) settles the usual case: when our key holds, it is
+    /// registered, and READ KEYS would add nothing. The keys are read too
+    /// where they decide: shared disks (all registrants hold), and an
+    /// exclusive disk we turn out not to hold (our key may still be
+    /// registered there), which costs that disk a second read.
+    func releaseViews(_ devices: [(device: PRDevice, mode: AccessMode)]) -> [Result<PRView, LockError>] {
+        var views = PRDevice.readHolders(devices.map(\.device), keysNeeded: devices.map { $0.mode == .shared })
+        let undecided = devices.indices.filter { i in
+            guard devices[i].mode != .shared, case .success(let v) = views[i] else { return false }
+            return !holds(v, key: key(for: devices[i].mode), mode: devices[i].mode) && v.keys.isEmpty
+        }
+        for (i, read) in zip(undecided, PRDevice.readViews(undecided.map { devices[$0].device })) { views[i] = read }
+        return views
     }
 
     /// Removes every registration of `key` (and the reservation, if `key`
@@ -61,36 +80,59 @@ extension PRLocker {
     /// map sends the unregister down every path and answers for them as
     /// one, so a GOOD there does not show that no path kept the key, and a
     /// release must not report a key as gone that can still write.
+    ///
+    /// On a nexus that outlives the call (pr-sessiond's sessions) the key
+    /// is usually still registered from the acquire: the PREEMPT goes
+    /// first, and only a device that answers it with RESERVATION CONFLICT
+    /// (this nexus holds no registration of `key`) is registered and
+    /// preempted again. Either way the same commands act, minus one.
     public static func dropKeys(_ drops: [(key: PRKey, type: ReservationType, device: PRDevice)]) -> [Result<Void, LockError>] {
         var results = [Result<Void, LockError>](repeating: .success(()), count: drops.count)
-        var running = Array(drops.indices)
-        func phase(_ what: (PRKey) -> String, _ command: (Int) -> SCSICommand) {
-            let answers = PRDevice.execute(running.map { (drops[$0].device, command($0)) })
-            var left: [Int] = []
-            for (i, answer) in zip(running, answers) {
+        /// One step on `indices`: those that succeeded, and those that met a
+        /// conflict (failed unless `conflictsReturned`).
+        func phase(
+            _ indices: [Int], _ what: (PRKey) -> String, conflictsReturned: Bool = false, _ command: (Int) -> SCSICommand
+        ) -> (done: [Int], conflicts: [Int]) {
+            let answers = PRDevice.execute(indices.map { (drops[$0].device, command($0)) })
+            var done: [Int] = []
+            var conflicts: [Int] = []
+            for (i, answer) in zip(indices, answers) {
                 let d = drops[i].device
                 do throws(LockError) {
-                    guard try d.prOutResult(command(i), answer) else {
+                    if try d.prOutResult(command(i), answer) {
+                        done.append(i)
+                    } else if conflictsReturned {
+                        conflicts.append(i)
+                    } else {
                         throw .conflict("\(d.name): RESERVATION CONFLICT while \(what(drops[i].key))")
                     }
-                    left.append(i)
                 } catch {
                     results[i] = .failure(error)
                 }
             }
-            running = left
+            return (done, conflicts)
         }
-        phase(
-            { "registering key \($0) to drop it" },
-            { .prOut(.registerAndIgnore, key: 0, serviceActionKey: drops[$0].key.rawValue) })
-        phase(
-            { "dropping the other registrations of key \($0)" },
-            { .prOut(.preempt, type: drops[$0].type, key: drops[$0].key.rawValue, serviceActionKey: drops[$0].key.rawValue) })
+        let preemptWhat = { (k: PRKey) in "dropping the other registrations of key \(k)" }
+        let preempt = { (i: Int) in
+            SCSICommand.prOut(.preempt, type: drops[i].type, key: drops[i].key.rawValue, serviceActionKey: drops[i].key.rawValue)
+        }
+        let kept = drops.indices.filter { drops[$0].device.transport.nexusOutlivesCall }
+        let first = phase(kept, preemptWhat, conflictsReturned: true, preempt)
+        let keptSet = Set(kept)
+        let unregistered = (drops.indices.filter { !keptSet.contains($0) } + first.conflicts).sorted()
+        let registered = phase(
+            unregistered, { "registering key \($0) to drop it" },
+            { .prOut(.registerAndIgnore, key: 0, serviceActionKey: drops[$0].key.rawValue) }
+        ).done
+        let preempted = phase(registered, preemptWhat, preempt).done
         // REGISTER AND IGNORE with key 0: unregisters this nexus whatever it
         // holds, and does nothing on a nexus that holds nothing. Through the
         // kernel's PR ioctls a dm-multipath map sends it down every path,
         // and the PREEMPT above has just dropped the other paths' keys.
-        phase({ "unregistering key \($0)" }, { _ in .prOut(.registerAndIgnore, key: 0, serviceActionKey: 0) })
+        let running = phase(
+            (first.done + preempted).sorted(), { "unregistering key \($0)" },
+            { _ in .prOut(.registerAndIgnore, key: 0, serviceActionKey: 0) }
+        ).done
         let command = SCSICommand.prIn(.readKeys, allocationLength: 8192)
         for (i, answer) in zip(running, PRDevice.execute(running.map { (drops[$0].device, command) })) {
             let d = drops[i].device

@@ -18,6 +18,13 @@ public protocol SCSITransport: AnyObject {
     /// Devices of one family run one SCSI implementation (the LUNs of one
     /// iSCSI target): what one of them supports, the others do.
     var family: String { get }
+
+    /// Whether this transport's I_T nexus outlives the operation (an iSCSI
+    /// session pr-sessiond keeps logged in), so that a registration an
+    /// earlier call made is likely still on it. Only a hint: commands that
+    /// rely on it fail with RESERVATION CONFLICT when it is wrong, and the
+    /// caller then registers first.
+    var nexusOutlivesCall: Bool { get }
 }
 
 /// Sends many commands at once, each to its own transport (normally one
@@ -40,6 +47,9 @@ extension SCSITransport {
 
     /// Each device its own family.
     public var family: String { deviceDescription }
+
+    /// A nexus of this call alone: register before relying on it.
+    public var nexusOutlivesCall: Bool { false }
 }
 
 /// Sends a batch over whatever transports it names: the commands of

@@ -15,10 +15,14 @@ public final class ISCSISessionPool {
     public private(set) var logins = 0
     /// The most commands sent together in one batch so far.
     public internal(set) var largestBatch = 0
+    /// Its sessions outlive the operation (pr-sessiond keeps them logged
+    /// in): a registration an earlier call made is still on the nexus.
+    public let kept: Bool
 
-    public init(initiator: String, isidQualifier: UInt16 = 0) {
+    public init(initiator: String, isidQualifier: UInt16 = 0, kept: Bool = false) {
         self.initiator = initiator
         self.isidQualifier = isidQualifier
+        self.kept = kept
     }
 
     deinit { closeAll() }
@@ -82,6 +86,8 @@ public final class ISCSITransport: SCSITransport {
     public var batchSender: SCSIBatchSender? { pool }
 
     public var family: String { "iscsi://\(url.sessionID)" }
+
+    public var nexusOutlivesCall: Bool { pool.kept }
 
     public func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
         try pool.send([(self, command)], timeoutMilliseconds: timeoutMilliseconds)[0].get()
