@@ -45,16 +45,23 @@ import PRTransport
     let incoming = Process()
     let destinationVM: LockObject
     var wall: [Key: Samples] = [:]
-    /// tgtd's CPU time per window (part `.total`), when its pid is known.
-    var targetWork: [Key: Samples] = [:]
-    let targetCPU: TargetCPU
+    /// Where each window's time went (part `.total`): CPU of the caller
+    /// (the bench thread: host library and plugin, or the floor's sends),
+    /// of the pr-sessiond processes, of tgtd, and the rest of the wall time.
+    struct Shares {
+        var caller = Samples(), service = Samples(), target = Samples(), rest = Samples()
+    }
+    var shares: [Key: Shares] = [:]
+    let targetCPU: ProcessCPU
+    let serviceCPU: [ProcessCPU]
     /// Ours' commands per part (counted with command_log, keeper off), and the floor's.
     var sent: [Key: [String]] = [:]
     var roundCounts: [Int: Int] = [:]
 
-    init(direct: Hosts, service: Hosts, sourceVM: LockObject, targetCPU: TargetCPU) throws {
+    init(direct: Hosts, service: Hosts, sourceVM: LockObject, targetCPU: ProcessCPU, serviceCPU: [ProcessCPU]) throws {
         hosts = [.ours: direct, .oursService: service]
         self.targetCPU = targetCPU
+        self.serviceCPU = serviceCPU
         self.sourceVM = sourceVM
         incoming.executableURL = URL(fileURLWithPath: "/bin/sleep")
         incoming.arguments = ["100000"]
@@ -67,18 +74,37 @@ import PRTransport
     }
 
     func samples(_ c: Case, _ part: Part, _ n: Int) -> Samples { wall[Key(c: c, part: part, luns: n)] ?? Samples() }
-    func targetSamples(_ c: Case, _ n: Int) -> Samples { targetWork[Key(c: c, part: .total, luns: n)] ?? Samples() }
-
-    private func addTarget(_ c: Case, _ n: Int, _ before: Double?, _ after: Double?, measured: Bool) {
-        guard measured, let before, let after else { return }
-        targetWork[Key(c: c, part: .total, luns: n), default: Samples()].add(after - before)
-    }
-
     private func add(_ c: Case, _ n: Int, release: Double, acquire: Double, measured: Bool) {
         guard measured else { return }
         wall[Key(c: c, part: .release, luns: n), default: Samples()].add(release)
         wall[Key(c: c, part: .acquire, luns: n), default: Samples()].add(acquire)
         wall[Key(c: c, part: .total, luns: n), default: Samples()].add(release + acquire)
+    }
+
+    func share(_ c: Case, _ n: Int) -> Shares { shares[Key(c: c, part: .total, luns: n)] ?? Shares() }
+
+    /// CPU counters read around a window: tgtd's and the services'.
+    struct Marks {
+        var target: Double?, service: Double?
+    }
+    private func marks() -> Marks { Marks(target: targetCPU.now(), service: ProcessCPU.sum(serviceCPU)) }
+
+    private func addShares(_ c: Case, _ n: Int, wall: Double, caller: Double, _ a: Marks, _ b: Marks, measured: Bool) {
+        guard measured else { return }
+        var sh = shares[Key(c: c, part: .total, luns: n)] ?? Shares()
+        var rest = wall - caller
+        sh.caller.add(caller)
+        if let t0 = a.target, let t1 = b.target {
+            sh.target.add(t1 - t0)
+            rest -= t1 - t0
+        }
+        // Only pr-sessiond's case talks to the services (their other work is idling).
+        if c == .oursService, let s0 = a.service, let s1 = b.service {
+            sh.service.add(s1 - s0)
+            rest -= s1 - s0
+        }
+        sh.rest.add(rest)
+        shares[Key(c: c, part: .total, luns: n)] = sh
     }
 
     func run(sizes: [Int], urls: [String], rounds: (Int) -> Int, warmUp: Int, rawA: RawHost, rawB: RawHost) throws {
@@ -122,10 +148,11 @@ import PRTransport
         settle(source)
         settle(destination)
         var state: String?
-        let target0 = targetCPU.now()
+        let before = marks()
         let release = try source.call(sourceVM, disks: disks) { m throws(LockError) in state = try m.release() }
         let acquire = try destination.call(destinationVM, disks: disks) { m throws(LockError) in try m.acquire(state: state) }
-        addTarget(c, disks.count, target0, targetCPU.now(), measured: measured)
+        addShares(
+            c, disks.count, wall: release.wall + acquire.wall, caller: release.cpu + acquire.cpu, before, marks(), measured: measured)
         _ = try destination.call(destinationVM, disks: disks) { m throws(LockError) in _ = try m.release() }
         add(c, disks.count, release: release.wall, acquire: acquire.wall, measured: measured)
     }
@@ -147,16 +174,18 @@ import PRTransport
     private func floorRound(_ c: Case, _ n: Int, _ rawA: RawHost, _ rawB: RawHost, measured: Bool) throws(LockError) {
         let sending: RawHost.Sending = c == .floorLogin ? .loginPerOperation : c == .floorInFlight ? .inFlight : .sessionKept
         _ = try rawA.run(.acquire, luns: n, sending: sending)
-        let target0 = targetCPU.now()
+        let before = marks()
+        let cpu0 = Clock.threadCPU()
         let t0 = Clock.now()
         let released = try rawA.run(.release, luns: n, sending: sending)
         let t1 = Clock.now()
         let acquired = try rawB.run(.acquire, luns: n, sending: sending)
         let t2 = Clock.now()
-        let target1 = targetCPU.now()
+        let cpu = Clock.threadCPU() - cpu0
+        let after = marks()
         _ = try rawB.run(.release, luns: n, sending: sending)
         add(c, n, release: t1 - t0, acquire: t2 - t1, measured: measured)
-        addTarget(c, n, target0, target1, measured: measured)
+        addShares(c, n, wall: t2 - t0, caller: cpu, before, after, measured: measured)
         if measured {
             sent[Key(c: c, part: .release, luns: n)] = released
             sent[Key(c: c, part: .acquire, luns: n)] = acquired

@@ -81,6 +81,7 @@ import Foundation
         t += "floor's time per command, i.e. what those commands would cost sent one after another with no plugin, no "
         t += "service hop and no keeper.\n\n"
         t += targetTable()
+        t += sharesTable(one, last)
 
         t += "### Commands in the window, 1 LUN\n\n"
         t += main.table(
@@ -154,7 +155,7 @@ import Foundation
     /// no way of sending can avoid.
     func targetTable() -> String {
         let cases: [Case] = [.oursService, .ours, .floorInFlight, .floorKept]
-        guard sizes.contains(where: { n in cases.contains { bench.targetSamples($0, n).count > 0 } }) else {
+        guard sizes.contains(where: { n in cases.contains { bench.share($0, n).target.count > 0 } }) else {
             return "(tgtd's CPU time was not measured: pr-bench ran without `--target-pid`.)\n\n"
         }
         var t = "### The target's own work in the window\n\n"
@@ -174,13 +175,36 @@ import Foundation
             sizes.map { n in
                 var row = ["\(n)"]
                 for c in cases {
-                    let cpu = bench.targetSamples(c, n).median, commands = commandCount(c, n)
+                    let cpu = bench.share(c, n).target.median, commands = commandCount(c, n)
                     row.append("\(micros(cpu)) / \(commands) / \(micros(cpu / Double(max(1, commands))))")
                 }
-                let perCommand = bench.targetSamples(.floorInFlight, n).median / Double(max(1, commandCount(.floorInFlight, n)))
+                let perCommand = bench.share(.floorInFlight, n).target.median / Double(max(1, commandCount(.floorInFlight, n)))
                 row.append(micros(perCommand * Double(commandCount(.floorKept, n))))
                 return row
             })
+        return t
+    }
+
+    /// The window's wall time split into the CPU of each party and the rest.
+    func sharesTable(_ one: Int, _ last: Int) -> String {
+        let cases: [Case] = [.oursService, .ours, .floorKept, .floorInFlight, .floorLogin]
+        var t = "### Where the window's time goes\n\n"
+        t += "Medians per window, µs: the wall time; the CPU of the caller's thread (the host library and the plugin, "
+        t += "or the floor's sends, libiscsi included); of both pr-sessiond processes, every thread (through pr-sessiond "
+        t += "only); of tgtd's main thread; and the rest, per window the wall time minus those (time when none of them "
+        t += "ran on behalf of the window: waking a sleeping process on another core, loopback, the keepers' record "
+        t += "files, the kernel's own threads). Keepers sleep through the window.\n\n"
+        func m(_ x: Samples) -> String { x.count > 0 ? micros(x.median) : "—" }
+        var rows: [[String]] = []
+        for n in Set([one, last]).sorted() {
+            for c in cases {
+                let sh = bench.share(c, n)
+                rows.append([
+                    "\(n)", c.rawValue, micros(s(c, .total, n).median), m(sh.caller), m(sh.service), m(sh.target), m(sh.rest),
+                ])
+            }
+        }
+        t += main.table(["LUNs", "case", "wall", "caller's CPU", "pr-sessiond's CPU", "tgtd's CPU", "the rest"], rows)
         return t
     }
 
@@ -209,8 +233,8 @@ import Foundation
         t += "section), one Unix-socket round trip to the service per step, our CPU in the plugin and the service, and the "
         t += "keeper record update. At \(last) LUNs the service saves only the logins "
         t += "(\(micros(s(.oursService, .total, last).median)) µs): the window there is tgtd's work per command."
-        let ourCPU = bench.targetSamples(.oursService, last).median, ourCommands = commandCount(.oursService, last)
-        let floorCPU = bench.targetSamples(.floorInFlight, last).median, floorCommands = commandCount(.floorInFlight, last)
+        let ourCPU = bench.share(.oursService, last).target.median, ourCommands = commandCount(.oursService, last)
+        let floorCPU = bench.share(.floorInFlight, last).target.median, floorCommands = commandCount(.floorInFlight, last)
         if ourCPU.isFinite, floorCPU.isFinite, floorCommands > 0, ourCommands > 0 {
             let perCommand = floorCPU / Double(floorCommands)
             let budget = 30_000 / perCommand

@@ -267,7 +267,8 @@ do {
         service: .init(
             source: hosts.aService, destination: try destination("pr-b-downtime-svc", services.b),
             sourceCount: hosts.aServiceCount, destinationCount: hosts.bServiceCount),
-        sourceVM: vm, targetCPU: TargetCPU(pid: options["target-pid"].flatMap { Int32($0) }))
+        sourceVM: vm, targetCPU: ProcessCPU(pid: options["target-pid"].flatMap { Int32($0) }, allThreads: false),
+        serviceCPU: [services.a, services.b].map { ProcessCPU(pid: $0.pid, allThreads: true) })
 } catch {
     cleanUp()
     fail("cannot start the migration destination's stand-in VM process: \(error)")
