@@ -193,7 +193,8 @@ import Foundation
         t += "or the floor's sends, libiscsi included); of both pr-sessiond processes, every thread (through pr-sessiond "
         t += "only); of tgtd's main thread; and the rest, per window the wall time minus those (time when none of them "
         t += "ran on behalf of the window: waking a sleeping process on another core, loopback, the keepers' record "
-        t += "files, the kernel's own threads). Keepers sleep through the window.\n\n"
+        t += "files, the kernel's own threads); negative where they ran at the same time on the two cores (many LUs in "
+        t += "flight: the caller or pr-sessiond sends while tgtd works). Keepers sleep through the window.\n\n"
         func m(_ x: Samples) -> String { x.count > 0 ? micros(x.median) : "—" }
         var rows: [[String]] = []
         for n in Set([one, last]).sorted() {
