@@ -53,11 +53,14 @@ extension PRLocker {
     /// registered, and READ KEYS would add nothing. The keys are read too
     /// where they decide: shared disks (all registrants hold), and an
     /// exclusive disk we turn out not to hold (our key may still be
-    /// registered there), which costs that disk a second read.
+    /// registered there), which costs that disk a second read (not where
+    /// READ FULL STATUS already gave the keys with the holder).
     func releaseViews(_ devices: [(device: PRDevice, mode: AccessMode)]) -> [Result<PRView, LockError>] {
         var views = PRDevice.readHolders(devices.map(\.device), keysNeeded: devices.map { $0.mode == .shared })
         let undecided = devices.indices.filter { i in
-            guard devices[i].mode != .shared, case .success(let v) = views[i] else { return false }
+            guard devices[i].mode != .shared, case .success(let v) = views[i],
+                FullStatusSupport.shared.supports(devices[i].device.transport.family) != true
+            else { return false }
             return !holds(v, key: key(for: devices[i].mode), mode: devices[i].mode) && v.keys.isEmpty
         }
         for (i, read) in zip(undecided, PRDevice.readViews(undecided.map { devices[$0].device })) { views[i] = read }
