@@ -56,10 +56,13 @@ final class FakeServiceRelay: @unchecked Sendable {
             if case .holdRequest(let seconds) = fault, state.withLock({ !cut }) {
                 state.withLock { cut = true }
                 usleep(UInt32(seconds * 1e6))
-                guard BlockingIO.writeAll(service, request) else { return }
                 var entry = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
-                if poll(&entry, 1, 0) > 0 {
-                    // The plugin gave up: hang up on the service as it did on us.
+                let pluginGone = poll(&entry, 1, 0) > 0
+                guard BlockingIO.writeAll(service, request) else { return }
+                if pluginGone {
+                    // The plugin gave up: hang up on the service as it did on
+                    // us, right behind the request (looked at before sending,
+                    // so that nothing stands between the two on a loaded host).
                     shutdown(service, Int32(SHUT_WR))
                     _ = BlockingIO.readExactly(service, 1)
                     return
