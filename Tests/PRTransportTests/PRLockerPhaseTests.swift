@@ -37,9 +37,15 @@ final class BatchedFakeLU: SCSITransport {
     let name: String
     let sender: RecordingBatchSender
     let family: String
+    /// As an iSCSI session (true) or a multipath map through the kernel's PR ioctls (false).
+    let answersForOneNexus: Bool
 
-    init(_ lu: FakePRDevice, nexus: String, name: String, sender: RecordingBatchSender, family: String) {
+    init(
+        _ lu: FakePRDevice, nexus: String, name: String, sender: RecordingBatchSender, family: String,
+        answersForOneNexus: Bool = false
+    ) {
         (self.lu, self.nexus, self.name, self.sender, self.family) = (lu, nexus, name, sender, family)
+        self.answersForOneNexus = answersForOneNexus
     }
 
     var deviceDescription: String { name }
@@ -69,11 +75,14 @@ final class BatchedFakeLU: SCSITransport {
 
     /// A host (`nexus`, `hostPart`) running `vm` over `lus`, one family
     /// per test (READ FULL STATUS support is remembered per family).
-    func host(_ nexus: String, _ hostPart: UInt32, vm: UUIDBytes, lus: [FakePRDevice], family: String) throws -> Host {
+    func host(
+        _ nexus: String, _ hostPart: UInt32, vm: UUIDBytes, lus: [FakePRDevice], family: String, answersForOneNexus: Bool = false
+    ) throws -> Host {
         let sender = RecordingBatchSender()
         var transports: [String: BatchedFakeLU] = [:]
         for (name, lu) in zip(names, lus) {
-            transports[name] = BatchedFakeLU(lu, nexus: nexus, name: name, sender: sender, family: family)
+            transports[name] = BatchedFakeLU(
+                lu, nexus: nexus, name: name, sender: sender, family: family, answersForOneNexus: answersForOneNexus)
         }
         let locker = try PRLocker(config: PRConfig(hostPart: hostPart), vm: vm) { r throws(LockError) in
             guard let t = transports[r.name] else { throw .invalid("no fake LU \(r.name)") }
@@ -129,6 +138,39 @@ final class BatchedFakeLU: SCSITransport {
         for lu in lus {
             #expect(lu.reservation == nil)
             #expect(lu.registeredKeys.isEmpty)
+        }
+    }
+
+    /// After the unregister, READ KEYS proves the key gone where one GOOD
+    /// may answer for several nexuses (a multipath map through the kernel's
+    /// PR ioctls), and is not sent where the answer is one nexus's (an iSCSI
+    /// session): there the GOOD PREEMPT and GOOD unregister prove it. Either
+    /// way the key is gone from every nexus, the data path's included.
+    @Test(arguments: [false, true]) func aReleaseProvesTheKeyGoneWithAReadOnlyWhereOneAnswerMayStandForMany(
+        oneNexus: Bool
+    ) throws {
+        let lus = names.prefix(2).map { _ in FakePRDevice() }
+        let a = try host("host-a", 0xA, vm: vm, lus: lus, family: Self.family("release-proof"), answersForOneNexus: oneNexus)
+        try a.locker.acquire(inOrder(2), state: nil)
+        for lu in lus {
+            let dataPath = PRDevice(transport: DirectToFake(lu, "host-a-data"), timeoutMilliseconds: 10)
+            #expect(try dataPath.prOut(.registerAndIgnore, key: 0, serviceActionKey: a.key.rawValue))
+        }
+        a.sender.batches = []
+
+        let state = try a.locker.release(inOrder(2))
+        #expect(state.entries.map(\.resource) == Array(names.prefix(2)))
+        let last = a.sender.batches.last ?? []
+        let proof = ["\(names[0]) PR IN READ KEYS", "\(names[1]) PR IN READ KEYS"]
+        if oneNexus {
+            #expect(!a.sender.batches.joined().contains { $0.hasSuffix("READ KEYS") }, "\(a.sender.batches)")
+            #expect(last.allSatisfy { $0.hasSuffix("PR OUT REGISTER AND IGNORE EXISTING KEY") }, "\(a.sender.batches)")
+        } else {
+            #expect(last == proof, "\(a.sender.batches)")
+        }
+        for lu in lus {
+            #expect(lu.reservation == nil)
+            #expect(lu.registeredKeys.isEmpty, "the data path's registration went with the PREEMPT")
         }
     }
 

@@ -78,11 +78,14 @@ extension PRLocker {
     /// together: REGISTER AND IGNORE `key` on this nexus, PREEMPT(`key`,
     /// `key`) (moving a reservation held by `key` here, type kept, and
     /// dropping the other registrations of `key`), then unregister (which
-    /// releases a reservation this nexus holds; SPC-4). Then READ KEYS
-    /// proves the key gone: through the kernel's PR ioctls a dm-multipath
-    /// map sends the unregister down every path and answers for them as
-    /// one, so a GOOD there does not show that no path kept the key, and a
-    /// release must not report a key as gone that can still write.
+    /// releases a reservation this nexus holds; SPC-4). Where one GOOD may
+    /// stand for several nexuses, READ KEYS then proves the key gone:
+    /// through the kernel's PR ioctls a dm-multipath map sends the
+    /// unregister down every path and answers for them as one, so a GOOD
+    /// there does not show that no path kept the key, and a release must
+    /// not report a key as gone that can still write. On a transport whose
+    /// answer is one nexus's (`answersForOneNexus`: iSCSI) the two GOODs
+    /// are that proof, and the read is not sent.
     ///
     /// On a nexus that outlives the call (pr-sessiond's sessions) the key
     /// is usually still registered from the acquire: the PREEMPT goes
@@ -137,7 +140,8 @@ extension PRLocker {
             { _ in .prOut(.registerAndIgnore, key: 0, serviceActionKey: 0) }
         ).done
         let command = SCSICommand.prIn(.readKeys, allocationLength: 8192)
-        for (i, answer) in zip(running, PRDevice.execute(running.map { (drops[$0].device, command) })) {
+        let unproven = running.filter { !drops[$0].device.transport.answersForOneNexus }
+        for (i, answer) in zip(unproven, PRDevice.execute(unproven.map { (drops[$0].device, command) })) {
             let d = drops[i].device
             results[i] = Result { () throws(LockError) in
                 var data = try d.good(command, answer)

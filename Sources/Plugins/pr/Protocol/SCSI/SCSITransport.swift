@@ -25,6 +25,14 @@ public protocol SCSITransport: AnyObject {
     /// rely on it fail with RESERVATION CONFLICT when it is wrong, and the
     /// caller then registers first.
     var nexusOutlivesCall: Bool { get }
+
+    /// Whether a status from this transport is the answer of one I_T nexus
+    /// (an iSCSI session). Then a GOOD unregister after a GOOD PREEMPT of
+    /// the same key proves the key gone from every nexus (SPC-4), and a
+    /// release needs no READ KEYS to show it. Not so through the kernel's
+    /// PR ioctls, where a dm-multipath map sends a command down every path
+    /// and answers for all of them as one.
+    var answersForOneNexus: Bool { get }
 }
 
 /// Sends many commands at once, each to its own transport (normally one
@@ -50,6 +58,9 @@ extension SCSITransport {
 
     /// A nexus of this call alone: register before relying on it.
     public var nexusOutlivesCall: Bool { false }
+
+    /// One answer may stand for several nexuses: prove with a read.
+    public var answersForOneNexus: Bool { false }
 }
 
 /// Sends a batch over whatever transports it names: the commands of

@@ -89,6 +89,9 @@ public final class ISCSITransport: SCSITransport {
 
     public var nexusOutlivesCall: Bool { pool.kept }
 
+    /// A session is one nexus, and libiscsi hands back its own status.
+    public var answersForOneNexus: Bool { true }
+
     public func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
         try pool.send([(self, command)], timeoutMilliseconds: timeoutMilliseconds)[0].get()
     }
