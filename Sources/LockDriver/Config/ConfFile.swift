@@ -127,7 +127,9 @@ public enum FileText {
         guard fd >= 0 else { return .failure(.current) }
         defer { close(fd) }
         var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        // No bigger than the limit needs: a small file (a /proc stat line,
+        // read on every acquire) should not pay for zeroing 64 KiB.
+        var chunk = [UInt8](repeating: 0, count: min(65536, limit + 1))
         while true {
             let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
