@@ -16,12 +16,14 @@ import PRTransport
 // private tgtd target (scripts/bench-pr.sh starts it).
 //
 //   pr-bench --target iscsi://127.0.0.1:PORT/IQN --luns 256 [--cycles 200] [--out DIR] [--keep yes]
-//            [--work-dir DIR]
+//            [--work-dir DIR] [--target-pid PID] [--only downtime]
 //
 // --work-dir: where the work directory (plugin copies, configs, the
 // keepers' records) is made; default /dev/shm (see workBase).
 // --keep yes leaves the work directory (the plugin copies, configs) for a
 // profiler's symbol lookup, e.g. under `perf record -g`.
+// --only downtime runs the added-downtime windows alone and prints their
+// medians instead of the report: a profiler's view of the window.
 // Writes DIR/pr.md (the report section, also printed), DIR/pr-scale.tsv and
 // DIR/downtime-pr.md (the added migration downtime, Downtime.swift).
 
@@ -37,7 +39,7 @@ func parseOptions() -> [String: String] {
     while let flag = argv.popFirst() {
         guard flag.hasPrefix("--"), let value = argv.popFirst() else {
             fail(
-                "usage: pr-bench --target iscsi://HOST:PORT/IQN --luns N [--cycles N] [--out DIR] [--keep yes] [--work-dir DIR] [--target-pid PID] (bad argument '\(flag)')"
+                "usage: pr-bench --target iscsi://HOST:PORT/IQN --luns N [--cycles N] [--out DIR] [--keep yes] [--work-dir DIR] [--target-pid PID] [--only downtime] (bad argument '\(flag)')"
             )
         }
         parsed[String(flag.dropFirst(2))] = value
@@ -278,7 +280,7 @@ let started = Clock.now()
 do {
     try rawA.warmUp()
     try rawB.warmUp()
-    for n in sizes {
+    for n in sizes where options["only"] != "downtime" {
         let disks = Array(urls.prefix(n))
         try countRound(disks)
         let total = rounds(n)
@@ -326,6 +328,15 @@ downtime.stop()
 cleanUp()
 
 let elapsed = (Clock.now() - started) / 1e6
+if options["only"] == "downtime" {
+    for n in sizes {
+        for c in DowntimeBench.Case.allCases {
+            let parts = DowntimeBench.Part.allCases.map { "\($0.rawValue) \(downtime.samples(c, $0, n).median)" }
+            print("\(n) LUNs, \(c.rawValue): \(parts.joined(separator: ", ")) µs (medians)")
+        }
+    }
+    exit(0)
+}
 let report = Report(
     sizes: sizes, rounds: roundCounts, warmUp: warmUpRounds, wall: wall, cpu: cpu,
     commands: commands, elapsedSeconds: elapsed, target: target, workDir: workBase)
