@@ -186,8 +186,10 @@ struct Report {
         read before (the READ KEYS after it was dropped: a registration of this VM made since is another host's \
         acquire, which finds our reservation and withdraws). **release** reads the holder first (READ RESERVATION: the \
         reservation type that PREEMPT must keep, whether we hold it for the returned state; READ KEYS too only on a LU \
-        we do not hold, to send nothing when our key is not there), and READ KEYS after, to prove the key is gone \
-        before reporting success (through the kernel's PR ioctls a multipath map answers one GOOD for all its paths). \
+        we do not hold, to send nothing when our key is not there). It sends no READ KEYS after: on an iSCSI session \
+        (one I_T nexus) a GOOD PREEMPT of our key and a GOOD unregister prove the key gone from every nexus (SPC-4); \
+        through the kernel's PR ioctls, where a multipath map answers one GOOD for all its paths, that read still \
+        proves it. \
         The PREEMPT of our own key stays even on a nexus that holds the reservation: it also drops the key from the \
         host's other nexuses (its data paths), which must stop writing with the VM gone. Through pr-sessiond, whose \
         session keeps the acquire's registration, the PREEMPT goes first and the REGISTER AND IGNORE only where it \
