@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -301,6 +303,17 @@ static int queue_item(lockmgr_iscsi_batch_item *it, struct pending **slot)
     return 0;
 }
 
+/* libiscsi writes a PDU's header and its data (a PR OUT's parameter list)
+ * with two system calls, which with TCP_NODELAY leave as two segments: the
+ * target wakes for each. Corked while libiscsi writes, a few such commands
+ * leave as one segment; a large batch is left to stream, so that the
+ * target starts on its first commands while the rest are being written.
+ * Against tgt (pr-bench --only downtime, runs alternating with and
+ * without): the all-LUs-in-flight floor's window 162 against 198 us at 1
+ * LUN and 637 against 835 at 8; corking whole batches made 64 LUs about
+ * 10% slower and left 256 as they were. */
+enum { CORK_MAX_COMMANDS = 8 };
+
 int lockmgr_iscsi_batch(lockmgr_iscsi_batch_item *items, size_t n, int timeout_ms)
 {
     int64_t deadline = now_ms() + timeout_ms;
@@ -308,8 +321,10 @@ int lockmgr_iscsi_batch(lockmgr_iscsi_batch_item *items, size_t n, int timeout_m
     /* One pollfd per distinct session; at most one per item. */
     struct pollfd *fds = calloc(n ? n : 1, sizeof *fds);
     lockmgr_iscsi_session **owners = calloc(n ? n : 1, sizeof *owners);
-    if (!slots || !fds || !owners) {
-        free(slots); free(fds); free(owners);
+    /* Per owner: its commands not yet answered, and those with data out. */
+    size_t *waiting = calloc(n ? n : 1, sizeof *waiting), *writing = calloc(n ? n : 1, sizeof *writing);
+    if (!slots || !fds || !owners || !waiting || !writing) {
+        free(slots); free(fds); free(owners); free(waiting); free(writing);
         for (size_t i = 0; i < n; i++) {
             items[i].rc = -1;
             set_err(items[i].err, sizeof items[i].err, "out of memory", NULL);
@@ -337,8 +352,11 @@ int lockmgr_iscsi_batch(lockmgr_iscsi_batch_item *items, size_t n, int timeout_m
                 fds[nfds].fd = iscsi_get_fd(items[i].session->ctx);
                 fds[nfds].events = (short)iscsi_which_events(items[i].session->ctx);
                 fds[nfds].revents = 0;
+                waiting[nfds] = writing[nfds] = 0;
                 nfds++;
             }
+            waiting[k]++;
+            writing[k] += items[i].direction == LOCKMGR_ISCSI_WRITE && items[i].data_len > 0;
         }
         int64_t left = deadline - now_ms();
         if (left <= 0) {
@@ -359,8 +377,13 @@ int lockmgr_iscsi_batch(lockmgr_iscsi_batch_item *items, size_t n, int timeout_m
             if (fds[k].revents)
                 note_connection_loss(s, fds[k].fd, fds[k].revents);
             /* revents 0 lets libiscsi run its own timeouts. */
+            int cork = (fds[k].revents & POLLOUT) && waiting[k] <= CORK_MAX_COMMANDS && writing[k] > 0;
+            if (cork)
+                (void)setsockopt(fds[k].fd, IPPROTO_TCP, TCP_CORK, &(int){ 1 }, sizeof(int));
             if (iscsi_service(s->ctx, fds[k].revents) < 0)
                 s->broken = 1;
+            if (cork)
+                (void)setsockopt(fds[k].fd, IPPROTO_TCP, TCP_CORK, &(int){ 0 }, sizeof(int));
             for (size_t i = 0; i < n; i++) {
                 if (slots[i] && items[i].session == s && slots[i]->done) {
                     collect(&items[i], slots[i]);
@@ -374,7 +397,7 @@ int lockmgr_iscsi_batch(lockmgr_iscsi_batch_item *items, size_t n, int timeout_m
         for (size_t i = 0; i < n; i++)
             running += slots[i] != NULL;
     }
-    free(slots); free(fds); free(owners);
+    free(slots); free(fds); free(owners); free(waiting); free(writing);
     for (size_t i = 0; i < n; i++) {
         if (items[i].rc != 0)
             return -1;
