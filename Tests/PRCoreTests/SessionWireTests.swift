@@ -41,6 +41,22 @@ import Testing
         }
     }
 
+    /// A plugin without command_log reads the outcome and passes over the
+    /// commands sent; a reply cut inside them is still refused.
+    @Test func aReplyReadWithoutItsCommandsKeepsTheOutcomeAndItsFraming() throws {
+        let sent = ["iscsi://127.0.0.1:3260/iqn.2026-01.test:t/1": ["PR IN READ RESERVATION", "PR OUT PREEMPT"]]
+        let reply = SessionWire.Reply(outcome: .success("pr:1:state"), commandsSent: sent)
+        let encoded = body(SessionWire.encode(reply))
+        let read = try SessionWire.decodeReply(body: encoded, keepingCommands: false)
+        #expect(read == SessionWire.Reply(outcome: .success("pr:1:state"), commandsSent: [:]))
+        #expect(throws: SessionWire.Violation.self) {
+            try SessionWire.decodeReply(body: Array(encoded.dropLast(3)), keepingCommands: false)
+        }
+        #expect(throws: SessionWire.Violation.self) {
+            try SessionWire.decodeReply(body: encoded + [0], keepingCommands: false)
+        }
+    }
+
     @Test func malformedFramesAreRefusedWithTheReason() throws {
         let good = body(SessionWire.encode(try request("pr:1:state")))
         // Every truncation of a good request is refused.

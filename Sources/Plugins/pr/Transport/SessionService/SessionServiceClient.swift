@@ -43,7 +43,7 @@ public enum SessionServiceClient {
             let header = try connection.readExactly(SessionWire.headerSize, deadline: deadline)
             let length = try SessionWire.bodyLength(header: header, magic: SessionWire.replyMagic)
             let body = try connection.readExactly(length, deadline: deadline)
-            return .answered(try SessionWire.decodeReply(body: body))
+            return .answered(try SessionWire.decodeReply(body: body, keepingCommands: request.config.commandLog != nil))
         } catch {
             let stillRunning = if case SocketFailure.timedOut = error { true } else { false }
             let what = error is SocketFailure ? "\(error)" : "protocol violation: \(error)"

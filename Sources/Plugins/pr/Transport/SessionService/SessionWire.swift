@@ -181,7 +181,10 @@ public enum SessionWire {
         return frame(replyMagic, w.bytes)
     }
 
-    public static func decodeReply(body: [UInt8]) throws(Violation) -> Reply {
+    /// `keepingCommands` false: the commands sent are checked for framing
+    /// and left out (a plugin without command_log has no use for them; at
+    /// 256 LUs they are some 1800 strings).
+    public static func decodeReply(body: [UInt8], keepingCommands: Bool = true) throws(Violation) -> Reply {
         var r = WireReader(body)
         let outcome: Result<String?, LockError>
         switch try r.u8() {
@@ -195,6 +198,11 @@ public enum SessionWire {
         }
         var sent: [String: [String]] = [:]
         for _ in 0..<Int(try r.u16()) {
+            guard keepingCommands else {
+                try r.skipStr16()
+                for _ in 0..<Int(try r.u16()) { try r.skipStr16() }
+                continue
+            }
             let resource = try r.str16()
             var commands: [String] = []
             for _ in 0..<Int(try r.u16()) { commands.append(try r.str16()) }
@@ -234,23 +242,28 @@ struct WireReader {
     var remaining: Int { bytes.count - offset }
     var atEnd: Bool { offset == bytes.count }
 
-    mutating func take(_ n: Int) throws(SessionWire.Violation) -> [UInt8] {
+    /// The next `n` bytes' indices, passed over. Fields are read in place:
+    /// a copy per field cost an allocation for every byte and number.
+    private mutating func advance(_ n: Int) throws(SessionWire.Violation) -> Range<Int> {
         guard n >= 0, n <= remaining else {
             throw SessionWire.Violation("truncated: \(n) bytes wanted at offset \(offset), \(remaining) left")
         }
         defer { offset += n }
-        return Array(bytes[offset..<offset + n])
+        return offset..<offset + n
     }
-    mutating func u8() throws(SessionWire.Violation) -> UInt8 { try take(1)[0] }
-    mutating func u16() throws(SessionWire.Violation) -> UInt16 { BigEndian.uint16(try take(2), at: 0) }
-    mutating func u32() throws(SessionWire.Violation) -> UInt32 { BigEndian.uint32(try take(4), at: 0) }
+    mutating func take(_ n: Int) throws(SessionWire.Violation) -> [UInt8] { Array(bytes[try advance(n)]) }
+    mutating func u8() throws(SessionWire.Violation) -> UInt8 { bytes[try advance(1).lowerBound] }
+    mutating func u16() throws(SessionWire.Violation) -> UInt16 { BigEndian.uint16(bytes, at: try advance(2).lowerBound) }
+    mutating func u32() throws(SessionWire.Violation) -> UInt32 { BigEndian.uint32(bytes, at: try advance(4).lowerBound) }
     mutating func str16() throws(SessionWire.Violation) -> String {
-        String(decoding: try take(Int(try u16())), as: UTF8.self)
+        String(decoding: bytes[try advance(Int(try u16()))], as: UTF8.self)
     }
+    /// Passes over a str16 field without making a String of it.
+    mutating func skipStr16() throws(SessionWire.Violation) { _ = try advance(Int(try u16())) }
     mutating func optionalStr32() throws(SessionWire.Violation) -> String? {
         switch try u8() {
         case 0: return nil
-        case 1: return String(decoding: try take(Int(try u32())), as: UTF8.self)
+        case 1: return String(decoding: bytes[try advance(Int(try u32()))], as: UTF8.self)
         case let other: throw SessionWire.Violation("optional field marker \(other) is neither 0 nor 1")
         }
     }
