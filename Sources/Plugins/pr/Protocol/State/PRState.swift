@@ -79,15 +79,20 @@ public struct PRState: Sendable, Equatable {
     }
 
     public static func escape(_ s: String) -> String {
-        var out = ""
+        // Names are nearly always plain (iscsi:// URLs, /dev paths): then
+        // the string is its own escape, with no byte-by-byte rebuild.
+        if s.utf8.allSatisfy(isPlain) { return s }
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count * 3)
         for c in s.utf8 {
             if isPlain(c) {
-                out.unicodeScalars.append(Unicode.Scalar(c))
+                out.append(c)
             } else {
-                out += "%" + Hex.byte(c).uppercased()
+                out.append(UInt8(ascii: "%"))
+                out.append(contentsOf: Hex.byte(c).uppercased().utf8)
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     // MARK: decoding
@@ -152,6 +157,8 @@ public struct PRState: Sendable, Equatable {
     }
 
     public static func unescape(_ s: String, field: Int) throws(LockError) -> String {
+        // Plain (no %-escape, nothing to refuse): the name as it is.
+        if !s.utf8.isEmpty, s.utf8.allSatisfy(isPlain) { return s }
         var out: [UInt8] = []
         var it = Array(s.utf8).makeIterator()
         while let c = it.next() {
