@@ -25,17 +25,17 @@ extension ISCSISessionPool: SCSIBatchSender {
                 continue
             }
             // A login that failed is not tried again for every LUN of the target.
-            if let failed = loginFailures[t.url.sessionID] {
+            if let failed = loginFailures[t.sessionID] {
                 results[i] = .failure(LockError(failed.kind, "\(t.url): \(failed.message)"))
                 continue
             }
             let session: OpaquePointer
             do {
-                session = try self.session(for: t.url, timeoutMilliseconds: timeoutMilliseconds)
+                session = try self.session(for: t.url, id: t.sessionID, timeoutMilliseconds: timeoutMilliseconds)
             } catch {
                 let prefix = "\(t.url): "
                 let reason = error.message.hasPrefix(prefix) ? String(error.message.dropFirst(prefix.count)) : error.message
-                loginFailures[t.url.sessionID] = LockError(error.kind, reason)
+                loginFailures[t.sessionID] = LockError(error.kind, reason)
                 results[i] = .failure(error)
                 continue
             }

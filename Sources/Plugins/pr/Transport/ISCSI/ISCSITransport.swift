@@ -27,8 +27,8 @@ public final class ISCSISessionPool {
 
     deinit { closeAll() }
 
-    func session(for url: ISCSIURL, timeoutMilliseconds: UInt32) throws(LockError) -> OpaquePointer {
-        let id = url.sessionID
+    /// `id`: the url's sessionID.
+    func session(for url: ISCSIURL, id: String, timeoutMilliseconds: UInt32) throws(LockError) -> OpaquePointer {
         if let s = sessions[id] { return s }
         var err = [CChar](repeating: 0, count: 256)
         let opened = err.withUnsafeMutableBufferPointer { buf in
@@ -75,17 +75,21 @@ public final class ISCSISessionPool {
 public final class ISCSITransport: SCSITransport {
     public let url: ISCSIURL
     let pool: ISCSISessionPool
+    /// Its session's key in the pool, and its family: made once, not for
+    /// every command (with 256 LUs a window sends some 1800).
+    let sessionID: String
+    public let family: String
 
     public init(url: ISCSIURL, pool: ISCSISessionPool) {
         self.url = url
         self.pool = pool
+        sessionID = url.sessionID
+        family = "iscsi://\(sessionID)"
     }
 
     public var deviceDescription: String { url.description }
 
     public var batchSender: SCSIBatchSender? { pool }
-
-    public var family: String { "iscsi://\(url.sessionID)" }
 
     public var nexusOutlivesCall: Bool { pool.kept }
 
