@@ -149,6 +149,18 @@ public final class TgtTarget: @unchecked Sendable {
         try adm(["--op", "delete", "--mode", "conn", "--tid", "\(tid)", "--sid", "\(sid)", "--cid", "0"])
     }
 
+    /// Freezes the target (SIGSTOP): connections stay up and nothing is
+    /// answered until `thaw()`. `stop()` thaws it first.
+    public func freeze() {
+        guard !stopped else { return }
+        kill(process.processIdentifier, SIGSTOP)
+    }
+
+    public func thaw() {
+        guard !stopped else { return }
+        kill(process.processIdentifier, SIGCONT)
+    }
+
     /// Crashes the target (SIGKILL): connections are refused from now on.
     public func crash() {
         guard !stopped else { return }
@@ -160,6 +172,7 @@ public final class TgtTarget: @unchecked Sendable {
 
     public func stop() {
         guard !stopped else { return }
+        thaw()
         stopped = true
         for tid in 1..<nextTid {
             _ = try? adm(["--op", "delete", "--mode", "target", "--tid", "\(tid)", "--force"])

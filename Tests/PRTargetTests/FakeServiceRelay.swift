@@ -8,16 +8,12 @@ import PRTransport
 /// the service's answers unchanged, but for one fault. `.dropAnswer(op)`:
 /// the service carries out the first `op` and the relay closes the
 /// plugin's connection instead of answering, as a service crashing at that
-/// moment would. `.holdRequest(seconds)`: the first request reaches the
-/// service only after that long, as behind an operation that holds its
-/// target; if the plugin has hung up meanwhile, the relay hangs up too
-/// once the request is through.
+/// moment would.
 final class FakeServiceRelay: @unchecked Sendable {
     let socket: String
     let upstream: String
     enum Fault {
         case dropAnswer(SessionWire.Operation)
-        case holdRequest(seconds: Double)
     }
     let fault: Fault
     private let listener: Int32
@@ -53,23 +49,6 @@ final class FakeServiceRelay: @unchecked Sendable {
         guard service >= 0, Self.withAddress(upstream, { Glibc.connect(service, $0, $1) }) == 0 else { return }
         while let request = Self.readFrame(client) {
             let operation = try? SessionWire.decodeRequest(body: Array(request.dropFirst(SessionWire.headerSize))).operation
-            if case .holdRequest(let seconds) = fault, state.withLock({ !cut }) {
-                state.withLock { cut = true }
-                usleep(UInt32(seconds * 1e6))
-                var entry = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
-                let pluginGone = poll(&entry, 1, 0) > 0
-                guard BlockingIO.writeAll(service, request) else { return }
-                if pluginGone {
-                    // The plugin gave up: hang up on the service as it did on
-                    // us, right behind the request (looked at before sending,
-                    // so that nothing stands between the two on a loaded host).
-                    shutdown(service, Int32(SHUT_WR))
-                    _ = BlockingIO.readExactly(service, 1)
-                    return
-                }
-                guard let answer = Self.readFrame(service), BlockingIO.writeAll(client, answer) else { return }
-                continue
-            }
             guard BlockingIO.writeAll(service, request), let answer = Self.readFrame(service) else { return }
             let drop = state.withLock { () -> Bool in
                 guard !cut, case .dropAnswer(let dropped) = fault, operation == dropped else { return false }

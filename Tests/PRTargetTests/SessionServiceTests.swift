@@ -298,19 +298,44 @@ import Testing
 
     /// The plugin waits for an answer only so long (about nine timeouts),
     /// then fails the call and hangs up. An acquire that reaches the
-    /// service after that (held up behind another operation on its
-    /// target: FakeServiceRelay holds it) must not be carried out, or a VM
-    /// that libvirt was told did not start would hold its disk.
+    /// service in time but waits there behind another operation on its
+    /// target (here an inquire of the same host, held up by a frozen tgtd)
+    /// must not be carried out once it gets its turn, or a VM that libvirt
+    /// was told did not start would hold its disk.
     @Test func anAcquireThePluginStoppedWaitingForIsNotStarted() throws {
         let tgt = try TgtTarget(); defer { tgt.stop() }
         let lun = try tgt.addTarget().urls[0]
         let service = try PRSessionDaemon(label: "late"); defer { service.stop() }
+        let config = "iscsi_session_socket = \"\(service.socket)\""
+        // The same host (initiator name), so the same session and its lock in the service.
+        let blocker = PRHost("svc-late", config: config, timeoutMilliseconds: 10_000)
         // timeout_ms 100: the plugin waits 9 × 100 ms + 2 s.
-        let relay = try FakeServiceRelay(upstream: service.socket, .holdRequest(seconds: 3.5))
-        defer { relay.stop() }
-        let a = PRHost("svc-late", config: "iscsi_session_socket = \"\(relay.socket)\"", timeoutMilliseconds: 100)
+        let late = PRHost("svc-late", config: config, timeoutMilliseconds: 100)
+        #expect(blocker.initiator == late.initiator)
         let syslog = try SyslogListener()
-        let acquired = run(a, "acquire", .one, disks: [lun], syslog: syslog)
+        #expect(run(blocker, "inquire", .one, disks: [lun], syslog: syslog).status == 0, "the service logs in")
+
+        tgt.freeze()
+        /// The blocker's result, written before `done` is signalled.
+        final class Background: @unchecked Sendable {
+            var result: CommandResult?
+            let done = DispatchSemaphore(value: 0)
+        }
+        let background = Background()
+        let argv = blocker.lockmgrArgv("inquire", .one, disks: [lun], state: nil, options: [])
+        let environment = ["LOCKMGR_SYSLOG_SOCKET": syslog.path]
+        Thread.detachNewThread {
+            background.result = Command.run(argv, environment: environment, timeout: 30)
+            background.done.signal()
+        }
+        #expect(
+            eventually(timeout: 10) { Self.unreadAtTarget(port: tgt.port) },
+            "the blocker's inquire holds the target's session, its commands waiting at the frozen tgtd")
+        let acquired = run(late, "acquire", .one, disks: [lun], syslog: syslog)
+        tgt.thaw()
+        #expect(background.done.wait(timeout: .now() + 20) == .success, "the blocker finished once tgtd was thawed")
+        #expect(background.result?.status == 0, "\(String(describing: background.result))")
+
         #expect(acquired.status == 69, "\(acquired)")
         #expect(acquired.stderr.contains("stopped answering during the acquire: no answer in time"), "\(acquired.stderr)")
         #expect(acquired.stderr.contains("the acquire may or may not have been carried out"), "\(acquired.stderr)")
@@ -319,6 +344,21 @@ import Testing
             "\(service.logText)")
         #expect(try check.reservation(lun) == nil)
         #expect(try check.keys(lun).isEmpty, "nothing was registered for a call that failed")
+    }
+
+    /// Whether bytes sent to the target's portal wait unread there (the
+    /// receive queue of a frozen tgtd's connection, from /proc/net/tcp,
+    /// read to its end: with the suites running in parallel the file is
+    /// long, and String(contentsOfFile:) gave back only its first lines).
+    static func unreadAtTarget(port: Int) -> Bool {
+        guard case .success(let text) = FileText.read("/proc/net/tcp") else { return false }
+        let local = String(format: ":%04X", port)
+        return text.split(separator: "\n").dropFirst().contains { line in
+            let fields = line.split(separator: " ")
+            guard fields.count > 4, fields[1].hasSuffix(local) else { return false }
+            let queues = fields[4].split(separator: ":")
+            return queues.count == 2 && (Int(queues[1], radix: 16) ?? 0) > 0
+        }
     }
 
     /// Operations stuck on a target that never answers (a listener that
