@@ -50,6 +50,9 @@ let options = parseOptions()
 guard let target = options["target"], let lunCount = options["luns"].flatMap({ Int($0) }), lunCount >= 1 else {
     fail("usage: pr-bench --target iscsi://HOST:PORT/IQN --luns N [--cycles N] [--out DIR]")
 }
+if let only = options["only"], only != "downtime" {
+    fail("--only takes 'downtime' (the added-downtime windows alone), not '\(only)'")
+}
 let cycles = options["cycles"].flatMap { Int($0) }.map { max(2, $0) } ?? 200
 let outDir = options["out"]
 let sizes = [1, 8, 64, 256].filter { $0 <= lunCount }

@@ -129,7 +129,7 @@ public enum FileText {
         var bytes: [UInt8] = []
         // No bigger than the limit needs: a small file (a /proc stat line,
         // read on every acquire) should not pay for zeroing 64 KiB.
-        var chunk = [UInt8](repeating: 0, count: min(65536, limit + 1))
+        var chunk = [UInt8](repeating: 0, count: limit < 65536 ? max(limit, 0) + 1 : 65536)
         while true {
             let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 {

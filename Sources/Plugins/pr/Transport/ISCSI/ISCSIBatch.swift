@@ -31,7 +31,7 @@ extension ISCSISessionPool: SCSIBatchSender {
             }
             let session: OpaquePointer
             do {
-                session = try self.session(for: t.url, id: t.sessionID, timeoutMilliseconds: timeoutMilliseconds)
+                session = try self.session(for: t, timeoutMilliseconds: timeoutMilliseconds)
             } catch {
                 let prefix = "\(t.url): "
                 let reason = error.message.hasPrefix(prefix) ? String(error.message.dropFirst(prefix.count)) : error.message

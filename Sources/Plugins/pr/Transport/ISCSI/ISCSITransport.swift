@@ -27,8 +27,8 @@ public final class ISCSISessionPool {
 
     deinit { closeAll() }
 
-    /// `id`: the url's sessionID.
-    func session(for url: ISCSIURL, id: String, timeoutMilliseconds: UInt32) throws(LockError) -> OpaquePointer {
+    func session(for transport: ISCSITransport, timeoutMilliseconds: UInt32) throws(LockError) -> OpaquePointer {
+        let (url, id) = (transport.url, transport.sessionID)
         if let s = sessions[id] { return s }
         var err = [CChar](repeating: 0, count: 256)
         let opened = err.withUnsafeMutableBufferPointer { buf in
