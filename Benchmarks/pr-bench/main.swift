@@ -335,7 +335,9 @@ if options["only"] == "downtime" {
     for n in sizes {
         for c in DowntimeBench.Case.allCases {
             let parts = DowntimeBench.Part.allCases.map { "\($0.rawValue) \(downtime.samples(c, $0, n).median)" }
-            print("\(n) LUNs, \(c.rawValue): \(parts.joined(separator: ", ")) µs (medians)")
+            let sh = downtime.share(c, n)
+            let cpu = "CPU: caller \(sh.caller.median), pr-sessiond \(sh.service.median), tgtd \(sh.target.median)"
+            print("\(n) LUNs, \(c.rawValue): \(parts.joined(separator: ", ")); \(cpu) µs (medians)")
         }
     }
     exit(0)
