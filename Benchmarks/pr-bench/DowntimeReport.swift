@@ -252,7 +252,7 @@ import Foundation
             t += "At the floor's whole cost per command (its wall time, \(micros(wallPerCommand)) µs: the target's work, "
             t += "the client's and the round trips) 30 ms holds \(String(format: "%.1f", perLU)) commands per LU"
             t +=
-                perLU < Double(ourCommands / last)
+                perLU < Double(ourCommands) / Double(last)
                 ? ": ours would not fit even if sent as cheaply as the floor sends its own."
                 : ": ours would fit if sent as cheaply as the floor sends its own; what is over is our cost per command."
         }

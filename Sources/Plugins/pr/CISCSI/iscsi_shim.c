@@ -257,6 +257,13 @@ static void collect(lockmgr_iscsi_batch_item *it, struct pending *p)
     retire_pending(p);
 }
 
+/* Whether the item sends data (a PR OUT's parameter list): libiscsi
+ * writes that with a system call of its own after the header. */
+static int has_data_out(const lockmgr_iscsi_batch_item *it)
+{
+    return it->direction == LOCKMGR_ISCSI_WRITE && it->data_len > 0;
+}
+
 /* Queues one item on its session; 0 when queued, else the item failed. */
 static int queue_item(lockmgr_iscsi_batch_item *it, struct pending **slot)
 {
@@ -276,14 +283,14 @@ static int queue_item(lockmgr_iscsi_batch_item *it, struct pending **slot)
     memcpy(cdb_copy, it->cdb, it->cdb_len);
     if (p)
         p->task = scsi_create_task((int)it->cdb_len, cdb_copy, xfer, (int)it->data_len);
-    if (p && it->direction == LOCKMGR_ISCSI_WRITE && it->data_len > 0) {
+    if (p && has_data_out(it)) {
         p->out.data = malloc(it->data_len);
         if (p->out.data) {
             memcpy(p->out.data, it->data, it->data_len);
             p->out.size = it->data_len;
         }
     }
-    if (!p || !p->task || (it->direction == LOCKMGR_ISCSI_WRITE && it->data_len > 0 && !p->out.data)) {
+    if (!p || !p->task || (has_data_out(it) && !p->out.data)) {
         if (p)
             free_pending(p);
         set_err(it->err, sizeof it->err, "out of memory", NULL);
@@ -355,7 +362,7 @@ static size_t send_all(lockmgr_iscsi_batch_item *items, size_t n, struct pending
                 continue;
             running++;
             commands++;
-            calls += 1 + (items[j].direction == LOCKMGR_ISCSI_WRITE && items[j].data_len > 0);
+            calls += 1 + has_data_out(&items[j]);
             if (commands == CHUNK_COMMANDS) {
                 write_chunk(s, calls > 1);
                 commands = calls = 0;
