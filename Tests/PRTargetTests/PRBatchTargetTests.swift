@@ -33,6 +33,10 @@ import Testing
         for lun in luns {
             #expect(try check.reservation(lun) == .init(key: a.key(.one).rawValue, type: .writeExclusiveRegistrantsOnly), "\(lun)")
             #expect(try Set(check.keys(lun)) == [a.key(.one).rawValue], "\(lun)")
+            // Each LU's REGISTER AND IGNORE and RESERVE went in one batch,
+            // and tgt ran them in the order sent: one RESERVE, no second attempt.
+            let sent = la.commandsSent[lun] ?? []
+            #expect(sent.filter { $0.hasPrefix("PR OUT") } == ["PR OUT REGISTER AND IGNORE EXISTING KEY", "PR OUT RESERVE"], "\(sent)")
         }
         let state = try la.inquire(resources)
         #expect(state.entries.count == luns.count)
@@ -45,9 +49,11 @@ import Testing
         for lun in luns {
             #expect(try check.reservation(lun)?.key == b.key(.one).rawValue, "\(lun)")
             #expect(try check.keys(lun) == [b.key(.one).rawValue], "\(lun): A's registrations must be gone")
-            // REGISTER AND IGNORE, PREEMPT, READ RESERVATION after the reads: nothing more.
+            // REGISTER AND IGNORE, PREEMPT, READ RESERVATION after the reads,
+            // in one batch that tgt ran in order: nothing more, no second attempt.
             let sent = lb.commandsSent[lun] ?? []
             #expect(sent.suffix(3) == ["PR OUT REGISTER AND IGNORE EXISTING KEY", "PR OUT PREEMPT", "PR IN READ RESERVATION"], "\(sent)")
+            #expect(sent.filter { $0.hasPrefix("PR OUT") }.count == 2, "\(sent)")
         }
 
         let released = try lb.release(resources)

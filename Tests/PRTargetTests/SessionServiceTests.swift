@@ -69,12 +69,14 @@ import Testing
 
     /// On the service's kept session the acquire's registration is still
     /// there at the release: READ RESERVATION shows the VM holds, and the
-    /// PREEMPT of its own key goes first, without registering again; it
-    /// still drops every other registration of the key (here the host's
-    /// data path, which must lose its key with the VM). A LU that a call
-    /// of the same host reserved with its own login (another nexus) answers
-    /// that PREEMPT with RESERVATION CONFLICT and is registered and
-    /// preempted the long way. Both end with no key and no reservation.
+    /// PREEMPT of its own key goes first, without registering again, the
+    /// unregister behind it in the same batch; the PREEMPT still drops
+    /// every other registration of the key (here the host's data path,
+    /// which must lose its key with the VM). A LU that a call of the same
+    /// host reserved with its own login (another nexus) answers that
+    /// PREEMPT with RESERVATION CONFLICT (the unregister behind it finds
+    /// nothing to drop) and is registered, preempted and unregistered the
+    /// long way. Both end with no key and no reservation.
     @Test func aReleaseOnTheKeptSessionPreemptsWithoutRegisteringAgain() throws {
         let tgt = try TgtTarget(); defer { tgt.stop() }
         let target = try tgt.addTarget(luns: 2)
@@ -106,8 +108,8 @@ import Testing
             ], "\(sent)")
         #expect(
             sequence(elsewhere) == [
-                "PR IN READ RESERVATION", "PR OUT PREEMPT", "PR OUT REGISTER AND IGNORE EXISTING KEY", "PR OUT PREEMPT",
-                "PR OUT REGISTER AND IGNORE EXISTING KEY",
+                "PR IN READ RESERVATION", "PR OUT PREEMPT", "PR OUT REGISTER AND IGNORE EXISTING KEY",
+                "PR OUT REGISTER AND IGNORE EXISTING KEY", "PR OUT PREEMPT", "PR OUT REGISTER AND IGNORE EXISTING KEY",
             ], "\(sent)")
         for lun in [kept, elsewhere] {
             #expect(try check.reservation(lun) == nil, "\(lun)")

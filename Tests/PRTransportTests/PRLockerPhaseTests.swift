@@ -8,10 +8,13 @@ import Testing
 /// FAKE: a batch sender that runs each batch through FakePRDevice LUs one
 /// command after the other and records what went out together, so the
 /// phases of a multi-LU call can be checked; `beforeBatch` lets a test act
-/// as another host between two phases.
+/// as another host between two phases. With `runsBackwards` it runs each
+/// batch last command first, as a target may run SIMPLE tasks in flight
+/// in any order.
 final class RecordingBatchSender: SCSIBatchSender {
     var batches: [[String]] = []
     var beforeBatch: ((Int, [(transport: SCSITransport, command: SCSICommand)]) -> Void)?
+    var runsBackwards = false
 
     func send(
         _ batch: [(transport: SCSITransport, command: SCSICommand)], timeoutMilliseconds: UInt32
@@ -20,9 +23,10 @@ final class RecordingBatchSender: SCSIBatchSender {
     {
         beforeBatch?(batches.count, batch)
         batches.append(batch.map { "\($0.transport.deviceDescription) \($0.command.name)" })
-        return batch.map { item in
+        let run = { (item: (transport: SCSITransport, command: SCSICommand)) in
             Result { () throws(LockError) in try item.transport.send(item.command, timeoutMilliseconds: timeoutMilliseconds) }
         }
+        return runsBackwards ? batch.reversed().map(run).reversed() : batch.map(run)
     }
 
     /// The batches that carried a PR OUT, as (LU, command) lists.
@@ -39,13 +43,16 @@ final class BatchedFakeLU: SCSITransport {
     let family: String
     /// As an iSCSI session (true) or a multipath map through the kernel's PR ioctls (false).
     let answersForOneNexus: Bool
+    /// As pr-sessiond's sessions, kept logged in between calls.
+    let nexusOutlivesCall: Bool
 
     init(
         _ lu: FakePRDevice, nexus: String, name: String, sender: RecordingBatchSender, family: String,
-        answersForOneNexus: Bool = false
+        answersForOneNexus: Bool = false, nexusOutlivesCall: Bool = false
     ) {
         (self.lu, self.nexus, self.name, self.sender, self.family) = (lu, nexus, name, sender, family)
         self.answersForOneNexus = answersForOneNexus
+        self.nexusOutlivesCall = nexusOutlivesCall
     }
 
     var deviceDescription: String { name }
@@ -76,13 +83,15 @@ final class BatchedFakeLU: SCSITransport {
     /// A host (`nexus`, `hostPart`) running `vm` over `lus`, one family
     /// per test (READ FULL STATUS support is remembered per family).
     func host(
-        _ nexus: String, _ hostPart: UInt32, vm: UUIDBytes, lus: [FakePRDevice], family: String, answersForOneNexus: Bool = false
+        _ nexus: String, _ hostPart: UInt32, vm: UUIDBytes, lus: [FakePRDevice], family: String, answersForOneNexus: Bool = false,
+        nexusOutlivesCall: Bool = false
     ) throws -> Host {
         let sender = RecordingBatchSender()
         var transports: [String: BatchedFakeLU] = [:]
         for (name, lu) in zip(names, lus) {
             transports[name] = BatchedFakeLU(
-                lu, nexus: nexus, name: name, sender: sender, family: family, answersForOneNexus: answersForOneNexus)
+                lu, nexus: nexus, name: name, sender: sender, family: family, answersForOneNexus: answersForOneNexus,
+                nexusOutlivesCall: nexusOutlivesCall)
         }
         let locker = try PRLocker(config: PRConfig(hostPart: hostPart), vm: vm) { r throws(LockError) in
             guard let t = transports[r.name] else { throw .invalid("no fake LU \(r.name)") }
@@ -106,10 +115,12 @@ final class BatchedFakeLU: SCSITransport {
             #expect(lu.registeredKeys == [a.key.rawValue])
         }
         let outs = a.sender.prOutBatches
-        // The gate (lu0): REGISTER AND IGNORE, RESERVE, alone; then the seven others, each phase together.
-        #expect(outs.count == 4, "\(outs)")
-        #expect(outs.prefix(2).allSatisfy { $0.count == 1 && $0[0].hasPrefix(names[0]) }, "\(outs)")
-        #expect(outs.dropFirst(2).allSatisfy { $0.count == 7 && !$0.contains { $0.hasPrefix(names[0]) } }, "\(outs)")
+        // The gate (lu0) alone; then the seven others together. Each LU's
+        // REGISTER AND IGNORE and RESERVE in one batch, in that order.
+        let chain = ["PR OUT REGISTER AND IGNORE EXISTING KEY", "PR OUT RESERVE"]
+        #expect(outs.count == 2, "\(outs)")
+        #expect(outs.first == chain.map { "\(names[0]) \($0)" }, "\(outs)")
+        #expect(outs.last == names.dropFirst().flatMap { name in chain.map { "\(name) \($0)" } }, "\(outs)")
         // Every LU reports 29/00 to its first command: the reads took two rounds, not one per LU.
         let reads = a.sender.batches.prefix { !$0.contains { $0.contains("PR OUT") } }
         #expect(reads.count <= 3 && reads.first?.count ?? 0 >= 8, "\(Array(reads))")
@@ -178,10 +189,10 @@ final class BatchedFakeLU: SCSITransport {
         let lus = names.map { _ in FakePRDevice(reportsPowerOn: true) }
         let a = try host("host-a", 0xA, vm: vm, lus: lus, family: Self.family("midbatch"))
         let intruder = PRKey.exclusive(vm: otherVM, host: 0xC)
-        // After the gate, just before the RESERVEs of the other seven go
-        // out, host-c reserves lu5 (its REGISTER was already sent by us).
+        // After the gate, just before the PR OUTs of the other seven go
+        // out, host-c reserves lu5 (after our read of it).
         a.sender.beforeBatch = { _, batch in
-            guard batch.count == 7, batch.allSatisfy({ $0.command.name == "PR OUT RESERVE" }) else { return }
+            guard batch.count == 14, batch.contains(where: { $0.command.name == "PR OUT RESERVE" }) else { return }
             let c = PRDevice(transport: DirectToFake(lus[5], "host-c"), timeoutMilliseconds: 10)
             _ = try? c.prOut(.registerAndIgnore, key: 0, serviceActionKey: intruder.rawValue)
             _ = try? c.prOut(.reserve, type: .writeExclusiveRegistrantsOnly, key: intruder.rawValue)
@@ -199,19 +210,28 @@ final class BatchedFakeLU: SCSITransport {
     @Test func aUnitAttentionInsideABatchIsRetriedAndTheLUReVerified() throws {
         let lus = names.map { _ in FakePRDevice() }
         let a = try host("host-a", 0xA, vm: vm, lus: lus, family: Self.family("ua"))
-        // "Reservations preempted" for lu3 arrives instead of its RESERVE.
+        // "Reservations preempted" for lu3 arrives instead of its REGISTER
+        // AND IGNORE: its RESERVE, right behind in the same batch, runs
+        // unregistered and meets a conflict.
         a.sender.beforeBatch = { _, batch in
-            if batch.count == 7, batch.allSatisfy({ $0.command.name == "PR OUT RESERVE" }) {
+            if batch.count == 14, batch.contains(where: { $0.command.name == "PR OUT RESERVE" }) {
                 lus[3].raiseUnitAttention(for: "host-a", asc: 0x2A, ascq: 0x03)
             }
         }
         try a.locker.acquire(resources(8), state: nil)
         for lu in lus { #expect(lu.reservation?.holder == "host-a") }
         let lu3 = a.locker.commandsSent[names[3]] ?? []
-        // RESERVE again in the next round, then looked at (the view may have changed), not taken on trust.
-        #expect(lu3.filter { $0 == "PR OUT RESERVE" }.count == 2, "\(lu3)")
-        #expect(lu3.last == "PR IN READ RESERVATION", "\(lu3)")
-        #expect(a.sender.batches.contains { $0 == ["\(names[3]) PR OUT RESERVE"] }, "the retry went in a round of its own")
+        // The REGISTER again in a round of its own; the conflict not taken
+        // for a refusal: lu3 read again and acquired on the next attempt,
+        // one step per batch.
+        let register = "PR OUT REGISTER AND IGNORE EXISTING KEY"
+        #expect(
+            Array(lu3.suffix(8)) == [
+                register, "PR OUT RESERVE", register, "PR IN READ RESERVATION", "PR IN READ RESERVATION", "PR IN READ KEYS",
+                register, "PR OUT RESERVE",
+            ], "\(lu3)")
+        #expect(a.sender.batches.contains { $0 == ["\(names[3]) \(register)"] }, "the retry went in a round of its own")
+        #expect(a.sender.batches.last == ["\(names[3]) PR OUT RESERVE"], "the last attempt sent one step per batch")
     }
 
     @Test func aHandoverTakesEveryLUFromThePeerTogether() throws {
@@ -226,8 +246,11 @@ final class BatchedFakeLU: SCSITransport {
             #expect(lu.reservation?.holder == "host-b")
             #expect(lu.registeredKeys == [b.key.rawValue])
         }
-        // Takeovers need no gate: REGISTER AND IGNORE, PREEMPT, READ RESERVATION, each for all eight at once.
-        #expect(b.sender.prOutBatches.map(\.count) == [8, 8], "\(b.sender.prOutBatches)")
+        // Takeovers need no gate: REGISTER AND IGNORE, PREEMPT and READ
+        // RESERVATION of all eight in one batch, each LU's in that order;
+        // the read proves the holding, nothing is read after.
+        #expect(b.sender.prOutBatches.map(\.count) == [24], "\(b.sender.prOutBatches)")
+        #expect(b.sender.batches.last?.count == 24, "\(b.sender.batches)")
         let sent = b.locker.commandsSent[names[0]] ?? []
         #expect(sent.suffix(3) == ["PR OUT REGISTER AND IGNORE EXISTING KEY", "PR OUT PREEMPT", "PR IN READ RESERVATION"], "\(sent)")
         let released = try b.locker.release(resources(8))
@@ -252,13 +275,76 @@ final class BatchedFakeLU: SCSITransport {
             #expect(lu.reservation?.holder == "host-a-again")
             #expect(lu.registeredKeys == [new.key.rawValue], "the old nexus's registration is an orphan to drop")
         }
-        let last = new.sender.prOutBatches.suffix(3).map {
+        let last = new.sender.prOutBatches.suffix(2).map {
             $0.map { $0.replacingOccurrences(of: #"^\S+ "#, with: "", options: .regularExpression) }
         }
         #expect(
-            last.map { Set($0) } == [["PR OUT REGISTER AND IGNORE EXISTING KEY"], ["PR OUT RESERVE"], ["PR OUT PREEMPT"]],
+            last.map { Set($0) } == [["PR OUT REGISTER AND IGNORE EXISTING KEY", "PR OUT RESERVE"], ["PR OUT PREEMPT"]],
             "\(last)")
-        #expect(last.allSatisfy { $0.count == 7 })
+        #expect(last.map(\.count) == [14, 7])
+    }
+
+    /// On a nexus kept between calls (pr-sessiond's), where the acquire's
+    /// registration is still in place, a release sends each LU's PREEMPT
+    /// of our key and the unregister in one batch, in that order.
+    @Test func aReleaseOnAKeptNexusPreemptsAndUnregistersInOneBatch() throws {
+        let lus = names.prefix(2).map { _ in FakePRDevice() }
+        let a = try host(
+            "host-a", 0xA, vm: vm, lus: lus, family: Self.family("kept-release"), answersForOneNexus: true, nexusOutlivesCall: true)
+        try a.locker.acquire(inOrder(2), state: nil)
+        a.sender.batches = []
+
+        let state = try a.locker.release(inOrder(2))
+        #expect(state.entries.map(\.resource) == Array(names.prefix(2)))
+        let outs = names.prefix(2).flatMap { ["\($0) PR OUT PREEMPT", "\($0) PR OUT REGISTER AND IGNORE EXISTING KEY"] }
+        #expect(a.sender.prOutBatches == [outs], "\(a.sender.batches)")
+        for lu in lus {
+            #expect(lu.reservation == nil)
+            #expect(lu.registeredKeys.isEmpty)
+        }
+    }
+
+    /// A target that runs the commands in flight in another order than
+    /// sent (here each batch last command first, which SAM allows for
+    /// SIMPLE tasks). A chain's RESERVE or PREEMPT then runs before its
+    /// REGISTER and meets a conflict, its read runs before the PREEMPT,
+    /// a release's unregister before its PREEMPT: every LU is read again
+    /// and done one step per batch. Slower, and the same end: acquire,
+    /// handover and release each leave every LU as they do in order.
+    @Test func aTargetThatRunsABatchOutOfOrderOnlyCostsAnotherAttempt() throws {
+        let lus = names.map { _ in FakePRDevice(reportsPowerOn: true) }
+        let family = Self.family("backwards")
+        let a = try host("host-a", 0xA, vm: vm, lus: lus, family: family, answersForOneNexus: true, nexusOutlivesCall: true)
+        let b = try host("host-b", 0xB, vm: vm, lus: lus, family: family, answersForOneNexus: true, nexusOutlivesCall: true)
+        a.sender.runsBackwards = true
+        b.sender.runsBackwards = true
+
+        try a.locker.acquire(resources(8), state: nil)
+        for (name, lu) in zip(names, lus) {
+            #expect(lu.reservation?.holder == "host-a")
+            #expect(lu.registeredKeys == [a.key.rawValue])
+            let sent = a.locker.commandsSent[name] ?? []
+            #expect(sent.filter { $0 == "PR OUT RESERVE" }.count == 2, "the first RESERVE ran unregistered: \(sent)")
+        }
+
+        let state = try a.locker.inquire(resources(8))
+        try b.locker.acquire(resources(8), state: state)
+        for (name, lu) in zip(names, lus) {
+            #expect(lu.reservation?.holder == "host-b")
+            #expect(lu.registeredKeys == [b.key.rawValue])
+            let sent = b.locker.commandsSent[name] ?? []
+            #expect(sent.filter { $0 == "PR OUT PREEMPT" }.count == 2, "the first PREEMPT ran unregistered: \(sent)")
+        }
+
+        b.sender.batches = []
+        let released = try b.locker.release(resources(8))
+        #expect(released.entries.count == 8)
+        for lu in lus {
+            #expect(lu.reservation == nil)
+            #expect(lu.registeredKeys.isEmpty)
+        }
+        // The unregister ran first, the PREEMPT met a conflict: registered, preempted, unregistered again.
+        #expect(b.sender.prOutBatches.count == 4, "\(b.sender.prOutBatches)")
     }
 
     @Test func readFullStatusWhereTheDeviceHasIt() throws {

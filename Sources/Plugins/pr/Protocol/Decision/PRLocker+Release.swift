@@ -89,9 +89,12 @@ extension PRLocker {
     ///
     /// On a nexus that outlives the call (pr-sessiond's sessions) the key
     /// is usually still registered from the acquire: the PREEMPT goes
-    /// first, and only a device that answers it with RESERVATION CONFLICT
-    /// (this nexus holds no registration of `key`) is registered and
-    /// preempted again. Either way the same commands act, minus one.
+    /// first, the unregister right behind it in the same batch, and only a
+    /// device that answers the PREEMPT with RESERVATION CONFLICT (this
+    /// nexus holds no registration of `key`, or the target ran the
+    /// unregister first: SAM lets it reorder SIMPLE tasks) is registered,
+    /// preempted and unregistered again, one step per batch. Either way
+    /// the same commands act, minus one, in one round trip.
     public static func dropKeys(_ drops: [(key: PRKey, type: ReservationType, device: PRDevice)]) -> [Result<Void, LockError>] {
         var results = [Result<Void, LockError>](repeating: .success(()), count: drops.count)
         /// One step on `indices`: those that succeeded, and those that met a
@@ -122,8 +125,30 @@ extension PRLocker {
         let preempt = { (i: Int) in
             SCSICommand.prOut(.preempt, type: drops[i].type, key: drops[i].key.rawValue, serviceActionKey: drops[i].key.rawValue)
         }
+        // REGISTER AND IGNORE with key 0: unregisters this nexus whatever it
+        // holds, and does nothing on a nexus that holds nothing. Through the
+        // kernel's PR ioctls a dm-multipath map sends it down every path,
+        // and the PREEMPT before it has just dropped the other paths' keys.
+        let unregister = SCSICommand.prOut(.registerAndIgnore, key: 0, serviceActionKey: 0)
+        let unregisterWhat = { (k: PRKey) in "unregistering key \(k)" }
         let kept = drops.indices.filter { drops[$0].device.transport.nexusOutlivesCall }
-        let first = phase(kept, preemptWhat, conflictsReturned: true, preempt)
+        var first: (done: [Int], conflicts: [Int]) = ([], [])
+        let keptAnswers = PRDevice.execute(kept.flatMap { [(drops[$0].device, preempt($0)), (drops[$0].device, unregister)] })
+        for (k, i) in kept.enumerated() {
+            let d = drops[i].device
+            do throws(LockError) {
+                guard try d.prOutResult(preempt(i), keptAnswers[2 * k]) else {
+                    first.conflicts.append(i)
+                    continue
+                }
+                guard try d.prOutResult(unregister, keptAnswers[2 * k + 1]) else {
+                    throw .conflict("\(d.name): RESERVATION CONFLICT while \(unregisterWhat(drops[i].key))")
+                }
+                first.done.append(i)
+            } catch {
+                results[i] = .failure(error)
+            }
+        }
         let keptSet = Set(kept)
         let unregistered = (drops.indices.filter { !keptSet.contains($0) } + first.conflicts).sorted()
         let registered = phase(
@@ -131,14 +156,7 @@ extension PRLocker {
             { .prOut(.registerAndIgnore, key: 0, serviceActionKey: drops[$0].key.rawValue) }
         ).done
         let preempted = phase(registered, preemptWhat, preempt).done
-        // REGISTER AND IGNORE with key 0: unregisters this nexus whatever it
-        // holds, and does nothing on a nexus that holds nothing. Through the
-        // kernel's PR ioctls a dm-multipath map sends it down every path,
-        // and the PREEMPT above has just dropped the other paths' keys.
-        let running = phase(
-            (first.done + preempted).sorted(), { "unregistering key \($0)" },
-            { _ in .prOut(.registerAndIgnore, key: 0, serviceActionKey: 0) }
-        ).done
+        let running = (first.done + phase(preempted, unregisterWhat, { _ in unregister }).done).sorted()
         let command = SCSICommand.prIn(.readKeys, allocationLength: 8192)
         let unproven = running.filter { !drops[$0].device.transport.answersForOneNexus }
         for (i, answer) in zip(unproven, PRDevice.execute(unproven.map { (drops[$0].device, command) })) {

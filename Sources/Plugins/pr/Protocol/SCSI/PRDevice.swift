@@ -34,9 +34,11 @@ public final class PRDevice {
     /// (see SCSIBatch), and answers each: a command answered with a unit
     /// attention goes again in the next round with the others that did
     /// (at most `maxAttentions` times), so a batch of LUs that each report
-    /// one costs two round trips, not one per LU. Put at most one command
-    /// per device in a batch when their order matters: a target may run
-    /// the commands in flight in any order.
+    /// one costs two round trips, not one per LU. A target may run the
+    /// commands in flight in any order (and a retry after a unit attention
+    /// runs after the others): several commands to one device go in one
+    /// batch only where their answers show whether they ran in the order
+    /// sent (a PR OUT run before the REGISTER it needs meets a conflict).
     public static func execute(_ items: [(device: PRDevice, command: SCSICommand)]) -> [Result<SCSIOutcome, LockError>] {
         var results = [Result<SCSIOutcome, LockError>](
             repeating: .failure(.internalError("no answer recorded")), count: items.count)
@@ -92,7 +94,7 @@ public final class PRDevice {
     }
 
     public func readReservation() throws(LockError) -> ReservationStatus {
-        try ReservationStatus(parsing: expectGood(.prIn(.readReservation, allocationLength: 24)))
+        try ReservationStatus(parsing: expectGood(.readReservation))
     }
 
     public func reportCapabilities() throws(LockError) -> PRCapabilities {

@@ -46,7 +46,7 @@ extension PRDevice {
                     items.append((devices[i], .prIn(.readFullStatus, allocationLength: fullLength[i])))
                     owner.append(i)
                 } else {
-                    items.append((devices[i], .prIn(.readReservation, allocationLength: 24)))
+                    items.append((devices[i], .readReservation))
                     items.append((devices[i], .prIn(.readKeys, allocationLength: 8192)))
                     owner += [i, i]
                 }
@@ -96,15 +96,17 @@ extension PRDevice {
         var results = [Result<PRView, LockError>](
             repeating: .failure(.internalError("no view read")), count: devices.count)
         for (i, read) in zip(full, readViews(full.map { devices[$0] })) { results[i] = read }
-        let command = SCSICommand.prIn(.readReservation, allocationLength: 24)
-        let answers = execute(holderOnly.map { (devices[$0], command) })
+        let answers = execute(holderOnly.map { (devices[$0], SCSICommand.readReservation) })
         for (i, answer) in zip(holderOnly, answers) {
-            results[i] = Result { () throws(LockError) in
-                let status = try ReservationStatus(parsing: devices[i].good(command, answer))
-                return PRView(reservation: status.reservation, keys: [])
-            }
+            results[i] = Result { () throws(LockError) in try devices[i].holderView(answer) }
         }
         return results
+    }
+
+    /// The view a READ RESERVATION answer gives: the holder, no keys.
+    func holderView(_ answer: Result<SCSIOutcome, LockError>) throws(LockError) -> PRView {
+        let status = try ReservationStatus(parsing: good(.readReservation, answer))
+        return PRView(reservation: status.reservation, keys: [])
     }
 
     enum FullStatusAnswer {
@@ -153,6 +155,11 @@ extension PRDevice {
         guard case .good(let data) = outcome else { throw failure(command, outcome) }
         return data
     }
+}
+
+extension SCSICommand {
+    /// READ RESERVATION: room for the header and the one holder descriptor.
+    static let readReservation = SCSICommand.prIn(.readReservation, allocationLength: 24)
 }
 
 extension RegisteredKeys {
