@@ -4,7 +4,7 @@ SWIFT ?= swift
 # The release, in one place: lockmgr --version, pr-tool --version and the package.
 VERSION := $(shell sed -n 's/^ *public static let string = "\(.*\)"$$/\1/p' Sources/LockDriver/Tool/Version.swift)
 
-.PHONY: all deps build lint format test deb test-deb test-no-toolchain man test-asan test-tsan demo install release bench bench-sanlock bench-load bench-libvirt bench-pr bench-keepers fuzz fuzz-ci stress test-lab clean
+.PHONY: all deps build lint format test deb test-deb test-no-toolchain man test-asan test-tsan demo install release bench bench-sanlock bench-load bench-libvirt bench-pr bench-pr-latency bench-keepers fuzz fuzz-ci stress test-lab clean
 
 all: build
 
@@ -138,6 +138,14 @@ bench-pr: deps
 	$(SWIFT) build -c release --product pr-sessiond
 	$(SWIFT) build -c release --product pr-bench
 	PR_WORK_DIR=$(PR_WORK_DIR) scripts/bench-pr.sh $$($(SWIFT) build -c release --show-bin-path) $(PR_CYCLES) $(BENCH_OUT)
+
+# The added migration downtime with LATENCY_US of network latency each way
+# between initiators and tgtd (scripts/bench-pr-latency.sh; prints only).
+LATENCY_US ?= 100
+LATENCY_CYCLES ?= 100
+bench-pr-latency: deps
+	$(call release-products,lockmgr_pr pr-keeper pr-sessiond pr-bench)
+	scripts/bench-pr-latency.sh $(BENCH_BIN) $(LATENCY_US) $(LATENCY_CYCLES) 1 8
 
 # VMS pr keepers (one sleeping VM and one LU each) against one tgtd for
 # KEEPER_SECONDS: CPU, memory, command rate, and how fast each notices its

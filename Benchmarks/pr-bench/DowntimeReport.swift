@@ -222,7 +222,8 @@ import Foundation
         t += "update. What remains above the login floor is ours' extra commands (the reads before and after each change, "
         t += "see the pr section for why each stays) and our own CPU around them. "
         t += "At \(last) LUNs the floors send one command at a time; ours keeps one step of every LU in flight at once "
-        t += "on the target's session (the first LU alone, as the race gate), so the window grows with the steps and "
+        t += "on the target's session (a LU's PR OUTs one behind the other in one batch; the first LU alone, as the "
+        t += "race gate), so the window grows with the steps and "
         t += "tgtd's own work per command rather than with round trips (\(micros(s(.ours, .total, last).median)) µs for "
         t += "ours against \(micros(s(.floorKept, .total, last).median)) µs for the sequential floor).\n\n"
         let vRelease = s(.oursService, .release, one).median, vAcquire = s(.oursService, .acquire, one).median

@@ -192,9 +192,15 @@ struct Report {
         proves it. \
         The PREEMPT of our own key stays even on a nexus that holds the reservation: it also drops the key from the \
         host's other nexuses (its data paths), which must stop writing with the VM gone. Through pr-sessiond, whose \
-        session keeps the acquire's registration, the PREEMPT goes first and the REGISTER AND IGNORE only where it \
-        meets a conflict. Each of these steps goes out for all LUs of the call at \
-        once (libiscsi command queueing on the target's one session): they cost round trips per call, not per LU.
+        session keeps the acquire's registration, the PREEMPT goes first, the unregister right behind it, and the \
+        REGISTER AND IGNORE only where the PREEMPT meets a conflict. Each of these steps goes out for all LUs of the \
+        call at once (libiscsi command queueing on the target's one session): they cost round trips per call, not per \
+        LU. And the PR OUTs of one LU go in one batch, one behind the other (an acquire's REGISTER AND IGNORE and \
+        RESERVE; a handover's REGISTER AND IGNORE, PREEMPT and the READ RESERVATION after it; a release's PREEMPT and \
+        unregister through pr-sessiond): one round trip where there were two or three. Only speed rests on the target \
+        running them in the order sent (tgt does): a PR OUT run before the REGISTER it needs meets a conflict, and the \
+        LU is read again and done one step per batch. On loopback a round trip costs little beyond the CPU around it; \
+        `make bench-pr-latency` shows what the saved ones are worth with network latency.
         """
 
     func explanation(_ n: Int) -> String {
