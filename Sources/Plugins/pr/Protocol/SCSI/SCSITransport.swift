@@ -33,6 +33,13 @@ public protocol SCSITransport: AnyObject {
     /// PR ioctls, where a dm-multipath map sends a command down every path
     /// and answers for all of them as one.
     var answersForOneNexus: Bool { get }
+
+    /// Whether `send` may run on a thread of its own while other
+    /// transports' sends run: its device, descriptor and connection are its
+    /// own (SG_IO, the kernel's PR ioctls, qemu-pr-helper, NVMe). A batch
+    /// then runs such devices side by side, each device's commands in
+    /// order; the others without a batch sender one after the other.
+    var runsBesideOthers: Bool { get }
 }
 
 /// Sends many commands at once, each to its own transport (normally one
@@ -61,10 +68,19 @@ extension SCSITransport {
 
     /// One answer may stand for several nexuses: prove with a read.
     public var answersForOneNexus: Bool { false }
+
+    /// Shares something with other transports: one send at a time.
+    public var runsBesideOthers: Bool { false }
 }
 
 /// Sends a batch over whatever transports it names: the commands of
-/// transports sharing a batch sender together, the others one at a time.
+/// transports sharing a batch sender together; those of transports that
+/// take one command at a time and run beside others (SG_IO, the kernel's
+/// PR ioctls, qemu-pr-helper, NVMe) in order per device, each device on a
+/// thread of its own, the devices side by side; any other one after the
+/// other. A step over several disks then waits for one device's round
+/// trip, not one per disk, and a hung device holds the step up for one
+/// timeout, not one per disk behind it.
 public enum SCSIBatch {
     public static func send(
         _ batch: [(transport: SCSITransport, command: SCSICommand)], timeoutMilliseconds: UInt32
@@ -75,10 +91,21 @@ public enum SCSIBatch {
             repeating: .failure(.internalError("no answer recorded")), count: batch.count)
         var groups: [ObjectIdentifier: (sender: SCSIBatchSender, indices: [Int])] = [:]
         var order: [ObjectIdentifier] = []
+        var deviceOf: [ObjectIdentifier: Int] = [:]
+        var devices: [[Int]] = []
+        var alone: [Int] = []
         for (i, item) in batch.enumerated() {
             guard let sender = item.transport.batchSender else {
-                results[i] = Result { () throws(LockError) in
-                    try item.transport.send(item.command, timeoutMilliseconds: timeoutMilliseconds)
+                guard item.transport.runsBesideOthers else {
+                    alone.append(i)
+                    continue
+                }
+                let device = ObjectIdentifier(item.transport)
+                if let d = deviceOf[device] {
+                    devices[d].append(i)
+                } else {
+                    deviceOf[device] = devices.count
+                    devices.append([i])
                 }
                 continue
             }
@@ -91,6 +118,28 @@ public enum SCSIBatch {
             let answers = group.sender.send(group.indices.map { batch[$0] }, timeoutMilliseconds: timeoutMilliseconds)
             for (i, answer) in zip(group.indices, answers) { results[i] = answer }
         }
-        return results
+        for i in alone {
+            let item = batch[i]
+            results[i] = Result { () throws(LockError) in
+                try item.transport.send(item.command, timeoutMilliseconds: timeoutMilliseconds)
+            }
+        }
+        guard !devices.isEmpty else { return results }
+        // Each thread writes only its own device's slots.
+        let answers = UnsafeMutableBufferPointer<Result<SCSIResponse, LockError>>.allocate(capacity: batch.count)
+        defer { answers.deallocate() }
+        _ = answers.initialize(from: results)
+        let lists = devices
+        Parallel.forEach(lists.count) { d in
+            for i in lists[d] {
+                let item = batch[i]
+                answers[i] = Result { () throws(LockError) in
+                    try item.transport.send(item.command, timeoutMilliseconds: timeoutMilliseconds)
+                }
+            }
+        }
+        let all = Array(answers)
+        _ = answers.deinitialize()
+        return all
     }
 }

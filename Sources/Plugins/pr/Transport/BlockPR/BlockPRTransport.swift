@@ -16,6 +16,8 @@ import PRProtocol
 /// decision layer above see the same thing from every transport.
 public final class BlockPRTransport: SCSITransport, @unchecked Sendable {
     public var deviceDescription: String { sgio.deviceDescription }
+    /// Its own descriptor (and connection), its sends under its own lock.
+    public var runsBesideOthers: Bool { true }
 
     private let sgio: SGIOTransport
     private let driver: BlockPRDriver

@@ -32,6 +32,8 @@ public final class NVMeTransport: SCSITransport, @unchecked Sendable {
     }
 
     public var deviceDescription: String { device.path }
+    /// Its own descriptor (and connection), its sends under its own lock.
+    public var runsBesideOthers: Bool { true }
     public let reads: Reads
     public let namespaceID: UInt32
 

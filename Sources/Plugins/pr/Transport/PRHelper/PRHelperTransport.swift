@@ -14,6 +14,8 @@ import PRProtocol
 public final class PRHelperTransport: SCSITransport, @unchecked Sendable {
     public let socketPath: String
     public var deviceDescription: String { device.path }
+    /// Its own descriptor (and connection), its sends under its own lock.
+    public var runsBesideOthers: Bool { true }
 
     private let device: DeviceFile
     private let serial = Mutex()

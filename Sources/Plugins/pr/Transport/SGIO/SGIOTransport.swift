@@ -12,6 +12,8 @@ public final class SGIOTransport: SCSITransport, @unchecked Sendable {
     public static let senseCapacity = 96
 
     public var deviceDescription: String { device.path }
+    /// Its own descriptor (and connection), its sends under its own lock.
+    public var runsBesideOthers: Bool { true }
 
     private let device: DeviceFile
     private let driver: SGIODriver
