@@ -39,10 +39,10 @@ final class CallWatchdog: @unchecked Sendable {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         guard !started else { return }
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { _ in CallWatchdog.shared.watch() }, nil)
-        guard rc == 0 else { throw .internalError("cannot start the plugin call timer thread: \(Errno(rc))") }
-        pthread_detach(thread)
+        switch ThreadStart.run({ CallWatchdog.shared.watch() }) {
+        case .success(let thread): pthread_detach(thread)
+        case .failure(let e): throw .internalError("cannot start the plugin call timer thread: \(e)")
+        }
         started = true
     }
 

@@ -22,21 +22,8 @@ public enum Parallel {
         let queue = Queue(count: count, body: body)
         var threads: [pthread_t] = []
         for _ in 1..<min(count, maxThreads) {
-            let raw = Unmanaged.passRetained(queue).toOpaque()
-            var thread = pthread_t()
-            let rc = pthread_create(
-                &thread, nil,
-                { raw in
-                    guard let raw else { return nil }
-                    Unmanaged<Queue>.fromOpaque(raw).takeRetainedValue().drain()
-                    return nil
-                }, raw)
-            if rc == 0 {
-                threads.append(thread)
-            } else {
-                Unmanaged<Queue>.fromOpaque(raw).release()
-                break
-            }
+            guard case .success(let thread) = ThreadStart.run({ queue.drain() }) else { break }
+            threads.append(thread)
         }
         queue.drain()
         for thread in threads { pthread_join(thread, nil) }

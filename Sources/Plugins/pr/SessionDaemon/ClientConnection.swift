@@ -69,19 +69,9 @@ enum Workers {
     }
 
     static func spawn(_ pool: Pool) {
-        let raw = Unmanaged.passRetained(pool).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(
-            &thread, nil,
-            { raw in
-                guard let raw else { return nil }
-                Workers.acceptLoop(Unmanaged<Pool>.fromOpaque(raw).takeRetainedValue())
-            }, raw)
-        if rc == 0 {
-            pthread_detach(thread)
-        } else {
-            Unmanaged<Pool>.fromOpaque(raw).release()
-            pool.log.log("cannot start a worker thread: \(Errno(rc))", priority: .error)
+        switch ThreadStart.run({ acceptLoop(pool) }) {
+        case .success(let thread): pthread_detach(thread)
+        case .failure(let e): pool.log.log("cannot start a worker thread: \(e)", priority: .error)
         }
     }
 

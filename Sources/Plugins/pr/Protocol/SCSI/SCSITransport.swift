@@ -118,18 +118,14 @@ public enum SCSIBatch {
             let answers = group.sender.send(group.indices.map { batch[$0] }, timeoutMilliseconds: timeoutMilliseconds)
             for (i, answer) in zip(group.indices, answers) { results[i] = answer }
         }
-        for i in alone {
-            let item = batch[i]
-            results[i] = Result { () throws(LockError) in
-                try item.transport.send(item.command, timeoutMilliseconds: timeoutMilliseconds)
-            }
-        }
-        guard !devices.isEmpty else { return results }
-        // Each thread writes only its own device's slots.
+        // The transports that share something go one after the other, as one
+        // more piece beside the devices' (they share nothing with those).
+        let lists = alone.isEmpty ? devices : devices + [alone]
+        guard !lists.isEmpty else { return results }
+        // Each thread writes only its own piece's slots.
         let answers = UnsafeMutableBufferPointer<Result<SCSIResponse, LockError>>.allocate(capacity: batch.count)
         defer { answers.deallocate() }
         _ = answers.initialize(from: results)
-        let lists = devices
         Parallel.forEach(lists.count) { d in
             for i in lists[d] {
                 let item = batch[i]
