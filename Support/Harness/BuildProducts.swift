@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import LockDriver
 
 /// Where `swift build` put the products the tests exercise: the plugin
 /// libraries (`liblockmgr_<name>.so`) and the `lockmgr` tool. The test
@@ -40,7 +40,11 @@ public enum BuildProducts {
 /// (a full suite makes ~130 MB of them: lease files, LUN images, logs).
 /// LOCKMGR_KEEP_TEST_DIRS=1 keeps them for a post-mortem.
 public enum TempDir {
-    private static let made = Mutex<[String]>([])
+    // A pthread lock, which TSan sees: the Synchronization module's Mutex
+    // waits on raw futexes it cannot follow, and it reported two tests
+    // starting at once as a race on this list.
+    private static let lock = LockDriver.Mutex()
+    nonisolated(unsafe) private static var made: [String] = []
     private static let owner = getpid()
     private static let removeAtExit: Void = {
         guard ProcessInfo.processInfo.environment["LOCKMGR_KEEP_TEST_DIRS"] != "1" else { return }
@@ -56,7 +60,7 @@ public enum TempDir {
             return String(cString: p)
         }
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        made.withLock { $0.append(path) }
+        lock.withLock { made.append(path) }
         return path
     }
 
@@ -64,9 +68,9 @@ public enum TempDir {
     /// forked child that exits.
     static func removeAll() {
         guard getpid() == owner else { return }
-        let paths = made.withLock { list -> [String] in
-            defer { list.removeAll() }
-            return list
+        let paths = lock.withLock { () -> [String] in
+            defer { made.removeAll() }
+            return made
         }
         for path in paths { try? FileManager.default.removeItem(atPath: path) }
     }
