@@ -4,10 +4,10 @@ import PRProtocol
 
 /// Makes sure one keeper watches a VM (call after writing its record): if
 /// none runs, runs `pr-keeper start DIR UUID`,
-/// which starts the keeper in a session of its own (so it is nobody's child
-/// that matters: not libvirtd's, not the VM's) and returns once that keeper
-/// holds its pid file, or found another keeper of the VM already holding
-/// it. Only our own intermediate child is waited for.
+/// which forks the keeper into a session of its own (so it is nobody's
+/// child that matters: not libvirtd's, not the VM's) and returns once that
+/// keeper holds its pid file, or found another keeper of the VM already
+/// holding it. Only our own intermediate child is waited for.
 public enum KeeperLauncher {
     /// `keeperPath` was checked to be executable by the caller, before
     /// its first SCSI command (a keeper that cannot start must not cost a
@@ -16,7 +16,7 @@ public enum KeeperLauncher {
         // A keeper that holds its pid file keeps watching: it only lets go
         // of it under the record's flock, after finding the record empty,
         // and the caller has just written this VM's record. No process start
-        // then (two of them cost ~10 ms): a resume soon after a pause, a
+        // then (one costs milliseconds): a resume soon after a pause, a
         // rollback, a hot-plugged disk.
         if store.keeperRuns(vm) { return }
         let pid: pid_t

@@ -11,15 +11,29 @@ import PRTransport
 enum Detach {
     static func start(store: KeeperStore, vm: UUIDBytes) -> Int32 {
         var fds: [Int32] = [0, 0]
-        // No other thread runs here: plain pipe() is enough (the spawn closes the rest).
+        // No other thread runs here: plain pipe() is enough.
         guard pipe(&fds) == 0 else {
             Logger.write("pr-keeper: pipe: \(Errno.current)\n", to: 2)
             return 1
         }
-        let argv = [RunningExecutable.path ?? CommandLine.arguments[0], "watch", store.dir, vm.description]
-        guard case .success = Spawn.start(argv, output: store.logPath, passFD: fds[1], newSession: true) else {
-            Logger.write("pr-keeper: cannot start \(argv[0]): \(Errno.current)\n", to: 2)
+        // The keeper is a fork of this process, not a second program start:
+        // a static Swift binary's exec was half of what a keeper start cost
+        // the plugin's caller. A fork is safe here: nothing has started a
+        // thread yet, and the signal mask, dispositions, stdin and output
+        // are already the clean ones Spawn gave this process.
+        let child = fork()
+        if child < 0 {
+            Logger.write("pr-keeper: fork: \(Errno.current)\n", to: 2)
             return 1
+        }
+        if child == 0 {
+            close(fds[0])
+            _ = setsid()
+            if fds[1] != 3 {
+                dup2(fds[1], 3)
+                close(fds[1])
+            }
+            Keeper(store: store, vm: vm).run()
         }
         close(fds[1])
         // The keeper writes one byte once it holds its pid file (or saw

@@ -7,7 +7,7 @@ import PRTransport
 // pr-keeper: one per VM holding pr reservations on this host. Started by
 // the pr plugin after an acquire; see Keeper.swift for what it does.
 //
-//   pr-keeper start DIR UUID   start a keeper in its own session and return
+//   pr-keeper start DIR UUID   fork a keeper into its own session and return
 //                              once one holds DIR/UUID.pid (what the plugin runs)
 //   pr-keeper watch DIR UUID   be the keeper (fd 3, if open, is told when ready)
 
