@@ -9,19 +9,13 @@ import Testing
 /// the VM by name and uuid) as well as keeper.log (its stderr).
 @Suite struct KeeperSyslogTests {
     @Test func aKeeperWhoseVMExitedSaysSoInSyslog() throws {
-        let dir = TempDir.make("keeper-syslog")
-        let config = "\(dir)/qemu-pr.conf"
-        TempDir.write("host_id = 7\nkeeper_dir = \"\(dir)\"\n", to: config)
         let vm = try #require(UUIDBytes("5a1e0c4e-1111-4a4a-8b8b-0000000000aa"))
-        let store = KeeperStore(dir: dir)
         // This process's pid with another start time: a process that is
         // gone (its pid reused), so the keeper's first round finds the VM
-        // exited. No disks: nothing to release, no device needed.
-        try store.update(vm) { (record: inout KeeperRecord?) throws(LockError) in
-            record = KeeperRecord(
-                vm: vm, name: "vm-syslog", pid: getpid(), startTime: 1, action: .poweroff,
-                uri: nil, configFile: config, resources: [])
-        }
+        // exited.
+        let keeperDir = try KeeperDirectory(
+            "keeper-syslog", vm: vm, name: "vm-syslog", process: VMProcess(pid: getpid(), startTime: 1))
+        let (dir, store) = (keeperDir.dir, keeperDir.store)
         let syslog = try SyslogListener()
         let result = Command.run(
             ["\(BuildProducts.binDir)/pr-keeper", "watch", dir, vm.description],
