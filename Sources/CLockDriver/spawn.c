@@ -3,11 +3,6 @@
 
 #include "spawn_options.h"
 
-short lockmgr_spawn_setsid_flag(void)
-{
-    return POSIX_SPAWN_SETSID;
-}
-
 int lockmgr_spawn_closefrom(posix_spawn_file_actions_t *actions, int from)
 {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);

@@ -23,17 +23,19 @@ import Testing
             intervalMilliseconds: 100)
         let (dir, store) = (keeperDir.dir, keeperDir.store)
 
-        let failures = Failures()
+        let lock = Mutex()
+        var failures: [String] = []
+        func record(_ failure: String) { lock.withLock { failures.append(failure) } }
         Parallel.forEach(8) { i in
             let argv = ["\(BuildProducts.binDir)/pr-keeper", "start", dir, vm.description]
             switch Spawn.start(argv, output: store.logPath) {
             case .success(let pid):
                 let status = Spawn.wait(pid, timeoutMilliseconds: 10_000)
-                if status != 0 { failures.add("start \(i): status \(status.map(String.init) ?? "none")") }
-            case .failure(let e): failures.add("start \(i): \(e)")
+                if status != 0 { record("start \(i): status \(status.map(String.init) ?? "none")") }
+            case .failure(let e): record("start \(i): \(e)")
             }
         }
-        #expect(failures.list.isEmpty, "\(failures.list); \((try? String(contentsOfFile: store.logPath, encoding: .utf8)) ?? "")")
+        #expect(failures.isEmpty, "\(failures); \((try? String(contentsOfFile: store.logPath, encoding: .utf8)) ?? "")")
         let keeper = try #require(store.runningKeeper(vm), "no keeper holds the pid file")
         #expect(getsid(keeper) == keeper, "the keeper leads its own session")
         #expect(ProcStat.read(keeper)?.parent != getpid(), "the keeper is the test's child")
@@ -42,13 +44,6 @@ import Testing
         qemu.stop(SIGKILL)
         #expect(eventually { keepers(in: dir).isEmpty }, "the keeper outlived its VM")
         #expect(try store.read(vm) == nil, "the record outlived the VM")
-    }
-
-    final class Failures: @unchecked Sendable {
-        private let lock = Mutex()
-        private var messages: [String] = []
-        func add(_ message: String) { lock.withLock { messages.append(message) } }
-        var list: [String] { lock.withLock { messages } }
     }
 
     /// pr-keeper processes whose command line names `dir`.

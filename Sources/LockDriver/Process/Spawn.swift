@@ -3,10 +3,9 @@ import Glibc
 
 /// posix_spawn with a clean signal mask and default dispositions (hosts
 /// like libvirtd block signals in their threads; a keeper must not inherit
-/// that), stdin from /dev/null, stdout and stderr appended to `output`,
-/// and optionally `passFD` as fd 3.
+/// that), stdin from /dev/null, stdout and stderr appended to `output`.
 public enum Spawn {
-    public static func start(_ argv: [String], output: String, passFD: Int32? = nil, newSession: Bool = false) -> Result<pid_t, Errno> {
+    public static func start(_ argv: [String], output: String) -> Result<pid_t, Errno> {
         guard let program = argv.first else { return .failure(Errno(EINVAL)) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -16,9 +15,7 @@ public enum Spawn {
         sigfillset(&all)
         posix_spawnattr_setsigmask(&attributes, &none)
         posix_spawnattr_setsigdefault(&attributes, &all)
-        var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
-        if newSession { flags |= Int32(lockmgr_spawn_setsid_flag()) }
-        posix_spawnattr_setflags(&attributes, Int16(truncatingIfNeeded: flags))
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -26,9 +23,8 @@ public enum Spawn {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        if let passFD { posix_spawn_file_actions_adddup2(&actions, passFD, 3) }
         // Nothing else of the caller's (libvirtd's, QEMU's) open files.
-        lockmgr_spawn_closefrom(&actions, passFD == nil ? 3 : 4)
+        lockmgr_spawn_closefrom(&actions, 3)
 
         let cArgs = CArgv(argv)
         defer { cArgs.deallocate() }

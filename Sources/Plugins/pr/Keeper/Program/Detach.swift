@@ -29,11 +29,7 @@ enum Detach {
         if child == 0 {
             close(fds[0])
             _ = setsid()
-            if fds[1] != 3 {
-                dup2(fds[1], 3)
-                close(fds[1])
-            }
-            Keeper(store: store, vm: vm).run()
+            Keeper(store: store, vm: vm, readyFD: fds[1]).run()
         }
         close(fds[1])
         // The keeper writes one byte once it holds its pid file (or saw

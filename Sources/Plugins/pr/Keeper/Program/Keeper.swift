@@ -25,7 +25,9 @@ final class Keeper {
     let store: KeeperStore
     let vm: UUIDBytes
     var pidFile: Int32 = -1
-    var readyPipe = false
+    /// `pr-keeper start`'s pipe, told once the pid file is held (or seen
+    /// held by another keeper of the VM).
+    var readyFD: Int32?
     /// Reads of the LUs: kept open across rounds (one login, not one per round).
     var reader: (configFile: String?, config: PRConfig, factory: TransportFactory)?
     /// Errors already reported, so a lasting one is logged once.
@@ -38,15 +40,13 @@ final class Keeper {
     /// Per multipath resource, the state its paths were last repaired in (PathRepairRound).
     var pathRepairs: [String: String] = [:]
 
-    init(store: KeeperStore, vm: UUIDBytes) {
+    init(store: KeeperStore, vm: UUIDBytes, readyFD: Int32? = nil) {
         self.store = store
         self.vm = vm
+        self.readyFD = readyFD
     }
 
     func run() -> Never {
-        // fd 3 is the readiness pipe from `pr-keeper start`, if it is a pipe.
-        var st = stat()
-        readyPipe = fstat(3, &st) == 0 && st.st_mode & S_IFMT == S_IFIFO
         guard takePidFile() else { exit(0) }
         while true {
             let interval = round()
@@ -76,10 +76,11 @@ final class Keeper {
     }
 
     func tellReady() {
-        guard readyPipe else { return }
+        guard let fd = readyFD else { return }
         var one: UInt8 = 1
-        _ = write(3, &one, 1)
-        close(3)
+        _ = write(fd, &one, 1)
+        close(fd)
+        readyFD = nil
     }
 
     /// Called with the record's flock held, when the record is about to

@@ -9,7 +9,7 @@ import PRTransport
 //
 //   pr-keeper start DIR UUID   fork a keeper into its own session and return
 //                              once one holds DIR/UUID.pid (what the plugin runs)
-//   pr-keeper watch DIR UUID   be the keeper (fd 3, if open, is told when ready)
+//   pr-keeper watch DIR UUID   be the keeper, in the foreground
 
 let args = Array(CommandLine.arguments.dropFirst())
 let usage = "usage: pr-keeper start|watch KEEPER_DIR VM_UUID"
