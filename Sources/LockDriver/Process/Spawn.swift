@@ -40,9 +40,15 @@ public enum Spawn {
     /// then killed) or its status cannot be known (e.g. the host reaps
     /// children itself).
     public static func wait(_ pid: pid_t, timeoutMilliseconds: Int) -> Int32? {
-        // Polled: a blocking waitpid has no deadline. Fine steps at first
-        // (a keeper is ready within milliseconds), coarser later.
-        var waitedMicroseconds = 0
+        // A blocking waitpid has no deadline, so the wait is a poll: on a
+        // pidfd, which wakes us the moment the child exits (a keeper start
+        // is waited for inside a VM's start); where the kernel or a seccomp
+        // filter refuses pidfd_open, in sleeps.
+        let deadline = Deadline(millisecondsFromNow: UInt32(clamping: timeoutMilliseconds))
+        // Opened before the first waitpid: if that finds `pid` still our
+        // unreaped child, the pidfd cannot name a process that reused its number.
+        let pidfd = lockmgr_pidfd_open(pid)
+        defer { if pidfd >= 0 { close(pidfd) } }
         while true {
             var status: Int32 = 0
             let rc = waitpid(pid, &status, WNOHANG)
@@ -50,14 +56,19 @@ public enum Spawn {
             if rc < 0 && errno == EINTR { continue }
             // ECHILD: the host reaps its children itself; the status is unknown.
             if rc < 0 { return nil }
-            if waitedMicroseconds / 1000 >= timeoutMilliseconds {
+            let left = deadline.remainingMilliseconds
+            if left == 0 {
                 kill(pid, SIGKILL)
                 _ = waitpid(pid, &status, 0)
                 return nil
             }
-            let step = waitedMicroseconds < 50_000 ? 250 : 5_000
-            usleep(useconds_t(step))
-            waitedMicroseconds += step
+            if pidfd >= 0 {
+                var exited = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+                _ = poll(&exited, 1, left)
+            } else {
+                // Fine steps at first (a keeper is ready within milliseconds), coarser later.
+                usleep(timeoutMilliseconds - Int(left) < 50 ? 250 : 5_000)
+            }
         }
     }
 }
