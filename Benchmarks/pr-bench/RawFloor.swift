@@ -24,7 +24,8 @@ import PRTransport
 ///   login a new I_T nexus, so the release must first bring the key to the
 ///   new nexus: REGISTER AND IGNORE + PREEMPT(own key) + unregister, the
 ///   minimum on such a target; and the first command on each LU of a new
-///   session meets a unit attention (29/xx) and is sent again.
+///   session meets a unit attention (29/xx) and is sent again (one command
+///   at a time: no TEST UNIT READY in flight ahead of it, as ours sends).
 final class RawHost {
     let initiator: String
     let key: UInt64
@@ -38,7 +39,7 @@ final class RawHost {
         self.key = PRKey.exclusive(vm: vm, host: PRKey.hostPart(ofIdentity: initiator)).rawValue
         self.urls = urls
         keptPool = ISCSISessionPool(initiator: initiator, isidQualifier: isidQualifier)
-        keptDevices = urls.map { PRDevice(transport: ISCSITransport(url: $0, pool: keptPool), timeoutMilliseconds: 5000) }
+        keptDevices = urls.map { Self.device($0, keptPool) }
     }
 
     /// Logs in and clears the unit attentions of the new session (not part of the floor).
@@ -47,6 +48,15 @@ final class RawHost {
     }
 
     func close() { keptPool.closeAll() }
+
+    /// One command at a time, even the first on a new session: no TEST UNIT
+    /// READY goes ahead of it in flight (the plugin's way), so the unit
+    /// attention costs the floor its retry.
+    static func device(_ url: ISCSIURL, _ pool: ISCSISessionPool) -> PRDevice {
+        let d = PRDevice(transport: ISCSITransport(url: url, pool: pool), timeoutMilliseconds: 5000)
+        d.probesNewNexus = false
+        return d
+    }
 
     enum Op { case acquire, handover(from: UInt64), release }
     enum Sending { case sessionKept, inFlight, loginPerOperation }
@@ -58,7 +68,7 @@ final class RawHost {
         defer { if login { pool.closeAll() } }
         let devices =
             login
-            ? urls.prefix(n).map { PRDevice(transport: ISCSITransport(url: $0, pool: pool), timeoutMilliseconds: 5000) }
+            ? urls.prefix(n).map { Self.device($0, pool) }
             : Array(keptDevices.prefix(n))
         let before = devices.map(\.sent.count)
         var steps: [(action: PROutAction, type: ReservationType?, key: UInt64, serviceActionKey: UInt64)] = []

@@ -20,10 +20,11 @@ struct Report {
     func c(_ v: Variant, _ op: Operation, _ n: Int) -> Samples { cpu[Key(variant: v, op: op, luns: n)] ?? Samples() }
     func sent(_ v: Variant, _ op: Operation, _ n: Int) -> [String] { commands[Key(variant: v, op: op, luns: n)] ?? [] }
 
-    /// "3 IN + 2 OUT"
+    /// "3 IN + 2 OUT", "1 TUR + 2 IN + 2 OUT"
     func count(_ list: [String]) -> String {
         let out = list.filter { $0.hasPrefix("PR OUT") }.count
-        return "\(list.count - out) IN + \(out) OUT"
+        let tur = list.filter { $0 == "TEST UNIT READY" }.count
+        return (tur > 0 ? "\(tur) TUR + " : "") + "\(list.count - out - tur) IN + \(out) OUT"
     }
 
     /// "READ RESERVATION ×2, READ KEYS, ..." (consecutive repeats folded: a UA retry).
@@ -142,8 +143,10 @@ struct Report {
 
         s += "### SCSI commands per operation\n\n"
         s += "Ours counted from what the plugin sent (its `command_log`, one counted round per size, keeper = 0: a keeper reads "
-        s += "on its own session); the floor's from its own sends. A repeated command is the retry after a unit attention, "
-        s += "which tgt reports to the first command on each LU of every new session (29/00): the device asks for it.\n\n"
+        s += "on its own session); the floor's from its own sends. tgt reports a unit attention (29/00) to the first command "
+        s += "on each LU of every new session. The floor, one command at a time, sends that command again (a repeat, ×2). "
+        s += "Ours, once this target has shown it reports one, puts a TEST UNIT READY (TUR) ahead of each LU's first read "
+        s += "in the same batch: it takes the attention, and nothing is sent again.\n\n"
         let minimum: [Operation: String] = [
             .acquire: "2 OUT: REGISTER + RESERVE",
             .handover: "2 OUT: REGISTER + PREEMPT(holder)",

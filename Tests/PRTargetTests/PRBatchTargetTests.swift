@@ -64,6 +64,37 @@ import Testing
         }
     }
 
+    /// tgt answers the first command on every LU of every new session with
+    /// a unit attention (29/00). The first login-per-call operation learns
+    /// it, and from then on each call's first batch carries a TEST UNIT
+    /// READY ahead of each LU's read: the attention goes to it, and the
+    /// read is not sent again (one round trip less per call).
+    @Test func aLoginPerCallSendsNoReadTwiceOnceTgtsAttentionIsKnown() throws {
+        let tgt = try TgtTarget(); defer { tgt.stop() }
+        let luns = try tgt.addTarget(luns: 4).urls
+        let resources = try luns.map { try PRResource($0) }
+        let a = PRHost("nexus-a")
+
+        // Nothing is known of a target before its first attention: the
+        // probe below is only sent because this call met one.
+        let (first, f1) = try locker(a, .one)
+        try first.acquire(resources, state: nil)
+        f1.closeAll()
+
+        let (second, f2) = try locker(a, .one)
+        defer { f2.closeAll() }
+        _ = try second.release(resources)
+        for lun in luns {
+            #expect(
+                second.commandsSent[lun] == [
+                    "TEST UNIT READY", "PR IN READ RESERVATION", "PR OUT REGISTER AND IGNORE EXISTING KEY", "PR OUT PREEMPT",
+                    "PR OUT REGISTER AND IGNORE EXISTING KEY",
+                ], "\(lun)")
+            #expect(try check.reservation(lun) == nil, "\(lun)")
+            #expect(try check.keys(lun).isEmpty, "\(lun)")
+        }
+    }
+
     /// Target A (one LU, first in name order: acquired first, alone) and
     /// target B (64 LUs) behind a path that stops answering at B's first
     /// PR OUT: the batch of B's 64 REGISTERs never completes. The call

@@ -45,20 +45,26 @@ final class BatchedFakeLU: SCSITransport {
     let answersForOneNexus: Bool
     /// As pr-sessiond's sessions, kept logged in between calls.
     let nexusOutlivesCall: Bool
+    /// As a login of this call: new until its first command.
+    let newNexus: Bool
+    private var used = false
 
     init(
         _ lu: FakePRDevice, nexus: String, name: String, sender: RecordingBatchSender, family: String,
-        answersForOneNexus: Bool = false, nexusOutlivesCall: Bool = false
+        answersForOneNexus: Bool = false, nexusOutlivesCall: Bool = false, newNexus: Bool = false
     ) {
         (self.lu, self.nexus, self.name, self.sender, self.family) = (lu, nexus, name, sender, family)
         self.answersForOneNexus = answersForOneNexus
         self.nexusOutlivesCall = nexusOutlivesCall
+        self.newNexus = newNexus
     }
 
     var deviceDescription: String { name }
     var batchSender: SCSIBatchSender? { sender }
+    var nexusIsNew: Bool { newNexus && !used }
 
     func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
+        used = true
         switch command.direction {
         case .none: return lu.execute(cdb: command.cdb, from: nexus)
         case .fromDevice(let length): return lu.execute(cdb: command.cdb, allocationLength: length, from: nexus)

@@ -15,6 +15,10 @@ public final class PRDevice {
     /// handover test count.
     public private(set) var sent: [String] = []
     public var sawReservationChange = false
+    /// Whether a TEST UNIT READY may go ahead of this device's first
+    /// command on a new nexus (see NewNexusAttention). Off only where one
+    /// command at a time is the point: the benchmark's floors.
+    public var probesNewNexus = true
     static let maxAttentions = 4
 
     public init(transport: SCSITransport, timeoutMilliseconds: UInt32) {
@@ -39,16 +43,34 @@ public final class PRDevice {
     /// runs after the others): several commands to one device go in one
     /// batch only where their answers show whether they ran in the order
     /// sent (a PR OUT run before the REGISTER it needs meets a conflict).
+    ///
+    /// A device on a new nexus, of a family known to report a unit
+    /// attention there, gets a TEST UNIT READY ahead of its first command
+    /// in the first round (see NewNexusAttention): the attention it takes
+    /// counts as the device's, and nothing is sent again for it.
     public static func execute(_ items: [(device: PRDevice, command: SCSICommand)]) -> [Result<SCSIOutcome, LockError>] {
         var results = [Result<SCSIOutcome, LockError>](
             repeating: .failure(.internalError("no answer recorded")), count: items.count)
         var attentions = [[UnitAttention]](repeating: [], count: items.count)
+        let newNexus = newNexusDevices(items)
+        var probes = newNexus.filter { NewNexusAttention.shared.expected($0.transport.family) }
         var waiting = Array(items.indices)
+        var firstRound = true
         while !waiting.isEmpty {
-            for i in waiting { items[i].device.sent.append(items[i].command.name) }
-            let timeout = waiting.map { items[$0].device.timeoutMilliseconds }.max() ?? 0
-            let answers = SCSIBatch.send(
-                waiting.map { (items[$0].device.transport, items[$0].command) }, timeoutMilliseconds: timeout)
+            let round = probes.map { (device: $0, command: SCSICommand.testUnitReady) } + waiting.map { items[$0] }
+            for item in round { item.device.sent.append(item.command.name) }
+            let timeout = round.map(\.device.timeoutMilliseconds).max() ?? 0
+            let roundAnswers = SCSIBatch.send(round.map { ($0.device.transport, $0.command) }, timeoutMilliseconds: timeout)
+            if firstRound { learnNewNexusAttention(newNexus, round: round, answers: roundAnswers) }
+            firstRound = false
+            // A probe's answer is only what it did to the unit attention.
+            for (probe, answer) in zip(probes, roundAnswers) {
+                if case .success(let r) = answer, case .unitAttention(let ua) = SCSIOutcome(r), ua.invalidatesReservationView {
+                    probe.sawReservationChange = true
+                }
+            }
+            let answers = roundAnswers.dropFirst(probes.count)
+            probes = []
             var again: [Int] = []
             for (i, answer) in zip(waiting, answers) {
                 let (d, command) = items[i]

@@ -81,6 +81,9 @@ public enum SCSICommand: Sendable, Equatable {
     /// WRITE(10) of `blocks` blocks at `lba`: pr-tool's `write`, which shows
     /// fencing with real I/O (the demo, the tests).
     case write10(lba: UInt32, blocks: UInt16, data: [UInt8])
+    /// TEST UNIT READY (0x00): sent ahead of a LU's first command on a new
+    /// I_T nexus, to take the unit attention a target reports there.
+    case testUnitReady
 
     public var cdb: [UInt8] {
         switch self {
@@ -90,6 +93,8 @@ public enum SCSICommand: Sendable, Equatable {
             return [0x5F, action.rawValue & 0x1F, type?.rawValue ?? 0, 0, 0] + BigEndian.bytes(UInt32(24)) + [0]
         case .write10(let lba, let blocks, _):
             return [0x2A, 0] + BigEndian.bytes(lba) + [0] + BigEndian.bytes(blocks) + [0]
+        case .testUnitReady:
+            return [0x00, 0, 0, 0, 0, 0]
         }
     }
 
@@ -101,6 +106,8 @@ public enum SCSICommand: Sendable, Equatable {
             return .toDevice(BigEndian.bytes(key) + BigEndian.bytes(serviceActionKey) + [UInt8](repeating: 0, count: 8))
         case .write10(_, _, let data):
             return .toDevice(data)
+        case .testUnitReady:
+            return .none
         }
     }
 
@@ -113,6 +120,7 @@ public enum SCSICommand: Sendable, Equatable {
         case .prIn(.readFullStatus, _): return "PR IN READ FULL STATUS"
         case .prOut(let action, _, _, _): return "PR OUT \(action)"
         case .write10: return "WRITE(10)"
+        case .testUnitReady: return "TEST UNIT READY"
         }
     }
 

@@ -40,6 +40,12 @@ public protocol SCSITransport: AnyObject {
     /// then runs such devices side by side, each device's commands in
     /// order; the others without a batch sender one after the other.
     var runsBesideOthers: Bool { get }
+
+    /// Whether nothing has gone to this LU on its I_T nexus yet (a login
+    /// not used for it so far). A target may answer the first command of a
+    /// new nexus with a unit attention (tgt: 29/00 on every LU of every new
+    /// session), which that command then costs a round trip to retry.
+    var nexusIsNew: Bool { get }
 }
 
 /// Sends many commands at once, each to its own transport (normally one
@@ -71,6 +77,10 @@ extension SCSITransport {
 
     /// Shares something with other transports: one send at a time.
     public var runsBesideOthers: Bool { false }
+
+    /// A nexus that lives long (the kernel's, the helper's): no unit
+    /// attention is expected of a first command.
+    public var nexusIsNew: Bool { false }
 }
 
 /// Sends a batch over whatever transports it names: the commands of

@@ -39,11 +39,12 @@ extension ISCSISessionPool: SCSIBatchSender {
                 results[i] = .failure(error)
                 continue
             }
-            guard let item = Self.item(entry.command, session: session, lun: t.url.addressedLUN) else {
+            guard let item = Self.item(entry.command, session: session, lun: t.lun) else {
                 results[i] = .failure(.internalError("\(t.url): \(entry.command.name) does not fit an iSCSI command"))
                 continue
             }
             items.append(item)
+            markUsed(t)
             if case .fromDevice(let n) = entry.command.direction {
                 owners.append((i, t.url, max(0, n)))
             } else {

@@ -11,6 +11,9 @@ public final class ISCSISessionPool {
     public let initiator: String
     public let isidQualifier: UInt16
     private var sessions: [String: OpaquePointer] = [:]
+    /// The LUs each session has sent a command to (by session key): the
+    /// others have yet to see the session's first command.
+    private var usedLUNs: [String: Set<Int32>] = [:]
     /// How many logins were made: on tgt each is a new I_T nexus.
     public private(set) var logins = 0
     /// The most commands sent together in one batch so far.
@@ -46,7 +49,16 @@ public final class ISCSISessionPool {
 
     /// Drops a session after a transport failure: the next command logs in anew.
     func discard(_ url: ISCSIURL) {
+        usedLUNs[url.sessionID] = nil
         if let s = sessions.removeValue(forKey: url.sessionID) { lockmgr_iscsi_close(s, 0) }
+    }
+
+    func isNew(_ transport: ISCSITransport) -> Bool {
+        !(usedLUNs[transport.sessionID]?.contains(transport.lun) ?? false)
+    }
+
+    func markUsed(_ transport: ISCSITransport) {
+        usedLUNs[transport.sessionID, default: []].insert(transport.lun)
     }
 
     /// For sessions kept between operations (pr-sessiond): drops those
@@ -57,6 +69,7 @@ public final class ISCSISessionPool {
         for (id, s) in dead {
             lockmgr_iscsi_close(s, 0)
             sessions.removeValue(forKey: id)
+            usedLUNs[id] = nil
         }
         return dead.map(\.key)
     }
@@ -64,6 +77,7 @@ public final class ISCSISessionPool {
     public func closeAll(timeoutMilliseconds: UInt32 = 1000) {
         for (_, s) in sessions { lockmgr_iscsi_close(s, Int32(clamping: timeoutMilliseconds)) }
         sessions.removeAll()
+        usedLUNs.removeAll()
     }
 
     static func text(_ buf: [CChar]) -> String {
@@ -78,12 +92,14 @@ public final class ISCSITransport: SCSITransport {
     /// Its session's key in the pool, and its family: made once, not for
     /// every command (with 256 LUs a window sends some 1800).
     let sessionID: String
+    let lun: Int32
     public let family: String
 
     public init(url: ISCSIURL, pool: ISCSISessionPool) {
         self.url = url
         self.pool = pool
         sessionID = url.sessionID
+        lun = url.addressedLUN
         family = "iscsi://\(sessionID)"
     }
 
@@ -95,6 +111,9 @@ public final class ISCSITransport: SCSITransport {
 
     /// A session is one nexus, and libiscsi hands back its own status.
     public var answersForOneNexus: Bool { true }
+
+    /// tgt makes every login a new I_T nexus.
+    public var nexusIsNew: Bool { pool.isNew(self) }
 
     public func send(_ command: SCSICommand, timeoutMilliseconds: UInt32) throws(LockError) -> SCSIResponse {
         try pool.send([(self, command)], timeoutMilliseconds: timeoutMilliseconds)[0].get()

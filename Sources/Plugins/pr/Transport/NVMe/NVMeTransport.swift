@@ -88,8 +88,8 @@ public final class NVMeTransport: SCSITransport, @unchecked Sendable {
                 }
             case let .prOut(action, type, key, serviceActionKey):
                 return try prOut(action, type: type, key: key, serviceActionKey: serviceActionKey, timeoutMilliseconds: timeoutMilliseconds)
-            case .write10:
-                throw .invalid("\(device.path): WRITE(10) is a SCSI command; it is not sent to an NVMe namespace")
+            case .write10, .testUnitReady:
+                throw .invalid("\(device.path): \(command.name) is a SCSI command; it is not sent to an NVMe namespace")
             }
         }
     }
