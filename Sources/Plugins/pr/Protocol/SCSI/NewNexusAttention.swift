@@ -17,8 +17,6 @@ final class NewNexusAttention: @unchecked Sendable {
 
     func expected(_ family: String) -> Bool { lock.withLock { known[family] ?? false } }
     func record(_ family: String, _ reported: Bool) { lock.withLock { known[family] = reported } }
-    /// Forgets everything (tests).
-    func reset() { lock.withLock { known = [:] } }
 }
 
 extension PRDevice {

@@ -52,17 +52,16 @@ public final class PRDevice {
         var results = [Result<SCSIOutcome, LockError>](
             repeating: .failure(.internalError("no answer recorded")), count: items.count)
         var attentions = [[UnitAttention]](repeating: [], count: items.count)
-        let newNexus = newNexusDevices(items)
+        // Both only concern the first round.
+        var newNexus = newNexusDevices(items)
         var probes = newNexus.filter { NewNexusAttention.shared.expected($0.transport.family) }
         var waiting = Array(items.indices)
-        var firstRound = true
         while !waiting.isEmpty {
             let round = probes.map { (device: $0, command: SCSICommand.testUnitReady) } + waiting.map { items[$0] }
             for item in round { item.device.sent.append(item.command.name) }
             let timeout = round.map(\.device.timeoutMilliseconds).max() ?? 0
             let roundAnswers = SCSIBatch.send(round.map { ($0.device.transport, $0.command) }, timeoutMilliseconds: timeout)
-            if firstRound { learnNewNexusAttention(newNexus, round: round, answers: roundAnswers) }
-            firstRound = false
+            learnNewNexusAttention(newNexus, round: round, answers: roundAnswers)
             // A probe's answer is only what it did to the unit attention.
             for (probe, answer) in zip(probes, roundAnswers) {
                 if case .success(let r) = answer, case .unitAttention(let ua) = SCSIOutcome(r), ua.invalidatesReservationView {
@@ -70,7 +69,7 @@ public final class PRDevice {
                 }
             }
             let answers = roundAnswers.dropFirst(probes.count)
-            probes = []
+            (newNexus, probes) = ([], [])
             var again: [Int] = []
             for (i, answer) in zip(waiting, answers) {
                 let (d, command) = items[i]
