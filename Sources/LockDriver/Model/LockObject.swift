@@ -43,13 +43,16 @@ public struct UUIDBytes: Sendable, Hashable, CustomStringConvertible {
         bytes = out
     }
 
+    /// Made for every keeper path and record on every plugin call: one
+    /// buffer, not a string per byte.
     public var description: String {
-        var s = ""
+        var text: [UInt8] = []
+        text.reserveCapacity(36)
         for (i, b) in bytes.enumerated() {
-            if i == 4 || i == 6 || i == 8 || i == 10 { s += "-" }
-            s += Hex.byte(b)
+            if i == 4 || i == 6 || i == 8 || i == 10 { text.append(UInt8(ascii: "-")) }
+            Hex.append(b, to: &text)
         }
-        return s
+        return String(decoding: text, as: UTF8.self)
     }
 }
 
@@ -64,13 +67,23 @@ public enum Hex {
         }
     }
 
-    public static func byte(_ b: UInt8) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        return String(decoding: [digits[Int(b >> 4)], digits[Int(b & 0xF)]], as: UTF8.self)
-    }
+    public static func byte(_ b: UInt8) -> String { string(CollectionOfOne(b)) }
 
     public static func string(_ bytes: some Sequence<UInt8>) -> String {
-        bytes.map(byte).joined()
+        var text: [UInt8] = []
+        text.reserveCapacity(bytes.underestimatedCount * 2)
+        for b in bytes { append(b, to: &text) }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// The two lower-case digits of `b`, at the end of `text`.
+    @inline(__always) public static func append(_ b: UInt8, to text: inout [UInt8]) {
+        text.append(digit(b >> 4))
+        text.append(digit(b & 0xF))
+    }
+
+    @inline(__always) static func digit(_ n: UInt8) -> UInt8 {
+        n < 10 ? UInt8(ascii: "0") + n : UInt8(ascii: "a") + n - 10
     }
 
     /// "0x5f": how errors name opcodes and status codes.

@@ -51,7 +51,7 @@ public struct KeeperStore: Sendable {
             // this fd is an orphan inode and the lock protects nothing.
             var opened = stat(), named = stat()
             guard fstat(fd, &opened) == 0, stat(path, &named) == 0, opened.st_ino == named.st_ino else { continue }
-            let text = try Self.readAll(fd, path)
+            let text = try Self.readAll(fd, path, expected: Int(opened.st_size))
             var record = text.isEmpty ? nil : try KeeperRecord(decoding: text, origin: path)
             let before = record
             let result: R
@@ -61,7 +61,8 @@ public struct KeeperStore: Sendable {
             }
             if record != before {
                 if let record {
-                    try Self.rewrite(fd, record.encoded, path)
+                    // A file this open created holds nothing to cut off.
+                    try Self.rewrite(fd, record.encoded, path, truncate: opened.st_size > 0)
                 } else if unlink(path) != 0 {
                     throw .backend("cannot remove keeper record \(path): \(Errno.current)")
                 }
@@ -124,25 +125,27 @@ public struct KeeperStore: Sendable {
         return body(fd)
     }
 
-    static func readAll(_ fd: Int32, _ path: String) throws(LockError) -> String {
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        var offset: off_t = 0
-        while true {
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw .backend("cannot read \(path): \(Errno.current)") }
-            if n == 0 { break }
-            bytes += buffer[0..<n]
-            offset += off_t(n)
-            guard bytes.count <= 1 << 20 else { throw .backend("\(path) is larger than 1 MiB: not a keeper file") }
+    /// The file's text. `expected`: its size if known (fstat), so that one
+    /// read does: asked for a byte more, a short read proves the end.
+    static func readAll(_ fd: Int32, _ path: String, expected: Int = 4095) throws(LockError) -> String {
+        let chunk = min(max(expected, 0), 1 << 20) + 1
+        let read = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: chunk) { buffer -> Result<[UInt8], LockError> in
+            var bytes: [UInt8] = []
+            while true {
+                let n = pread(fd, buffer.baseAddress, chunk, off_t(bytes.count))
+                if n < 0 && errno == EINTR { continue }
+                guard n >= 0 else { return .failure(.backend("cannot read \(path): \(Errno.current)")) }
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[..<n]))
+                guard bytes.count <= 1 << 20 else { return .failure(.backend("\(path) is larger than 1 MiB: not a keeper file")) }
+                if n < chunk { return .success(bytes) }
+            }
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return String(decoding: try read.get(), as: UTF8.self)
     }
 
-    static func rewrite(_ fd: Int32, _ text: String, _ path: String) throws(LockError) {
+    static func rewrite(_ fd: Int32, _ text: String, _ path: String, truncate: Bool = true) throws(LockError) {
         let bytes = Array(text.utf8)
-        guard ftruncate(fd, 0) == 0 else { throw .backend("cannot write \(path): \(Errno.current)") }
+        guard !truncate || ftruncate(fd, 0) == 0 else { throw .backend("cannot write \(path): \(Errno.current)") }
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, $0.count - done, off_t(done)) }
