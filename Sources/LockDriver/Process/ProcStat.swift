@@ -14,24 +14,11 @@ public struct ProcStat: Sendable, Equatable {
         self.startTime = startTime
     }
 
-    /// Read on every acquire (the VM's process identity): one read into a
-    /// buffer on the stack and a parse of the bytes, no file-sized arrays
-    /// and no strings per field.
+    /// Read on every acquire (the VM's process identity): the bytes are
+    /// parsed as they are, no string per field.
     public static func read(_ pid: Int32) -> ProcStat? {
-        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { buffer -> ProcStat? in
-            var used = 0
-            // The kernel hands over the whole line in one read; it ends in a newline.
-            while used < buffer.count, used == 0 || buffer[used - 1] != UInt8(ascii: "\n") {
-                let n = Glibc.read(fd, buffer.baseAddress! + used, buffer.count - used)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { break }
-                used += n
-            }
-            return parse(UnsafeBufferPointer(rebasing: buffer[..<used]))
-        }
+        guard case .success(let bytes) = FileText.bytes("/proc/\(pid)/stat", limit: 4096) else { return nil }
+        return bytes.withUnsafeBufferPointer { parse($0) }
     }
 
     /// `pid (comm) state ppid ...`: comm may contain spaces and parentheses,
@@ -43,31 +30,13 @@ public struct ProcStat: Sendable, Equatable {
 
     static func parse(_ line: UnsafeBufferPointer<UInt8>) -> ProcStat? {
         guard let close = line.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        var state: Character?, parent: Int32?
-        var field = 0, start = close + 1, i = close + 1
-        // Fields after the name, separated by spaces: 0 is the state, 1 the
-        // parent, 19 the start time.
-        while i <= line.count {
-            if i < line.count && line[i] != UInt8(ascii: " ") {
-                i += 1
-                continue
-            }
-            if i > start {
-                let token = UnsafeBufferPointer(rebasing: line[start..<i])
-                switch field {
-                case 0: state = Character(Unicode.Scalar(token[0]))
-                case 1: parent = Int32(String(decoding: token, as: UTF8.self))
-                case 19:
-                    guard let state, let parent, let startTime = UInt64(String(decoding: token, as: UTF8.self)) else { return nil }
-                    return ProcStat(state: state, parent: parent, startTime: startTime)
-                default: break
-                }
-                field += 1
-            }
-            i += 1
-            start = i
-        }
-        return nil
+        // After the name: 0 the state, 1 the parent, 19 the start time (20: the rest).
+        let fields = line[(close + 1)...].split(separator: UInt8(ascii: " "), maxSplits: 20)
+        guard fields.count > 19, let state = fields[0].first,
+            let parent = Int32(String(decoding: fields[1], as: UTF8.self)),
+            let start = UInt64(String(decoding: fields[19], as: UTF8.self))
+        else { return nil }
+        return ProcStat(state: Character(Unicode.Scalar(state)), parent: parent, startTime: start)
     }
 
     /// Stopped (SIGSTOP) or stopped by a tracer.
