@@ -54,6 +54,19 @@ import Testing
         #expect(try PRState(decoding: PRState(vm: vm, entries: []).encoded).entries.isEmpty)
     }
 
+    @Test func entriesAreFoundByResourceName() throws {
+        let s = sample()
+        for state in [s, try PRState(decoding: s.encoded)] {
+            for e in s.entries { #expect(state.entry(for: e.resource) == e) }
+            #expect(state.entry(for: "iscsi://127.0.0.1:3260/iqn.2026-01.test:disk/2") == nil)
+        }
+        // Built from entries naming a resource twice (decoding refuses those): the first one counts.
+        let first = s.entries[0]
+        let again = PRState.Entry(resource: first.resource, key: first.key, type: .exclusiveAccessRegistrantsOnly)
+        let twice = PRState(vm: vm, entries: [first, again])
+        #expect(twice.entry(for: first.resource) == first)
+    }
+
     func rejects(_ text: String, _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
         let error = #expect(throws: LockError.self, sourceLocation: sourceLocation) { try PRState(decoding: text) }
         #expect(error?.kind == .invalid, sourceLocation: sourceLocation)

@@ -106,6 +106,8 @@ import Testing
         #expect(r3.status == 65 && r3.stderr.contains("not a valid iscsi://"), "\(r3)")
         let r4 = a.lockmgr("acquire", .one, disks: ["relative/disk.img"])
         #expect(r4.status == 65 && r4.stderr.contains("absolute device path or an iscsi:// URL"), "\(r4)")
+        let r5 = a.lockmgr("acquire", .one, disks: [lun, "iscsi://127.0.0.1:9/iqn.2026-01.lockmgr.test:never/2", lun])
+        #expect(r5.status == 65 && r5.stderr.contains("disk '\(lun)' was added twice"), "\(r5)")
     }
 }
 

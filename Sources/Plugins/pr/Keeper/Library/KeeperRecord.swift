@@ -53,17 +53,23 @@ public struct KeeperRecord: Sendable, Equatable {
     public func belongs(to process: VMProcess) -> Bool { pid == process.pid && startTime == process.startTime }
 
     /// Adds resources not yet listed (an acquire after a pause or a hotplug).
+    /// (Names are looked up in sets: a record lists up to 256 disks, and a
+    /// scan per disk cost tens of thousands of name compares per call.)
     public mutating func add(_ more: [PRResource]) {
-        for r in more where !resources.contains(where: { $0.name == r.name }) { resources.append(r) }
+        var listed = Set(resources.map(\.name))
+        for r in more where listed.insert(r.name).inserted { resources.append(r) }
     }
 
     public mutating func remove(_ names: [String]) {
-        resources.removeAll { names.contains($0.name) }
-        releasing.removeAll { names.contains($0) }
+        let gone = Set(names)
+        resources.removeAll { gone.contains($0.name) }
+        releasing.removeAll { gone.contains($0) }
     }
 
     public mutating func markReleasing(_ names: [String]) {
-        for n in names where resources.contains(where: { $0.name == n }) && !releasing.contains(n) { releasing.append(n) }
+        let listed = Set(resources.map(\.name))
+        var marked = Set(releasing)
+        for n in names where listed.contains(n) && marked.insert(n).inserted { releasing.append(n) }
     }
 
     public var encoded: String {
@@ -82,6 +88,7 @@ public struct KeeperRecord: Sendable, Equatable {
         guard lines.first == Self.magic else { throw Self.bad(origin, 1, "it does not start with '\(Self.magic)'") }
         var vm: UUIDBytes?, name = "", pid: Int32?, start: UInt64?, action: FailureAction?
         var uri: String?, config: String?, resources: [PRResource] = [], releasing: [String] = []
+        var listed: Set<String> = []
         for (i, line) in lines.enumerated().dropFirst() {
             let fields = line.splitBytes(at: " ")
             guard fields.count >= 2 else { throw Self.bad(origin, i + 1, "'\(line)' is not 'field value'") }
@@ -100,9 +107,10 @@ public struct KeeperRecord: Sendable, Equatable {
                 do { resources.append(try PRResource(name, mode: mode)) } catch {
                     throw Self.bad(origin, i + 1, error.message)
                 }
+                listed.insert(name)
             case ("releasing", 2):
                 let name = try Self.unescape(value, origin, i + 1)
-                guard resources.contains(where: { $0.name == name }) else {
+                guard listed.contains(name) else {
                     throw Self.bad(origin, i + 1, "'releasing' names a disk not listed before it")
                 }
                 releasing.append(name)

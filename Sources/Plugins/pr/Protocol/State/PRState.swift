@@ -32,12 +32,19 @@ public struct PRState: Sendable, Equatable {
         }
     }
 
-    public var vm: UUIDBytes
-    public var entries: [Entry]
+    public let vm: UUIDBytes
+    public let entries: [Entry]
+    /// Where each resource's (first) entry is: an acquire looks up every
+    /// resource, and a scan per lookup cost 32k name compares at 256 LUNs.
+    private let positions: [String: Int]
 
     public init(vm: UUIDBytes, entries: [Entry]) {
         self.vm = vm
         self.entries = entries
+        var positions: [String: Int] = [:]
+        positions.reserveCapacity(entries.count)
+        for (i, e) in entries.enumerated() where positions[e.resource] == nil { positions[e.resource] = i }
+        self.positions = positions
     }
 
     public static let magic = "lockmgr-pr-v1"
@@ -47,7 +54,7 @@ public struct PRState: Sendable, Equatable {
     public static let maxLength = 65536
     public static let maxEntries = 256
 
-    public func entry(for resource: String) -> Entry? { entries.first { $0.resource == resource } }
+    public func entry(for resource: String) -> Entry? { positions[resource].map { entries[$0] } }
 
     // MARK: encoding
 
@@ -127,6 +134,7 @@ public struct PRState: Sendable, Equatable {
             throw Self.bad("field 2 must be vm=<32 lower-case hex digits>")
         }
         var entries: [Entry] = []
+        var names: Set<String> = []
         for (i, field) in fields.dropFirst(2).dropLast().enumerated() {
             guard field.hasPrefix("r=") else { throw Self.bad("field \(i + 3) '\(field.prefix(20))' is unknown") }
             let parts = field.dropFirst(2).splitBytes(at: ",", omittingEmpty: false)
@@ -147,9 +155,7 @@ public struct PRState: Sendable, Equatable {
             guard key.isShared || key.vmPart == PRKey.vmPart(of: vm) else {
                 throw Self.bad("resource field \(i + 1): key \(key) does not belong to VM \(vm)")
             }
-            guard !entries.contains(where: { $0.resource == name }) else {
-                throw Self.bad("resource '\(name)' appears twice")
-            }
+            guard names.insert(name).inserted else { throw Self.bad("resource '\(name)' appears twice") }
             entries.append(Entry(resource: name, key: key, type: type))
             guard entries.count <= Self.maxEntries else { throw Self.bad("more than \(Self.maxEntries) resources") }
         }
