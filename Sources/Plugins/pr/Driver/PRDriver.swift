@@ -32,7 +32,7 @@ final class PRManager: LockPluginManager {
     let object: LockObject
     var resources: [PRResource] = []
     /// The names of `resources`: a scan per added disk cost 32k name compares at 256 LUNs.
-    var names: Set<String> = []
+    private var names: Set<String> = []
     var config: PRConfig { driver.config }
 
     init(driver: PRDriver, object: LockObject) {

@@ -52,11 +52,13 @@ public struct KeeperRecord: Sendable, Equatable {
     /// Whether this record is the one of `process` (same pid, same start).
     public func belongs(to process: VMProcess) -> Bool { pid == process.pid && startTime == process.startTime }
 
+    /// The listed disks' names, for lookups: a record lists up to 256 disks,
+    /// and a scan per disk cost tens of thousands of name compares per call.
+    private var resourceNames: Set<String> { Set(resources.map(\.name)) }
+
     /// Adds resources not yet listed (an acquire after a pause or a hotplug).
-    /// (Names are looked up in sets: a record lists up to 256 disks, and a
-    /// scan per disk cost tens of thousands of name compares per call.)
     public mutating func add(_ more: [PRResource]) {
-        var listed = Set(resources.map(\.name))
+        var listed = resourceNames
         for r in more where listed.insert(r.name).inserted { resources.append(r) }
     }
 
@@ -67,7 +69,7 @@ public struct KeeperRecord: Sendable, Equatable {
     }
 
     public mutating func markReleasing(_ names: [String]) {
-        let listed = Set(resources.map(\.name))
+        let listed = resourceNames
         var marked = Set(releasing)
         for n in names where listed.contains(n) && marked.insert(n).inserted { releasing.append(n) }
     }
